@@ -1,0 +1,139 @@
+//! Config plumbing shared by policies, connectors and services: the [`ConfigIssue`] error,
+//! typed decoding of a TOML table, and the kinds the TOML can name with `type = "..."`.
+
+use std::fmt;
+
+/// A config value that is missing, of the wrong type or not allowed, with the key path
+/// relative to the decoded table (the runner prefixes where that table is in the file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigIssue {
+    /// Dotted key path of the offending field, e.g. `process.retry.max_attempts`.
+    pub path: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// An invalid value at `path`.
+    pub fn new(path: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The same error seen from a parent struct: `prefix.path`.
+    #[must_use]
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = if self.path.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{}", self.path)
+        };
+        self
+    }
+}
+
+/// Decodes a TOML table (as JSON) into `T`, naming the exact key on error.
+///
+/// Declare `T` with `#[serde(deny_unknown_fields)]` so misspelled keys are errors.
+///
+/// # Errors
+///
+/// The path of the offending key and serde's description (unknown field and the allowed
+/// ones, wrong type, bad duration…).
+///
+/// # Examples
+///
+/// ```
+/// use ergon_core::config::decode;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct FileConfig { path: String }
+///
+/// let err = decode::<FileConfig>(serde_json::json!({ "pth": "a.jsonl" })).unwrap_err();
+/// assert_eq!(err.path, "pth");
+/// assert!(err.message.contains("expected `path`"), "{}", err.message);
+/// ```
+pub fn decode<T: serde::de::DeserializeOwned>(table: serde_json::Value) -> Result<T, ConfigIssue> {
+    serde_path_to_error::deserialize(table).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigIssue::new(path, err.into_inner())
+    })
+}
+
+/// What a kind needs to know about where its table came from.
+#[derive(Debug, Clone)]
+pub struct ConfigEnv {
+    /// The entity's name in the file (`[connectors.NAME]`).
+    pub name: String,
+    /// The directory of the config file: relative paths in the table are resolved from it.
+    pub base_dir: std::path::PathBuf,
+}
+
+impl ConfigEnv {
+    /// Resolves a path from the table against the config file's directory.
+    pub fn resolve(&self, path: &std::path::Path) -> std::path::PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+/// A kind of connector the TOML can name with `type = "..."` in `[connectors.NAME]`.
+///
+/// [`configure`](ConnectorKind::configure) runs at load time (and for `validate`): it
+/// decodes and checks the table without I/O. The returned [`MakeConnector`] opens one
+/// connector per worker at run time; state shared by the workers of one `[connectors.NAME]`
+/// (a file reader, a channel) lives in it.
+pub trait ConnectorKind: Send + Sync + 'static {
+    /// The `type` value that selects this kind.
+    fn name(&self) -> &'static str;
+
+    /// Decodes and validates one table (without its `type` key).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigIssue`] whose path is relative to the table.
+    fn configure(
+        &self,
+        table: serde_json::Value,
+        env: &ConfigEnv,
+    ) -> Result<std::sync::Arc<dyn MakeConnector>, ConfigIssue>;
+}
+
+/// Opens the connector of one worker; see [`ConnectorKind`].
+#[async_trait::async_trait]
+pub trait MakeConnector: Send + Sync + 'static {
+    /// Opens (connects) the connector for worker `worker`.
+    async fn connect(
+        &self,
+        worker: usize,
+    ) -> Result<std::sync::Arc<dyn crate::Connector>, crate::TaskError>;
+}
+
+/// A kind of service the TOML can name with `type = "..."` in `[services.NAME]`.
+///
+/// One instance per `[services.NAME]`, shared by every task and worker that lists it.
+pub trait ServiceKind: Send + Sync + 'static {
+    /// The `type` value that selects this kind.
+    fn name(&self) -> &'static str;
+
+    /// Decodes and validates one table (without its `type` key) and builds the service.
+    /// No I/O here: connect lazily on first use.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigIssue`] whose path is relative to the table.
+    fn configure(
+        &self,
+        table: serde_json::Value,
+        env: &ConfigEnv,
+    ) -> Result<crate::context::ServiceHandle, ConfigIssue>;
+}

@@ -1,0 +1,130 @@
+//! Connectors move transactions in and out; the runner settles through them.
+//!
+//! A connector is the only place that knows a transport (a queue, a file, a table). The
+//! engine calls it for three things: [`Connector::fetch`] a batch, [`Connector::dispatch`]
+//! outbound transactions, and [`Connector::settle`] each fetched transaction once its
+//! lifecycle is over (ack, requeue, dead-letter or drop).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::{Category, TaskError};
+use crate::transaction::Transaction;
+
+/// What becomes of a fetched transaction: decided by the engine, performed by its input
+/// connector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Done: remove it from the input for good.
+    Ack,
+    /// Deliver it again later (a shutdown interrupted it, or policy says so).
+    Requeue,
+    /// Keep it aside with the reason it failed.
+    DeadLetter(Failure),
+    /// Remove it from the input without keeping it (policy `on_failure = "drop"`).
+    Drop(Failure),
+}
+
+impl Settlement {
+    /// The lowercase name used in logs and the `process` command.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Settlement::Ack => "ack",
+            Settlement::Requeue => "requeue",
+            Settlement::DeadLetter(_) => "dead_letter",
+            Settlement::Drop(_) => "drop",
+        }
+    }
+}
+
+/// Why a transaction failed: what a dead letter records next to the original payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The task that gave up on it.
+    pub task: Arc<str>,
+    /// The step whose failure decided the outcome (`process` or `success`).
+    pub step: &'static str,
+    /// The category of the final error.
+    pub category: Category,
+    /// The final error with its cause chain.
+    pub message: String,
+    /// Attempts made by that step.
+    pub attempts: u32,
+}
+
+/// A source and/or destination of transactions.
+///
+/// Implementations must be cheap to call concurrently (`&self`) and must not retry on
+/// their own: the engine wraps every call in the step envelope. `fetch` is a poll: it
+/// returns what is available now (possibly nothing) rather than waiting for more.
+///
+/// # Examples
+///
+/// A connector that yields a fixed list once and records what it settles:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use async_trait::async_trait;
+/// use ergon_core::{Connector, Settlement, TaskError, Transaction};
+///
+/// struct Fixed { items: Mutex<Vec<Transaction>>, acked: Mutex<Vec<String>> }
+///
+/// #[async_trait]
+/// impl Connector for Fixed {
+///     async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+///         let mut items = self.items.lock().unwrap();
+///         let n = max.min(items.len());
+///         Ok(items.drain(..n).collect())
+///     }
+///     async fn settle(&self, tx: &Transaction, s: &Settlement) -> Result<(), TaskError> {
+///         if *s == Settlement::Ack { self.acked.lock().unwrap().push(tx.id().to_owned()); }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// Fetches up to `max` transactions (`max >= 1`); an empty batch means none right now.
+    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError>;
+
+    /// Settles one transaction this connector fetched. Each fetched transaction is settled
+    /// exactly once by the engine.
+    async fn settle(
+        &self,
+        transaction: &Transaction,
+        settlement: &Settlement,
+    ) -> Result<(), TaskError>;
+
+    /// Sends transactions out; returns once the destination has accepted all of them.
+    async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
+        let _ = transactions;
+        Err(unsupported("dispatch"))
+    }
+
+    /// Looks one transaction up by id, where the transport can.
+    async fn fetch_by_id(&self, id: &str) -> Result<Option<Transaction>, TaskError> {
+        let _ = id;
+        Err(unsupported("fetch_by_id"))
+    }
+
+    /// How many transactions wait to be fetched, where the transport knows.
+    async fn count(&self) -> Result<Option<u64>, TaskError> {
+        Ok(None)
+    }
+
+    /// Checks that the connector can reach its transport (`validate --connect`, health).
+    async fn health(&self) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    /// Flushes and releases what the connector holds; called once when its worker ends.
+    async fn close(&self) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// The error a connector returns for an operation its transport does not offer.
+pub fn unsupported(operation: &str) -> TaskError {
+    TaskError::system(format!("this connector does not support {operation}")).non_retryable()
+}

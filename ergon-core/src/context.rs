@@ -1,0 +1,270 @@
+//! The context a task receives: its injected connectors, services and settings.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::connector::Connector;
+use crate::error::TaskError;
+use crate::service::Service;
+
+/// What a task can reach: built by the runner from the TOML, passed to every role method.
+///
+/// Cheap to clone. Misconfiguration found through it (a missing connector, a service of
+/// another type) is a non-retryable system error naming what is missing.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ergon_core::{Context, Service};
+/// use serde::Deserialize;
+///
+/// struct Rates;
+/// impl Service for Rates {}
+///
+/// #[derive(Deserialize)]
+/// struct Settings { max_total: f64 }
+///
+/// let cx = Context::builder("orders")
+///     .service("rates", Arc::new(Rates))
+///     .settings(serde_json::json!({ "max_total": 500.0 }))
+///     .build();
+/// let rates: Arc<Rates> = cx.service("rates")?;
+/// assert_eq!(cx.settings::<Settings>()?.max_total, 500.0);
+/// assert!(cx.service::<Rates>("missing").is_err());
+/// # Ok::<(), ergon_core::TaskError>(())
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    task: Arc<str>,
+    worker: usize,
+    input: Option<Arc<dyn Connector>>,
+    output: Option<Arc<dyn Connector>>,
+    services: BTreeMap<String, ServiceHandle>,
+    settings: serde_json::Value,
+}
+
+/// A service as stored in a context: usable by concrete type and as a [`Service`].
+#[derive(Clone)]
+pub struct ServiceHandle {
+    concrete: Arc<dyn Any + Send + Sync>,
+    service: Arc<dyn Service>,
+    type_name: &'static str,
+}
+
+impl ServiceHandle {
+    /// Wraps a service.
+    pub fn new<S: Service>(service: Arc<S>) -> Self {
+        Self {
+            concrete: service.clone(),
+            service,
+            type_name: std::any::type_name::<S>(),
+        }
+    }
+
+    /// The service through its trait (health checks).
+    pub fn service(&self) -> &Arc<dyn Service> {
+        &self.service
+    }
+}
+
+impl fmt::Debug for ServiceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.type_name)
+    }
+}
+
+impl Context {
+    /// Starts a context for the task named `task`.
+    pub fn builder(task: impl Into<Arc<str>>) -> ContextBuilder {
+        ContextBuilder {
+            task: task.into(),
+            worker: 0,
+            input: None,
+            output: None,
+            services: BTreeMap::new(),
+            settings: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// The task's name in the TOML (`[tasks.NAME]`).
+    pub fn task_name(&self) -> &str {
+        &self.inner.task
+    }
+
+    /// The shared task name, for failure records.
+    pub fn task_name_arc(&self) -> &Arc<str> {
+        &self.inner.task
+    }
+
+    /// The index of the worker running this context (0-based).
+    pub fn worker(&self) -> usize {
+        self.inner.worker
+    }
+
+    /// The input connector (`input = "..."` in the task's table).
+    ///
+    /// # Errors
+    ///
+    /// When the task has no input connector.
+    pub fn input(&self) -> Result<&Arc<dyn Connector>, TaskError> {
+        self.inner
+            .input
+            .as_ref()
+            .ok_or_else(|| self.missing("input"))
+    }
+
+    /// The output connector (`output = "..."` in the task's table).
+    ///
+    /// # Errors
+    ///
+    /// When the task has no output connector.
+    pub fn output(&self) -> Result<&Arc<dyn Connector>, TaskError> {
+        self.inner
+            .output
+            .as_ref()
+            .ok_or_else(|| self.missing("output"))
+    }
+
+    /// The service named `name` (listed in the task's `services`), as its concrete type.
+    ///
+    /// # Errors
+    ///
+    /// When no such service was injected, or it is not an `S`.
+    pub fn service<S: Service>(&self, name: &str) -> Result<Arc<S>, TaskError> {
+        let handle = self.inner.services.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.inner.services.keys().map(String::as_str).collect();
+            TaskError::system(format!(
+                "task {} has no service named {name:?} (injected: {known:?}); list it in `services`",
+                self.inner.task
+            ))
+            .non_retryable()
+        })?;
+        handle.concrete.clone().downcast::<S>().map_err(|_| {
+            TaskError::system(format!(
+                "service {name:?} of task {} is a {}, not a {}",
+                self.inner.task,
+                handle.type_name,
+                std::any::type_name::<S>()
+            ))
+            .non_retryable()
+        })
+    }
+
+    /// Every injected service, by name.
+    pub fn services(&self) -> impl Iterator<Item = (&str, &ServiceHandle)> {
+        self.inner.services.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The task's `settings` table, decoded into `T`.
+    ///
+    /// # Errors
+    ///
+    /// A non-retryable system error naming the bad key when the table does not fit `T`.
+    pub fn settings<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        serde_path_to_error::deserialize(&self.inner.settings).map_err(|err| {
+            let path = err.path().to_string();
+            TaskError::system(format!(
+                "tasks.{}.settings{}: {}",
+                self.inner.task,
+                if path == "." {
+                    String::new()
+                } else {
+                    format!(".{path}")
+                },
+                err.inner()
+            ))
+            .non_retryable()
+        })
+    }
+
+    fn missing(&self, role: &str) -> TaskError {
+        TaskError::system(format!(
+            "task {} has no {role} connector; set `{role} = \"...\"` in [tasks.{}]",
+            self.inner.task, self.inner.task
+        ))
+        .non_retryable()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("task", &self.inner.task)
+            .field("worker", &self.inner.worker)
+            .field("input", &self.inner.input.is_some())
+            .field("output", &self.inner.output.is_some())
+            .field("services", &self.inner.services)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Context`]; see [`Context::builder`].
+#[must_use]
+pub struct ContextBuilder {
+    task: Arc<str>,
+    worker: usize,
+    input: Option<Arc<dyn Connector>>,
+    output: Option<Arc<dyn Connector>>,
+    services: BTreeMap<String, ServiceHandle>,
+    settings: serde_json::Value,
+}
+
+impl ContextBuilder {
+    /// Sets the worker index.
+    pub fn worker(mut self, worker: usize) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// Sets the input connector.
+    pub fn input(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.input = Some(connector);
+        self
+    }
+
+    /// Sets the output connector.
+    pub fn output(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.output = Some(connector);
+        self
+    }
+
+    /// Injects a service under `name`.
+    pub fn service<S: Service>(self, name: impl Into<String>, service: Arc<S>) -> Self {
+        self.service_handle(name, ServiceHandle::new(service))
+    }
+
+    /// Injects an already wrapped service under `name`.
+    pub fn service_handle(mut self, name: impl Into<String>, handle: ServiceHandle) -> Self {
+        self.services.insert(name.into(), handle);
+        self
+    }
+
+    /// Sets the task's settings table.
+    pub fn settings(mut self, settings: serde_json::Value) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Finishes the context.
+    pub fn build(self) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                task: self.task,
+                worker: self.worker,
+                input: self.input,
+                output: self.output,
+                services: self.services,
+                settings: self.settings,
+            }),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! One attempt: the per-attempt timeout and the panic guard around the call.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+
+use crate::error::TaskError;
+
+/// Runs one attempt, turning an overrun into [`TaskError::Timeout`] and a panic into
+/// [`TaskError::Panicked`], so nothing an attempt does can take the worker down.
+pub(super) async fn attempt<T>(
+    call: impl Future<Output = Result<T, TaskError>>,
+    timeout: Duration,
+) -> Result<T, TaskError> {
+    match tokio::time::timeout(timeout, AssertUnwindSafe(call).catch_unwind()).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => Err(TaskError::Panicked {
+            message: panic_message(panic.as_ref()),
+        }),
+        Err(_elapsed) => Err(TaskError::timeout(timeout)),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,93 @@
+//! The step envelope: the one way every step runs (the seed's `run_fn`).
+//!
+//! The layers have a fixed order, documented once here; policies tune them but cannot
+//! reorder them:
+//!
+//! ```text
+//! step span ─▶ retry decision (category rules, backoff with jitter) ─▶ attempt span
+//!           ─▶ per-attempt timeout ─▶ panic guard ─▶ your call
+//! ```
+//!
+//! * An attempt that returns a retryable error (system, timeout) is retried after
+//!   [`RetryPolicy::jittered_delay_after`] until `max_attempts` attempts were made.
+//! * A business error, a non-retryable system error or a panic ends the step at once.
+//! * Each attempt is bounded by the policy's `timeout`; running out is
+//!   [`TaskError::Timeout`].
+//!
+//! The envelope is the only retry owner of a step: connectors and services called inside
+//! it should not retry on their own.
+
+mod attempt;
+mod retry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::TaskError;
+use crate::policy::RetryPolicy;
+
+pub(crate) use retry::run;
+
+/// The outcome of a step run under the envelope, with the number of attempts it took.
+#[derive(Debug)]
+pub struct Attempted<T> {
+    /// The last attempt's result.
+    pub result: Result<T, TaskError>,
+    /// Attempts made, the first included (>= 1).
+    pub attempts: u32,
+}
+
+impl<T> Attempted<T> {
+    /// Attempts beyond the first.
+    pub fn retries(&self) -> u32 {
+        self.attempts.saturating_sub(1)
+    }
+}
+
+/// Told about every finished attempt; the `process` debug command and tests use it.
+pub trait AttemptHook {
+    /// Attempt number `attempt` of `step` ended with `outcome` after `elapsed`.
+    fn on_attempt(
+        &mut self,
+        step: &'static str,
+        attempt: u32,
+        outcome: Result<(), &TaskError>,
+        elapsed: Duration,
+    );
+}
+
+/// The hook that does nothing (the hot path).
+impl AttemptHook for () {
+    #[inline]
+    fn on_attempt(&mut self, _: &'static str, _: u32, _: Result<(), &TaskError>, _: Duration) {}
+}
+
+/// Runs `call` under the step envelope: retries, per-attempt timeout, backoff, spans.
+///
+/// `call` receives the attempt number (1-based) and is called once per attempt. Use it in
+/// your own code and services to get the same guarantees as the framework's steps.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use ergon_core::{TaskError, envelope::run_fn, policy::RetryPolicy};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let policy = RetryPolicy { max_attempts: 3, backoff: Duration::from_millis(1), ..Default::default() };
+/// let outcome = run_fn("lookup", &policy, |attempt| async move {
+///     if attempt < 3 { Err(TaskError::system("flaky")) } else { Ok(attempt * 10) }
+/// })
+/// .await;
+/// assert_eq!(outcome.attempts, 3);
+/// assert_eq!(outcome.result.unwrap(), 30);
+/// # }
+/// ```
+pub async fn run_fn<T, F, Fut>(name: &'static str, policy: &RetryPolicy, call: F) -> Attempted<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, TaskError>>,
+{
+    let span = tracing::debug_span!("step", { crate::telemetry::names::STEP } = name);
+    run(name, span, policy, call, &mut ()).await
+}

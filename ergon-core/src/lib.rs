@@ -1,0 +1,59 @@
+//! # ergon-core
+//!
+//! The model and the engines of ergon, with no I/O of its own.
+//!
+//! ## The data flow
+//!
+//! ```text
+//!  input Connector ──fetch(batch)──▶ ConsumeLoop ──≤ concurrency in flight──▶
+//!    process ──ok──▶ success ──ok──▶ settle: Ack
+//!       │ err          │ err
+//!       ▼              ▼
+//!    exception ───────────────────▶ settle: DeadLetter | Requeue | Drop (policy)
+//! ```
+//!
+//! Read the modules in that order:
+//!
+//! * [`transaction`]: the [`Transaction`], immutable and cheap to clone, with lineage.
+//! * [`error`]: [`TaskError`] and its [`Category`] (business, system, timeout).
+//! * [`policy`]: [`ConsumerPolicy`] and the [`RetryPolicy`](policy::RetryPolicy) of each step.
+//! * [`envelope`]: [`run_fn`](envelope::run_fn), the retry / timeout / backoff envelope
+//!   every step runs in; [`concurrency`]: `run_concurrently`.
+//! * [`task`]: the roles you implement ([`Consumer`]); [`context`]: what a task can reach.
+//! * [`connector`]: the [`Connector`] trait and the [`Settlement`] the engine decides;
+//!   [`memory`]: the in-process connector.
+//! * [`step`] (fetch), [`lifecycle`] (process → success | exception), [`settle`]:
+//!   one transaction's path.
+//! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives it all.
+//! * [`telemetry`]: span and attribute names.
+//!
+//! ## Feature flags
+//!
+//! * `test-util`: [`test_util`], scripted connectors to test tasks and the engine.
+
+pub mod concurrency;
+pub mod config;
+pub mod connector;
+pub mod context;
+pub mod envelope;
+pub mod error;
+pub mod lifecycle;
+pub mod memory;
+pub mod policy;
+pub mod runner;
+pub mod service;
+pub mod settle;
+pub mod step;
+pub mod task;
+pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+pub mod transaction;
+
+pub use connector::{Connector, Failure, Settlement};
+pub use context::Context;
+pub use error::{Category, TaskError};
+pub use policy::ConsumerPolicy;
+pub use service::Service;
+pub use task::Consumer;
+pub use transaction::Transaction;

@@ -1,0 +1,336 @@
+//! The async consume loop: fetch batches, keep up to `concurrency` transactions in flight,
+//! settle each one, stop cleanly.
+//!
+//! One worker is one tokio task driving its transactions as futures in a
+//! `FuturesUnordered`: no spawn and no semaphore per transaction (the in-flight set *is*
+//! the bound), so a transaction costs a few allocations and no cross-thread wake-up. Run
+//! more workers (`workers = N`) to use more cores; CPU-bound work belongs on the blocking
+//! pool, not here.
+//!
+//! The next batch is fetched while the current one drains (whenever fewer than
+//! `max(batch_size, concurrency)` transactions are buffered), so concurrency stays full
+//! across batch boundaries.
+//!
+//! Stopping, for any reason (shutdown signal, loop timeout, fetch failure), works the same
+//! way: no new fetch, buffered transactions not yet started are requeued, in-flight ones
+//! may finish until `drain_timeout`, and the ones still running then are cancelled and
+//! requeued. A transaction is settled exactly once either way.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::time::Sleep;
+use tokio_util::sync::CancellationToken;
+
+use super::{LimitBudget, WorkerStats};
+use crate::connector::{Connector, Settlement};
+use crate::context::Context;
+use crate::envelope::Attempted;
+use crate::error::TaskError;
+use crate::lifecycle::{self, TransactionOutcome};
+use crate::policy::{ConsumerPolicy, RetryPolicy};
+use crate::settle::settle;
+use crate::step::fetch::fetch;
+use crate::task::Consumer;
+use crate::transaction::Transaction;
+
+/// Why a consume loop ended (without error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// Not streaming, and a fetch found the input empty.
+    Exhausted,
+    /// The task's `limit` was reached.
+    LimitReached,
+    /// The loop's `timeout` was reached.
+    TimedOut,
+    /// Shutdown was requested.
+    ShutDown,
+}
+
+/// One worker's consume loop for the consumer task `T`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use ergon_core::runner::{ConsumeLoop, LoopEnd};
+/// use ergon_core::test_util::ScriptedConnector;
+/// use ergon_core::{Consumer, Context, ConsumerPolicy, TaskError, Transaction};
+///
+/// struct Noop;
+/// impl Consumer for Noop {
+///     type Output = ();
+///     async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> { Ok(()) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let input = Arc::new(ScriptedConnector::with_count(10));
+/// let cx = Context::builder("noop").input(input.clone()).build();
+/// let end = ConsumeLoop::new(Arc::new(Noop), cx, Arc::new(ConsumerPolicy::default())).run().await;
+/// assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+/// assert_eq!(input.acked().len(), 10);
+/// # }
+/// ```
+pub struct ConsumeLoop<T> {
+    task: Arc<T>,
+    cx: Context,
+    policy: Arc<ConsumerPolicy>,
+    limit: Option<Arc<LimitBudget>>,
+    stats: Arc<WorkerStats>,
+    shutdown: CancellationToken,
+}
+
+/// How a transaction's future ended.
+enum Finished {
+    Done(TransactionOutcome, bool),
+    Abandoned(Transaction),
+}
+
+type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = (usize, Attempted<Vec<Transaction>>)> + Send + 'a>>;
+
+impl<T: Consumer> ConsumeLoop<T> {
+    /// A loop for `task` reading from `cx`'s input under `policy`. The policy's `limit`
+    /// applies to this loop alone unless a shared budget is given with
+    /// [`ConsumeLoop::limit`].
+    pub fn new(task: Arc<T>, cx: Context, policy: Arc<ConsumerPolicy>) -> Self {
+        let limit = policy.r#loop.limit.map(|n| Arc::new(LimitBudget::new(n)));
+        Self {
+            task,
+            cx,
+            policy,
+            limit,
+            stats: Arc::default(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Shares a limit budget with the task's other workers.
+    pub fn limit(mut self, budget: Option<Arc<LimitBudget>>) -> Self {
+        self.limit = budget;
+        self
+    }
+
+    /// Counts into `stats` (read them live from elsewhere).
+    pub fn stats(mut self, stats: Arc<WorkerStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// Stops the loop, with a drain, when `token` is cancelled.
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = token;
+        self
+    }
+
+    /// Runs until the input is exhausted, the limit or timeout is reached, or shutdown.
+    ///
+    /// # Errors
+    ///
+    /// The task has no input connector, or fetching failed after its retries (in-flight
+    /// transactions are drained and buffered ones requeued first).
+    pub async fn run(self) -> Result<LoopEnd, TaskError> {
+        let input = self.cx.input()?.clone();
+        let policy = &*self.policy;
+        let concurrency = policy.r#loop.concurrency;
+        let batch_size = policy.fetch.batch_size;
+        let low_water = batch_size.max(concurrency);
+        let empty_backoff = policy.fetch.empty.as_backoff();
+        let task_name = self.cx.task_name();
+
+        let mut buffer: VecDeque<Transaction> = VecDeque::with_capacity(low_water + batch_size);
+        // Declared before `in_flight`, whose futures borrow it.
+        let drain = CancellationToken::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut fetching: Option<FetchFuture<'_>> = None;
+        let mut waiting: Option<Pin<Box<Sleep>>> = None;
+        let mut empty_streak = 0;
+        let mut source_end: Option<LoopEnd> = None;
+        let mut stop: Option<LoopEnd> = None;
+        let mut fetch_error: Option<TaskError> = None;
+        let mut loop_deadline = policy
+            .r#loop
+            .timeout
+            .map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
+
+        loop {
+            if stop.is_none() {
+                let reason = if self.shutdown.is_cancelled() {
+                    Some(LoopEnd::ShutDown)
+                } else if loop_deadline.as_ref().is_some_and(|d| d.is_elapsed()) {
+                    Some(LoopEnd::TimedOut)
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    stop = Some(reason);
+                    waiting = None;
+                    drain_deadline =
+                        Some(Box::pin(tokio::time::sleep(policy.r#loop.drain_timeout)));
+                    self.requeue_all(&*input, buffer.drain(..), false).await;
+                }
+            }
+
+            while in_flight.len() < concurrency {
+                let Some(tx) = buffer.pop_front() else { break };
+                in_flight.push(self.drive(&*input, tx, &drain));
+            }
+            self.stats.set_in_flight(in_flight.len());
+
+            let open = source_end.is_none() && stop.is_none() && fetch_error.is_none();
+            if open && fetching.is_none() && waiting.is_none() && buffer.len() < low_water {
+                let want = self
+                    .limit
+                    .as_ref()
+                    .map_or(batch_size, |l| l.reserve(batch_size));
+                if want == 0 {
+                    source_end = Some(LoopEnd::LimitReached);
+                } else {
+                    let input = &*input;
+                    fetching = Some(Box::pin(async move {
+                        (
+                            want,
+                            fetch(task_name, input, &policy.fetch.retry, want).await,
+                        )
+                    }));
+                }
+            }
+
+            let idle = in_flight.is_empty() && fetching.is_none() && buffer.is_empty();
+            if idle && (source_end.is_some() || stop.is_some() || fetch_error.is_some()) {
+                break;
+            }
+
+            tokio::select! {
+                biased;
+                (want, fetched) = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
+                    fetching = None;
+                    match fetched.result {
+                        Ok(batch) => {
+                            if let Some(limit) = &self.limit {
+                                limit.give_back(want.saturating_sub(batch.len()));
+                            }
+                            if batch.is_empty() {
+                                if policy.r#loop.streaming {
+                                    empty_streak += 1;
+                                    let wait = empty_backoff.delay_after(empty_streak);
+                                    waiting = Some(Box::pin(tokio::time::sleep(wait)));
+                                } else {
+                                    source_end = Some(LoopEnd::Exhausted);
+                                }
+                            } else {
+                                empty_streak = 0;
+                                if stop.is_some() {
+                                    self.requeue_all(&*input, batch.into_iter(), false).await;
+                                } else {
+                                    buffer.extend(batch);
+                                }
+                            }
+                        }
+                        Err(err) => {
+                            if let Some(limit) = &self.limit {
+                                limit.give_back(want);
+                            }
+                            tracing::error!(
+                                task = task_name,
+                                attempts = fetched.attempts,
+                                error = %err.chain(),
+                                "Fetch failed after its retries; stopping this worker"
+                            );
+                            drain_deadline = Some(Box::pin(tokio::time::sleep(policy.r#loop.drain_timeout)));
+                            self.requeue_all(&*input, buffer.drain(..), false).await;
+                            fetch_error = Some(err);
+                        }
+                    }
+                }
+                Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
+                    match finished {
+                        Finished::Done(outcome, settled) => self.stats.record(&outcome, settled),
+                        Finished::Abandoned(tx) => {
+                            self.requeue_all(&*input, std::iter::once(tx), true).await;
+                        }
+                    }
+                }
+                () = async { waiting.as_mut().expect("guarded").await }, if waiting.is_some() => {
+                    waiting = None;
+                }
+                () = self.shutdown.cancelled(), if stop.is_none() => {}
+                () = async { loop_deadline.as_mut().expect("guarded").await }, if loop_deadline.is_some() && stop.is_none() => {}
+                () = async { drain_deadline.as_mut().expect("guarded").await }, if drain_deadline.is_some() && !drain.is_cancelled() => {
+                    tracing::warn!(
+                        task = task_name,
+                        in_flight = in_flight.len(),
+                        "Drain timeout reached; cancelling and requeueing the transactions still in flight"
+                    );
+                    drain.cancel();
+                }
+            }
+        }
+        self.stats.set_in_flight(0);
+
+        match fetch_error {
+            Some(err) => Err(err),
+            None => Ok(stop.or(source_end).unwrap_or(LoopEnd::Exhausted)),
+        }
+    }
+
+    /// One transaction: its lifecycle and settlement, unless the drain timeout cuts it off.
+    async fn drive(
+        &self,
+        input: &dyn Connector,
+        tx: Transaction,
+        drain: &CancellationToken,
+    ) -> Finished {
+        let run = async {
+            let outcome = lifecycle::run(&*self.task, &self.cx, &self.policy, &tx, &mut ()).await;
+            let settled = settle(
+                self.cx.task_name(),
+                input,
+                &tx,
+                &outcome.settlement,
+                &self.policy.settle.retry,
+            )
+            .await
+            .is_ok();
+            (outcome, settled)
+        };
+        tokio::select! {
+            biased;
+            (outcome, settled) = run => Finished::Done(outcome, settled),
+            () = drain.cancelled() => Finished::Abandoned(tx),
+        }
+    }
+
+    /// Requeues transactions that will not run in this worker (not started, or cut off).
+    async fn requeue_all(
+        &self,
+        input: &dyn Connector,
+        transactions: impl Iterator<Item = Transaction>,
+        abandoned: bool,
+    ) {
+        let policy: &RetryPolicy = &self.policy.settle.retry;
+        for tx in transactions {
+            // It will not be processed here: it no longer counts against the limit.
+            if let Some(limit) = &self.limit {
+                limit.give_back(1);
+            }
+            match settle(
+                self.cx.task_name(),
+                input,
+                &tx,
+                &Settlement::Requeue,
+                policy,
+            )
+            .await
+            {
+                Ok(()) => self.stats.record_requeued_unstarted(1, abandoned),
+                Err(_) => self.stats.record_settle_failed(),
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The steps of a transaction's life, each run in the step envelope.
+//!
+//! `fetch` brings a batch in; then, per transaction, `process` → `success` | `exception`
+//! (see [`lifecycle`](crate::lifecycle)) and finally `settle` (see [`settle`](crate::settle)).
+
+pub(crate) mod fetch;
+
+/// One step of the lifecycle; its name is the `ergon.step` span attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Fetching a batch from the input connector.
+    Fetch,
+    /// `process_transaction`.
+    Process,
+    /// `handle_process_success`.
+    Success,
+    /// `handle_process_exception`.
+    Exception,
+    /// Settling through the input connector.
+    Settle,
+}
+
+impl Step {
+    /// The step's lowercase name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Step::Fetch => "fetch",
+            Step::Process => "process",
+            Step::Success => "success",
+            Step::Exception => "exception",
+            Step::Settle => "settle",
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The transaction: one indivisible unit of work (a message, a record, a payload, a batch).
+//!
+//! A [`Transaction`] is immutable and cheap to clone (one `Arc`). Its payload is bytes with
+//! typed helpers; its metadata is a string map that carries lineage ([`meta::PARENT_ID`],
+//! [`meta::ROOT_ID`], [`meta::TAGS`]) and the W3C trace context ([`meta::TRACEPARENT`])
+//! across connectors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::TaskError;
+
+/// Well-known metadata keys.
+pub mod meta {
+    /// Id of the transaction this one was derived from.
+    pub const PARENT_ID: &str = "ergon.parent_id";
+    /// Id of the first transaction of the lineage.
+    pub const ROOT_ID: &str = "ergon.root_id";
+    /// Comma-separated tags, inherited by children.
+    pub const TAGS: &str = "ergon.tags";
+    /// W3C trace context (`traceparent` header), inherited by children.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace state (`tracestate` header), inherited by children.
+    pub const TRACESTATE: &str = "tracestate";
+    /// Keys a child inherits from its parent as they are.
+    pub const INHERITED: [&str; 3] = [TAGS, TRACEPARENT, TRACESTATE];
+}
+
+/// Transaction metadata: an ordered string map.
+pub type Metadata = BTreeMap<String, String>;
+
+/// One indivisible unit of work.
+///
+/// # Examples
+///
+/// ```
+/// use ergon_core::Transaction;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize)]
+/// struct Order { id: u64, total: f64 }
+///
+/// let tx = Transaction::new("order-7", r#"{"id":7,"total":12.5}"#);
+/// let order: Order = tx.json()?;
+/// assert_eq!(order.id, 7);
+///
+/// // A payload that does not decode is a business error: retrying cannot fix it.
+/// let bad = Transaction::new("order-8", "not json");
+/// assert!(!bad.json::<Order>().unwrap_err().is_retryable());
+///
+/// // Children inherit lineage.
+/// let line = tx.child("order-7/1", "{}").build();
+/// assert_eq!(line.parent_id(), Some("order-7"));
+/// assert_eq!(line.root_id(), "order-7");
+/// # Ok::<(), ergon_core::TaskError>(())
+/// ```
+#[derive(Clone)]
+pub struct Transaction {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    payload: Bytes,
+    metadata: Metadata,
+}
+
+impl Transaction {
+    /// A transaction with no metadata.
+    pub fn new(id: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Self::builder(id).payload(payload).build()
+    }
+
+    /// Starts building a transaction with the given id.
+    pub fn builder(id: impl Into<String>) -> TransactionBuilder {
+        TransactionBuilder {
+            id: id.into(),
+            payload: Bytes::new(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// A transaction whose payload is `value` encoded as JSON.
+    ///
+    /// # Errors
+    ///
+    /// A business error if `value` cannot be encoded.
+    pub fn from_json<T: Serialize + ?Sized>(
+        id: impl Into<String>,
+        value: &T,
+    ) -> Result<Self, TaskError> {
+        Ok(Self::builder(id).json(value)?.build())
+    }
+
+    /// The transaction id, unique within its source.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The raw payload.
+    pub fn payload(&self) -> &Bytes {
+        &self.inner.payload
+    }
+
+    /// Decodes the payload as JSON.
+    ///
+    /// # Errors
+    ///
+    /// A business error naming the transaction, the target type and the position of the
+    /// problem when the payload is not valid JSON for `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
+        serde_json::from_slice(&self.inner.payload).map_err(|err| {
+            TaskError::business(format!(
+                "payload of transaction {} is not a valid {}",
+                self.id(),
+                std::any::type_name::<T>()
+            ))
+            .with_source(err)
+        })
+    }
+
+    /// The payload as UTF-8 text.
+    ///
+    /// # Errors
+    ///
+    /// A business error when the payload is not UTF-8.
+    pub fn text(&self) -> Result<&str, TaskError> {
+        std::str::from_utf8(&self.inner.payload).map_err(|err| {
+            TaskError::business(format!("payload of transaction {} is not UTF-8", self.id()))
+                .with_source(err)
+        })
+    }
+
+    /// All metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
+    /// One metadata value.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.inner.metadata.get(key).map(String::as_str)
+    }
+
+    /// The id of the transaction this one was derived from, if any.
+    pub fn parent_id(&self) -> Option<&str> {
+        self.meta(meta::PARENT_ID)
+    }
+
+    /// The id of the first transaction of this lineage (its own id for a root).
+    pub fn root_id(&self) -> &str {
+        self.meta(meta::ROOT_ID).unwrap_or(self.id())
+    }
+
+    /// The tags of this lineage.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.meta(meta::TAGS)
+            .into_iter()
+            .flat_map(|tags| tags.split(','))
+            .filter(|tag| !tag.is_empty())
+    }
+
+    /// Starts a child transaction: it records this one as parent, keeps the root, and
+    /// inherits tags and trace context.
+    pub fn child(&self, id: impl Into<String>, payload: impl Into<Bytes>) -> TransactionBuilder {
+        let mut metadata = Metadata::new();
+        for key in meta::INHERITED {
+            if let Some(value) = self.meta(key) {
+                metadata.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        metadata.insert(meta::PARENT_ID.to_owned(), self.id().to_owned());
+        metadata.insert(meta::ROOT_ID.to_owned(), self.root_id().to_owned());
+        TransactionBuilder {
+            id: id.into(),
+            payload: payload.into(),
+            metadata,
+        }
+    }
+
+    /// A copy of this transaction with one more metadata entry (the original is unchanged).
+    pub fn with_meta(&self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut metadata = self.inner.metadata.clone();
+        metadata.insert(key.into(), value.into());
+        Transaction {
+            inner: Arc::new(Inner {
+                id: self.inner.id.clone(),
+                payload: self.inner.payload.clone(),
+                metadata,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.inner.id)
+            .field("payload_len", &self.inner.payload.len())
+            .field("metadata", &self.inner.metadata)
+            .finish()
+    }
+}
+
+/// Builds a [`Transaction`]; see [`Transaction::builder`] and [`Transaction::child`].
+#[derive(Debug)]
+#[must_use]
+pub struct TransactionBuilder {
+    id: String,
+    payload: Bytes,
+    metadata: Metadata,
+}
+
+impl TransactionBuilder {
+    /// Sets the raw payload.
+    pub fn payload(mut self, payload: impl Into<Bytes>) -> Self {
+        self.payload = payload.into();
+        self
+    }
+
+    /// Sets the payload to `value` encoded as JSON.
+    ///
+    /// # Errors
+    ///
+    /// A business error if `value` cannot be encoded.
+    pub fn json<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, TaskError> {
+        let bytes = serde_json::to_vec(value).map_err(|err| {
+            TaskError::business(format!("cannot encode payload of transaction {}", self.id))
+                .with_source(err)
+        })?;
+        self.payload = bytes.into();
+        Ok(self)
+    }
+
+    /// Adds one metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a lineage tag (inherited by children).
+    pub fn tag(mut self, tag: &str) -> Self {
+        let tags = self.metadata.entry(meta::TAGS.to_owned()).or_default();
+        if !tags.split(',').any(|t| t == tag) {
+            if !tags.is_empty() {
+                tags.push(',');
+            }
+            tags.push_str(tag);
+        }
+        self
+    }
+
+    /// Finishes the transaction.
+    pub fn build(self) -> Transaction {
+        Transaction {
+            inner: Arc::new(Inner {
+                id: self.id,
+                payload: self.payload,
+                metadata: self.metadata,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_inherit_lineage_tags_and_trace_context() {
+        let root = Transaction::builder("r")
+            .payload("{}")
+            .tag("eu")
+            .tag("vip")
+            .tag("eu")
+            .meta(meta::TRACEPARENT, "00-abc-def-01")
+            .meta("custom", "not inherited")
+            .build();
+        assert_eq!(root.root_id(), "r");
+        assert_eq!(root.parent_id(), None);
+
+        let child = root.child("r/1", "1").build();
+        let grandchild = child.child("r/1/a", "a").tag("split").build();
+        assert_eq!(child.parent_id(), Some("r"));
+        assert_eq!(grandchild.parent_id(), Some("r/1"));
+        assert_eq!(grandchild.root_id(), "r");
+        assert_eq!(
+            grandchild.tags().collect::<Vec<_>>(),
+            ["eu", "vip", "split"]
+        );
+        assert_eq!(grandchild.meta(meta::TRACEPARENT), Some("00-abc-def-01"));
+        assert_eq!(grandchild.meta("custom"), None);
+    }
+
+    #[test]
+    fn decode_failure_is_a_business_error_naming_the_transaction() {
+        let tx = Transaction::new("line-3", "{\"total\": }");
+        let err = tx.json::<serde_json::Value>().unwrap_err();
+        assert_eq!(err.category(), crate::Category::Business);
+        let shown = err.chain().to_string();
+        assert!(
+            shown.starts_with("payload of transaction line-3 is not a valid"),
+            "{shown}"
+        );
+        assert!(shown.contains("line 1 column 11"), "{shown}");
+    }
+
+    #[test]
+    fn clones_share_the_payload() {
+        let tx = Transaction::new("a", vec![1u8; 1024]);
+        let copy = tx.clone();
+        assert_eq!(tx.payload().as_ptr(), copy.payload().as_ptr());
+        let tagged = tx.with_meta("k", "v");
+        assert_eq!(tagged.meta("k"), Some("v"));
+        assert_eq!(tx.meta("k"), None);
+    }
+}
