@@ -1,1 +1,82 @@
-//! placeholder
+//! # ergon-connectors
+//!
+//! The built-in connectors: where transactions come from and where they go. Each one is a
+//! [`ConnectorKind`] that a `[connectors.NAME]` table selects with its `type`, and each
+//! lives in its own module, with its config (the reference for its TOML keys) apart from
+//! its runtime code.
+//!
+//! ```text
+//!  [connectors.NAME] ──ConnectorKind::configure──▶ MakeConnector (one per NAME: the state
+//!                                                   its workers share)
+//!                     ──MakeConnector::connect(worker)──▶ Connector: fetch, settle, dispatch
+//! ```
+//!
+//! `ergon-runner` registers every kind [`kinds`] returns; register them yourself
+//! (`Registry::connector_kind`) to pick only some.
+//!
+//! ## `type = "memory"` ([`memory`])
+//!
+//! An in-process queue ([`ergon_core::memory::MemoryConnector`]) shared by every worker and
+//! every task that names the same `[connectors.NAME]`: one task dispatches into it and
+//! another consumes from it. Nothing survives the process. No keys besides `type`.
+//!
+//! ```toml
+//! [connectors.handoff]
+//! type = "memory"
+//! ```
+//!
+//! ## `type = "file"` ([`file`](mod@file))
+//!
+//! JSON lines. As an input, each non-blank line is one transaction (id `FILE:LINE`,
+//! metadata `file.path` and `file.line`), read lazily and shared by the connector's
+//! workers, so `workers = 4` reads each line once; a line that is not JSON is still
+//! delivered, so the task rejects it and it is dead-lettered with its original bytes.
+//! Failed transactions are appended to the dead-letter file as one JSON object each. As an
+//! output, each dispatched payload is appended as one line.
+//!
+//! ```toml
+//! [connectors.orders]
+//! type = "file"
+//! path = "orders.jsonl"                 # relative to the config file
+//! dead_letter = "out/rejected.jsonl"    # default: orders.dead.jsonl beside `path`
+//! id_field = "id"                       # optional: ids from this JSON field
+//! ```
+//!
+//! The keys and their defaults are documented on [`file::FileConfig`].
+//!
+//! ## Feature flags
+//!
+//! Both are on by default; turn default features off to build only what you use.
+//!
+//! * `memory`: the [`memory`] connector.
+//! * `file`: the [`file`](mod@file) connector (adds `tokio`, whose blocking pool runs the file I/O).
+//!
+//! [`ConnectorKind`]: ergon_core::config::ConnectorKind
+
+#[cfg(feature = "file")]
+pub mod file;
+#[cfg(feature = "memory")]
+pub mod memory;
+
+use std::sync::Arc;
+
+use ergon_core::config::ConnectorKind;
+
+/// The built-in connector kinds enabled by this build's features, for a runner's registry.
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
+/// # #[cfg(all(feature = "memory", feature = "file"))]
+/// assert_eq!(names, ["memory", "file"]);
+/// ```
+pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
+    let kinds: Vec<Arc<dyn ConnectorKind>> = vec![
+        #[cfg(feature = "memory")]
+        Arc::new(memory::MemoryKind),
+        #[cfg(feature = "file")]
+        Arc::new(file::FileKind),
+    ];
+    kinds
+}

@@ -85,14 +85,14 @@ impl fmt::Debug for ServiceHandle {
 impl Context {
     /// Starts a context for the task named `task`.
     pub fn builder(task: impl Into<Arc<str>>) -> ContextBuilder {
-        ContextBuilder {
+        ContextBuilder(Inner {
             task: task.into(),
             worker: 0,
             input: None,
             output: None,
             services: BTreeMap::new(),
             settings: serde_json::Value::Object(Default::default()),
-        }
+        })
     }
 
     /// The task's name in the TOML (`[tasks.NAME]`).
@@ -209,31 +209,24 @@ impl fmt::Debug for Context {
 
 /// Builds a [`Context`]; see [`Context::builder`].
 #[must_use]
-pub struct ContextBuilder {
-    task: Arc<str>,
-    worker: usize,
-    input: Option<Arc<dyn Connector>>,
-    output: Option<Arc<dyn Connector>>,
-    services: BTreeMap<String, ServiceHandle>,
-    settings: serde_json::Value,
-}
+pub struct ContextBuilder(Inner);
 
 impl ContextBuilder {
     /// Sets the worker index.
     pub fn worker(mut self, worker: usize) -> Self {
-        self.worker = worker;
+        self.0.worker = worker;
         self
     }
 
     /// Sets the input connector.
     pub fn input(mut self, connector: Arc<dyn Connector>) -> Self {
-        self.input = Some(connector);
+        self.0.input = Some(connector);
         self
     }
 
     /// Sets the output connector.
     pub fn output(mut self, connector: Arc<dyn Connector>) -> Self {
-        self.output = Some(connector);
+        self.0.output = Some(connector);
         self
     }
 
@@ -244,27 +237,20 @@ impl ContextBuilder {
 
     /// Injects an already wrapped service under `name`.
     pub fn service_handle(mut self, name: impl Into<String>, handle: ServiceHandle) -> Self {
-        self.services.insert(name.into(), handle);
+        self.0.services.insert(name.into(), handle);
         self
     }
 
     /// Sets the task's settings table.
     pub fn settings(mut self, settings: serde_json::Value) -> Self {
-        self.settings = settings;
+        self.0.settings = settings;
         self
     }
 
     /// Finishes the context.
     pub fn build(self) -> Context {
         Context {
-            inner: Arc::new(Inner {
-                task: self.task,
-                worker: self.worker,
-                input: self.input,
-                output: self.output,
-                services: self.services,
-                settings: self.settings,
-            }),
+            inner: Arc::new(self.0),
         }
     }
 }

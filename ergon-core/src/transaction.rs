@@ -118,7 +118,7 @@ impl Transaction {
             TaskError::business(format!(
                 "payload of transaction {} is not a valid {}",
                 self.id(),
-                std::any::type_name::<T>()
+                short_type_name::<T>()
             ))
             .with_source(err)
         })
@@ -193,6 +193,16 @@ impl Transaction {
                 metadata,
             }),
         }
+    }
+}
+
+/// `Order` rather than `my_crate::model::Order` (generic types are shown in full).
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    if full.contains('<') {
+        full
+    } else {
+        full.rsplit("::").next().unwrap_or(full)
     }
 }
 

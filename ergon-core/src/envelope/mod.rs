@@ -54,12 +54,24 @@ pub trait AttemptHook {
         outcome: Result<(), &TaskError>,
         elapsed: Duration,
     );
+
+    /// Whether [`on_attempt`](AttemptHook::on_attempt) reads `elapsed`. When it does not,
+    /// the envelope skips a clock read per attempt and passes [`Duration::ZERO`].
+    /// Default: true.
+    fn wants_elapsed(&self) -> bool {
+        true
+    }
 }
 
 /// The hook that does nothing (the hot path).
 impl AttemptHook for () {
     #[inline]
     fn on_attempt(&mut self, _: &'static str, _: u32, _: Result<(), &TaskError>, _: Duration) {}
+
+    #[inline]
+    fn wants_elapsed(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `call` under the step envelope: retries, per-attempt timeout, backoff, spans.

@@ -1,0 +1,188 @@
+//! Dispatch: appending lines to a file, shared by the connector's workers.
+//!
+//! An [`Appender`] keeps the file open in append mode and encodes each call's lines into
+//! one buffer that it writes at once: a call returns when its lines reached the OS, and a
+//! reader of the same file (another task, in streaming mode) never sees half of a call's
+//! lines.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use ergon_core::{TaskError, Transaction};
+
+/// Lines appended to one file.
+pub(crate) struct Appender {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Opened by the first append.
+    file: Option<File>,
+    /// The lines of the current call.
+    buf: Vec<u8>,
+    /// The last write failed, maybe halfway through a line: start the next one on a new
+    /// line (a blank line is skipped when the file is read).
+    torn: bool,
+}
+
+impl Appender {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The file appended to.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Blocking: appends the lines `encode` writes into the buffer (each ending with a
+    /// newline) in one write, creating the file and its directories when missing.
+    ///
+    /// # Errors
+    ///
+    /// What `encode` returns (then nothing is written), or a system error when the file
+    /// cannot be opened or written.
+    pub(crate) fn append(
+        &self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.buf.clear();
+        if state.torn {
+            state.buf.push(b'\n');
+        }
+        let start = state.buf.len();
+        encode(&mut state.buf)?;
+        if state.buf.len() == start {
+            return Ok(());
+        }
+        if state.file.is_none() {
+            state.file = Some(self.open()?);
+        }
+        let file = state.file.as_mut().expect("opened above");
+        let written = file.write_all(&state.buf);
+        if state.buf.capacity() > 1 << 20 {
+            // Do not keep a huge batch's buffer for the rest of the run.
+            state.buf = Vec::new();
+        }
+        match written {
+            Ok(()) => {
+                state.torn = false;
+                Ok(())
+            }
+            Err(err) => {
+                state.torn = true;
+                // Reopen on the next call: the handle may be what failed.
+                state.file = None;
+                Err(
+                    TaskError::system(format!("cannot write to {}", self.path.display()))
+                        .with_source(err),
+                )
+            }
+        }
+    }
+
+    /// Blocking: asks the OS to put what was appended on disk.
+    pub(crate) fn sync(&self) -> Result<(), TaskError> {
+        let state = self.lock();
+        match &state.file {
+            Some(file) => file.sync_data().map_err(|err| {
+                TaskError::system(format!("cannot sync {}", self.path.display())).with_source(err)
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn open(&self) -> Result<File, TaskError> {
+        let cannot = |err: io::Error| {
+            let fatal = is_final(&err);
+            let err =
+                TaskError::system(format!("cannot open {} for appending", self.path.display()))
+                    .with_source(err);
+            if fatal { err.non_retryable() } else { err }
+        };
+        if let Some(dir) = self.path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(cannot)?;
+        }
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(cannot)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves at worst a stale buffer, cleared by the
+        // next call.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Whether retrying cannot fix an I/O error on opening a file: it would meet the same
+/// permissions, or the same directory where a file should be (or the reverse).
+pub(crate) fn is_final(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::NotFound
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::IsADirectory
+            | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Appends `transaction`'s payload and a newline to `buf`.
+///
+/// A payload must fit on one line. One with line breaks is accepted when it is JSON (they
+/// can only be whitespace between its tokens, so removing them leaves the same value, with
+/// its keys and numbers as they were); otherwise it is a business error.
+pub(crate) fn encode_line(buf: &mut Vec<u8>, transaction: &Transaction) -> Result<(), TaskError> {
+    let payload: &[u8] = transaction.payload();
+    if payload.contains(&b'\n') || payload.contains(&b'\r') {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_err() {
+            return Err(TaskError::business(format!(
+                "payload of transaction {} has line breaks and is not JSON: it cannot be one line of a JSON lines file",
+                transaction.id()
+            )));
+        }
+        buf.extend(payload.iter().filter(|&&b| b != b'\n' && b != b'\r'));
+    } else {
+        buf.extend_from_slice(payload);
+    }
+    buf.push(b'\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(payload: &str) -> Result<String, TaskError> {
+        let mut buf = Vec::new();
+        encode_line(&mut buf, &Transaction::new("t", payload.to_owned()))?;
+        Ok(String::from_utf8(buf).unwrap())
+    }
+
+    #[test]
+    fn payloads_become_one_line() {
+        assert_eq!(line(r#"{"a":1}"#).unwrap(), "{\"a\":1}\n");
+        assert_eq!(line("not json").unwrap(), "not json\n");
+        assert_eq!(
+            line("{\r\n  \"z\": 1.50,\n  \"a\": [1,\n 2]\n}\n").unwrap(),
+            "{  \"z\": 1.50,  \"a\": [1, 2]}\n",
+            "keys and numbers kept as written"
+        );
+        let err = line("two\nlines").unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(err.to_string().contains("transaction t"), "{err}");
+    }
+}

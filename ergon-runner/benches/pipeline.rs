@@ -1,0 +1,3 @@
+//! The pipeline benchmark (being written).
+
+fn main() {}

@@ -1,0 +1,115 @@
+//! The command line: `ergon-runner [--config FILE] [run [NAME...] | validate | list | process]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::config::{self, ConfigError};
+use crate::plan::Plan;
+use crate::registry::Registry;
+
+/// Exit code of a config error (also clap's for bad arguments).
+pub const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ergon-runner",
+    version,
+    about = "Runs ergon tasks declared in a TOML file"
+)]
+struct Cli {
+    /// The tasks file.
+    #[arg(long, short, global = true, default_value = "tasks.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the named tasks, or every task when none is named (the default command).
+    Run {
+        /// Task names (`[tasks.NAME]`).
+        names: Vec<String>,
+    },
+    /// Check the file against this binary and exit.
+    Validate,
+    /// List the file's tasks and the task implementations, connector and service types of
+    /// this binary.
+    List,
+    /// Run one transaction through a task's whole lifecycle and print every step.
+    Process {
+        /// The task name (`[tasks.NAME]`).
+        name: String,
+        /// The transaction payload (JSON).
+        #[arg(long)]
+        payload: String,
+        /// The transaction id.
+        #[arg(long, default_value = "cli-1")]
+        id: String,
+    },
+}
+
+/// Parses the arguments, runs the command with `registry`, and returns the exit code.
+///
+/// This is the whole `ergon-runner` CLI: call it from your own `main` with your task
+/// implementations registered.
+pub fn run(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ergon-runner: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(execute(cli, &registry));
+    // Workers cut off by a drain timeout may leave blocked tasks behind: do not wait.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}
+
+async fn execute(cli: Cli, registry: &Registry) -> u8 {
+    let result = match cli.command.unwrap_or(Command::Run { names: Vec::new() }) {
+        Command::List => {
+            let plan = if cli.config.exists() {
+                match load(&cli.config, registry) {
+                    Ok(plan) => Some(plan),
+                    Err(err) => return config_error(&err),
+                }
+            } else {
+                None
+            };
+            print!("{}", commands::list::render(plan.as_ref(), registry));
+            Ok(0)
+        }
+        Command::Validate => load(&cli.config, registry).map(|plan| {
+            print!("{}", commands::validate::render(&plan));
+            0
+        }),
+        Command::Run { names } => match load(&cli.config, registry) {
+            Ok(plan) => commands::run::run(&plan, &names).await,
+            Err(err) => Err(err),
+        },
+        Command::Process { name, payload, id } => match load(&cli.config, registry) {
+            Ok(plan) => commands::process::run(&plan, &name, &id, &payload).await,
+            Err(err) => Err(err),
+        },
+    };
+    result.unwrap_or_else(|err| config_error(&err))
+}
+
+fn load(file: &std::path::Path, registry: &Registry) -> Result<Plan, ConfigError> {
+    Plan::build(&config::load(file)?, registry)
+}
+
+fn config_error(err: &ConfigError) -> u8 {
+    eprintln!("ergon-runner: config error: {err}");
+    EXIT_CONFIG
+}

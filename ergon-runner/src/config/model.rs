@@ -1,0 +1,49 @@
+//! The shape of the config file. Field doc comments are the TOML reference.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[tasks.NAME]`: the tasks to run, keyed by name.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskConfig>,
+    /// `[connectors.NAME]`: where transactions come from and go to; each has a `type`.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, serde_json::Value>,
+    /// `[services.NAME]`: capabilities tasks call; each has a `type`.
+    #[serde(default)]
+    pub services: BTreeMap<String, serde_json::Value>,
+}
+
+/// One `[tasks.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskConfig {
+    /// The task implementation, as registered in this binary (`ergon-runner list`).
+    #[serde(rename = "type")]
+    pub implementation: String,
+    /// The connector transactions are consumed from (consumers).
+    pub input: Option<String>,
+    /// The connector the task sends transactions to.
+    pub output: Option<String>,
+    /// Services injected into the task, by name.
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Independent loops running this task, each with its own connectors. Default: 1.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// The policy table of the task's role (for consumers: `ConsumerPolicy`).
+    #[serde(default)]
+    pub policy: Option<serde_json::Value>,
+    /// The task's own settings, free-form, decoded by the task.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+}
+
+fn one() -> usize {
+    1
+}

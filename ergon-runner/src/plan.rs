@@ -1,0 +1,356 @@
+//! The plan: a config file checked against the registry. Everything that can be wrong
+//! with a config is found here, before any worker starts (`validate` stops after it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ergon_core::config::{ConfigEnv, MakeConnector};
+use ergon_core::context::ServiceHandle;
+use ergon_core::{ConsumerPolicy, Context};
+
+use crate::config::{ConfigError, LoadedConfig, TaskConfig};
+use crate::launch::{Launch, Role};
+use crate::registry::Registry;
+
+/// A checked config, ready to run.
+pub struct Plan {
+    /// The config file.
+    pub file: PathBuf,
+    /// The tasks, in name order.
+    pub tasks: Vec<Arc<TaskPlan>>,
+    /// How many connectors and services the file defines.
+    pub(crate) counts: (usize, usize),
+}
+
+/// One connector a task uses.
+#[derive(Clone)]
+pub(crate) struct ConnectorRef {
+    pub name: String,
+    pub kind: &'static str,
+    pub make: Arc<dyn MakeConnector>,
+}
+
+/// One checked `[tasks.NAME]`.
+pub struct TaskPlan {
+    /// The task's name.
+    pub name: String,
+    /// Its registered implementation.
+    pub implementation: String,
+    /// Independent worker loops.
+    pub workers: usize,
+    pub(crate) launch: Arc<dyn Launch>,
+    pub(crate) input: Option<ConnectorRef>,
+    pub(crate) output: Option<ConnectorRef>,
+    pub(crate) services: Vec<(String, ServiceHandle)>,
+    pub(crate) policy: Arc<ConsumerPolicy>,
+    pub(crate) settings: serde_json::Value,
+}
+
+impl TaskPlan {
+    /// The context of worker `worker`, with connectors opened by the caller.
+    pub(crate) fn context(
+        &self,
+        worker: usize,
+        input: Option<Arc<dyn ergon_core::Connector>>,
+        output: Option<Arc<dyn ergon_core::Connector>>,
+    ) -> Context {
+        let mut builder = Context::builder(self.name.as_str())
+            .worker(worker)
+            .settings(self.settings.clone());
+        if let Some(input) = input {
+            builder = builder.input(input);
+        }
+        if let Some(output) = output {
+            builder = builder.output(output);
+        }
+        for (name, handle) in &self.services {
+            builder = builder.service_handle(name.clone(), handle.clone());
+        }
+        builder.build()
+    }
+
+    /// The task's role.
+    pub fn role(&self) -> Role {
+        self.launch.role()
+    }
+}
+
+impl Plan {
+    /// Checks `loaded` against `registry`.
+    ///
+    /// # Errors
+    ///
+    /// The first problem found, naming the file, the key path and what is allowed.
+    pub fn build(loaded: &LoadedConfig, registry: &Registry) -> Result<Plan, ConfigError> {
+        let file = loaded.file.as_path();
+        let config = &loaded.config;
+        let env = |name: &str| ConfigEnv {
+            name: name.to_owned(),
+            base_dir: loaded.base_dir.clone(),
+        };
+
+        let services = configure_all(
+            file,
+            "service",
+            &config.services,
+            &registry.services,
+            |kind, table, name| kind.configure(table, &env(name)),
+        )?;
+        let connectors = configure_all(
+            file,
+            "connector",
+            &config.connectors,
+            &registry.connectors,
+            |kind, table, name| {
+                kind.configure(table, &env(name)).map(|make| ConnectorRef {
+                    name: name.to_owned(),
+                    kind: kind.name(),
+                    make,
+                })
+            },
+        )?;
+
+        let tasks = config
+            .tasks
+            .iter()
+            .map(|(name, task)| {
+                plan_task(file, registry, &connectors, &services, name, task).map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            file: file.to_path_buf(),
+            tasks,
+            counts: (connectors.len(), services.len()),
+        })
+    }
+
+    /// The tasks named in `names` (all when empty), in the order given.
+    ///
+    /// # Errors
+    ///
+    /// A name that is not a task of the file.
+    pub fn select(&self, names: &[String]) -> Result<Vec<Arc<TaskPlan>>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.tasks.clone());
+        }
+        names
+            .iter()
+            .map(|wanted| {
+                self.tasks
+                    .iter()
+                    .find(|t| &t.name == wanted)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            &self.file,
+                            "tasks",
+                            format!("no task named `{wanted}`; defined: {}", self.task_list()),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    fn task_list(&self) -> String {
+        one_of(self.tasks.iter().map(|t| t.name.as_str()))
+    }
+}
+
+fn plan_task(
+    file: &Path,
+    registry: &Registry,
+    connectors: &BTreeMap<String, ConnectorRef>,
+    services: &BTreeMap<String, ServiceHandle>,
+    name: &str,
+    task: &TaskConfig,
+) -> Result<TaskPlan, ConfigError> {
+    let at = format!("tasks.{name}");
+    let launch = registry.tasks.get(&task.implementation).ok_or_else(|| {
+        ConfigError::new(
+            file,
+            format!("{at}.type"),
+            format!(
+                "unknown task implementation `{}`; available in this binary: {}",
+                task.implementation,
+                one_of(registry.task_names())
+            ),
+        )
+    })?;
+    if task.workers == 0 {
+        return Err(ConfigError::new(
+            file,
+            format!("{at}.workers"),
+            "must be at least 1",
+        ));
+    }
+    let connector =
+        |field: &str, wanted: &Option<String>| -> Result<Option<ConnectorRef>, ConfigError> {
+            let Some(wanted) = wanted else {
+                return Ok(None);
+            };
+            connectors.get(wanted).cloned().map(Some).ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    format!("{at}.{field}"),
+                    format!(
+                        "no connector named `{wanted}`; defined: {}",
+                        one_of(connectors.keys().map(String::as_str))
+                    ),
+                )
+            })
+        };
+    let input = connector("input", &task.input)?;
+    let output = connector("output", &task.output)?;
+    if launch.role() == Role::Consumer && input.is_none() {
+        return Err(ConfigError::new(
+            file,
+            format!("{at}.input"),
+            format!(
+                "a consumer task needs an input connector; set `input` to one of: {}",
+                one_of(connectors.keys().map(String::as_str))
+            ),
+        ));
+    }
+    let injected = task
+        .services
+        .iter()
+        .enumerate()
+        .map(|(index, wanted)| {
+            services
+                .get(wanted)
+                .map(|handle| (wanted.clone(), handle.clone()))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        file,
+                        format!("{at}.services.{index}"),
+                        format!(
+                            "no service named `{wanted}`; defined: {}",
+                            one_of(services.keys().map(String::as_str))
+                        ),
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let policy = launch
+        .policy(task.policy.clone().unwrap_or_else(empty_table))
+        .map_err(|issue| ConfigError::from_issue(file, &format!("{at}.policy"), issue))?;
+    let plan = TaskPlan {
+        name: name.to_owned(),
+        implementation: task.implementation.clone(),
+        workers: task.workers,
+        launch: launch.clone(),
+        input,
+        output,
+        services: injected,
+        policy,
+        settings: task.settings.clone().unwrap_or_else(empty_table),
+    };
+    plan.launch
+        .check(&plan.context(0, None, None))
+        .map_err(|err| {
+            let message = err.chain().to_string();
+            // Settings errors from `Context::settings` already start with their key path.
+            match message.strip_prefix(&format!("{at}.")) {
+                Some(rest) => {
+                    let (path, message) = rest.split_once(": ").unwrap_or((rest, ""));
+                    ConfigError::new(file, format!("{at}.{path}"), message)
+                }
+                None => ConfigError::new(
+                    file,
+                    at.clone(),
+                    format!("cannot create the task: {message}"),
+                ),
+            }
+        })?;
+    Ok(plan)
+}
+
+/// Configures every `[connectors.X]` or `[services.X]` table with the kind its `type`
+/// names.
+fn configure_all<K: ?Sized, T>(
+    file: &Path,
+    what: &str,
+    tables: &BTreeMap<String, serde_json::Value>,
+    kinds: &BTreeMap<&'static str, Arc<K>>,
+    configure: impl Fn(&K, serde_json::Value, &str) -> Result<T, ergon_core::config::ConfigIssue>,
+) -> Result<BTreeMap<String, T>, ConfigError> {
+    let available: Vec<&str> = kinds.keys().copied().collect();
+    tables
+        .iter()
+        .map(|(name, table)| {
+            let at = format!("{what}s.{name}");
+            let (kind, rest) = split_type(file, &at, table, what, &available)?;
+            let built = configure(&kinds[kind.as_str()], rest, name)
+                .map_err(|issue| ConfigError::from_issue(file, &at, issue))?;
+            Ok((name.clone(), built))
+        })
+        .collect()
+}
+
+/// Splits `type` off a component table and checks it names a registered kind.
+fn split_type(
+    file: &Path,
+    at: &str,
+    table: &serde_json::Value,
+    what: &str,
+    available: &[&str],
+) -> Result<(String, serde_json::Value), ConfigError> {
+    let mut table = match table {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => {
+            return Err(ConfigError::new(
+                file,
+                at,
+                "must be a table with a `type` key",
+            ));
+        }
+    };
+    let kind = match table.remove("type") {
+        Some(serde_json::Value::String(kind)) => kind,
+        Some(other) => {
+            return Err(ConfigError::new(
+                file,
+                format!("{at}.type"),
+                format!(
+                    "must be a string, got {other}; available {what} types: {}",
+                    one_of(available.iter().copied())
+                ),
+            ));
+        }
+        None => {
+            return Err(ConfigError::new(
+                file,
+                at,
+                format!(
+                    "missing `type`; available {what} types: {}",
+                    one_of(available.iter().copied())
+                ),
+            ));
+        }
+    };
+    if !available.contains(&kind.as_str()) {
+        return Err(ConfigError::new(
+            file,
+            format!("{at}.type"),
+            format!(
+                "unknown {what} type `{kind}`; available: {}",
+                one_of(available.iter().copied())
+            ),
+        ));
+    }
+    Ok((kind, serde_json::Value::Object(table)))
+}
+
+fn empty_table() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+fn one_of<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,100 @@
+//! The registry: the task implementations, connector kinds and service kinds this binary
+//! offers. The TOML names them; nothing is found by link-time magic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ergon_core::config::{ConnectorKind, ServiceKind};
+use ergon_core::{Consumer, Context, TaskError};
+
+use crate::launch::{ConsumerLaunch, Launch};
+
+/// What this binary can run.
+///
+/// # Examples
+///
+/// ```no_run
+/// use ergon_core::{Consumer, Context, TaskError, Transaction};
+/// use ergon_runner::Registry;
+///
+/// struct Audit;
+/// impl Consumer for Audit {
+///     type Output = ();
+///     async fn process_transaction(&self, _: &Context, tx: &Transaction) -> Result<(), TaskError> {
+///         println!("{}", tx.id());
+///         Ok(())
+///     }
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     ergon_runner::run(Registry::with_builtins().consumer("audit", |_cx| Ok(Audit)))
+/// }
+/// ```
+#[derive(Clone, Default)]
+pub struct Registry {
+    pub(crate) tasks: BTreeMap<String, Arc<dyn Launch>>,
+    pub(crate) connectors: BTreeMap<&'static str, Arc<dyn ConnectorKind>>,
+    pub(crate) services: BTreeMap<&'static str, Arc<dyn ServiceKind>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with the built-in task implementations (`forward`) and the connector
+    /// and service kinds of this build.
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::new().consumer("forward", |_cx| Ok(crate::builtin::Forward));
+        for kind in ergon_connectors::kinds() {
+            registry = registry.connector_kind(kind);
+        }
+        for kind in ergon_services::kinds() {
+            registry = registry.service_kind(kind);
+        }
+        registry
+    }
+
+    /// Registers a consumer implementation under `name` (the `type` of `[tasks.X]`).
+    ///
+    /// `factory` builds one instance per worker from the task's context: read settings
+    /// and services there; reach connectors only from the role methods (`validate` calls
+    /// the factory without connectors to check the settings).
+    pub fn consumer<T, F>(mut self, name: &str, factory: F) -> Self
+    where
+        T: Consumer,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.tasks
+            .insert(name.to_owned(), Arc::new(ConsumerLaunch::new(factory)));
+        self
+    }
+
+    /// Registers a connector kind (its `name()` is the `type` in `[connectors.X]`).
+    pub fn connector_kind(mut self, kind: Arc<dyn ConnectorKind>) -> Self {
+        self.connectors.insert(kind.name(), kind);
+        self
+    }
+
+    /// Registers a service kind (its `name()` is the `type` in `[services.X]`).
+    pub fn service_kind(mut self, kind: Arc<dyn ServiceKind>) -> Self {
+        self.services.insert(kind.name(), kind);
+        self
+    }
+
+    /// Names of the registered task implementations.
+    pub fn task_names(&self) -> impl Iterator<Item = &str> {
+        self.tasks.keys().map(String::as_str)
+    }
+
+    /// Names of the registered connector kinds.
+    pub fn connector_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.connectors.keys().copied()
+    }
+
+    /// Names of the registered service kinds.
+    pub fn service_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.services.keys().copied()
+    }
+}

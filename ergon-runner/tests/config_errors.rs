@@ -1,0 +1,270 @@
+//! Every kind of config error exits with code 2 and names the file, the key path and what
+//! is allowed. Runs the real `ergon-runner` binary on files in a temporary directory.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const VALID: &str = r#"
+[connectors.orders]
+type = "memory"
+
+[connectors.out]
+type = "memory"
+
+[tasks.bridge]
+type = "forward"
+input = "orders"
+output = "out"
+"#;
+
+struct Case {
+    dir: tempfile::TempDir,
+    file: PathBuf,
+}
+
+fn write(toml: &str) -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tasks.toml");
+    std::fs::write(&file, toml).unwrap();
+    Case { dir, file }
+}
+
+fn runner(case: &Case, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ergon-runner"));
+    command.arg("--config").arg(&case.file).args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.current_dir(case.dir.path()).output().unwrap()
+}
+
+/// Asserts exit code 2 and that stderr names the file and contains every `expected` part.
+fn assert_config_error(toml: &str, env: &[(&str, &str)], expected: &[&str]) {
+    let case = write(toml);
+    let out = runner(&case, &["validate"], env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!("{}:", case.file.display())),
+        "file not named: {stderr}"
+    );
+    for part in expected {
+        assert!(stderr.contains(part), "missing {part:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn a_valid_file_validates() {
+    let case = write(VALID);
+    let out = runner(&case, &["validate"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok (1 task(s), 2 connector(s), 0 service(s))"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    assert_config_error(
+        "[tasks.bridge\ntype = 1",
+        &[],
+        &["TOML parse error", "line 1"],
+    );
+}
+
+#[test]
+fn missing_file() {
+    let case = write("");
+    let out = Command::new(env!("CARGO_BIN_EXE_ergon-runner"))
+        .args(["--config", "does-not-exist.toml", "validate"])
+        .current_dir(case.dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does-not-exist.toml: cannot read the config file"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_top_level_and_task_keys() {
+    assert_config_error(
+        &format!("{VALID}\n[runner]\nx = 1\n"),
+        &[],
+        &[
+            "unknown field `runner`",
+            "expected one of `tasks`, `connectors`, `services`",
+        ],
+    );
+    assert_config_error(
+        &format!("{VALID}workerz = 2\n"),
+        &[],
+        &["tasks.bridge.workerz: unknown field `workerz`", "`workers`"],
+    );
+}
+
+#[test]
+fn unknown_policy_key_has_the_full_path() {
+    assert_config_error(
+        &format!("{VALID}\n[tasks.bridge.policy.process.retry]\nmax_attempt = 3\n"),
+        &[],
+        &[
+            "tasks.bridge.policy.process.retry.max_attempt: unknown field `max_attempt`",
+            "`max_attempts`",
+        ],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_config_error(
+        &format!("{VALID}workers = \"two\"\n"),
+        &[],
+        &["tasks.bridge.workers: invalid type: string \"two\", expected usize"],
+    );
+}
+
+#[test]
+fn bad_duration() {
+    assert_config_error(
+        &format!("{VALID}\n[tasks.bridge.policy.process.retry]\ntimeout = \"5 parsecs\"\n"),
+        &[],
+        &[
+            "tasks.bridge.policy.process.retry.timeout",
+            "invalid duration \"5 parsecs\"",
+            "\"250ms\"",
+        ],
+    );
+}
+
+#[test]
+fn impossible_policy_value() {
+    assert_config_error(
+        &format!("{VALID}\n[tasks.bridge.policy.process.retry]\nbackoff_multiplier = 0.5\n"),
+        &[],
+        &["tasks.bridge.policy.process.retry.backoff_multiplier: must be a number >= 1.0, got 0.5"],
+    );
+}
+
+#[test]
+fn unknown_connector_type() {
+    assert_config_error(
+        &VALID.replace(
+            "type = \"memory\"\n\n[connectors.out]",
+            "type = \"kafka\"\n\n[connectors.out]",
+        ),
+        &[],
+        &[
+            "connectors.orders.type: unknown connector type `kafka`; available:",
+            "memory",
+        ],
+    );
+}
+
+#[test]
+fn connector_without_type() {
+    assert_config_error(
+        &VALID.replace(
+            "[connectors.out]\ntype = \"memory\"",
+            "[connectors.out]\npath = \"x\"",
+        ),
+        &[],
+        &["connectors.out: missing `type`; available connector types:"],
+    );
+}
+
+#[test]
+fn unknown_task_implementation() {
+    assert_config_error(
+        &VALID.replace("type = \"forward\"", "type = \"forwrd\""),
+        &[],
+        &[
+            "tasks.bridge.type: unknown task implementation `forwrd`; available in this binary: forward",
+        ],
+    );
+}
+
+#[test]
+fn reference_to_an_undefined_connector_or_service() {
+    assert_config_error(
+        &VALID.replace("input = \"orders\"", "input = \"order\""),
+        &[],
+        &["tasks.bridge.input: no connector named `order`; defined: orders, out"],
+    );
+    assert_config_error(
+        &format!("{VALID}services = [\"rates\"]\n"),
+        &[],
+        &["tasks.bridge.services.0: no service named `rates`; defined: (none)"],
+    );
+}
+
+#[test]
+fn a_consumer_without_input() {
+    assert_config_error(
+        &VALID.replace("input = \"orders\"\n", ""),
+        &[],
+        &["tasks.bridge.input: a consumer task needs an input connector"],
+    );
+}
+
+#[test]
+fn environment_overrides_reach_nested_snake_case_keys() {
+    assert_config_error(
+        VALID,
+        &[(
+            "ERGON__TASKS__BRIDGE__POLICY__PROCESS__RETRY__MAX_ATTEMPTS",
+            "0",
+        )],
+        &["tasks.bridge.policy.process.retry.max_attempts: must be at least 1"],
+    );
+    assert_config_error(
+        VALID,
+        &[("ERGON__TASKS__BRIDGE__WORKERS", "0")],
+        &["tasks.bridge.workers: must be at least 1"],
+    );
+}
+
+#[test]
+fn unset_variable_without_default() {
+    let toml = VALID.replace(
+        "[connectors.out]\ntype = \"memory\"",
+        "[connectors.out]\ntype = \"${OUT_TYPE}\"",
+    );
+    assert_config_error(
+        &toml,
+        &[],
+        &["connectors.out.type: environment variable OUT_TYPE is not set"],
+    );
+    // With the variable set, or a default, the same file is valid.
+    let case = write(&toml);
+    let out = runner(&case, &["validate"], &[("OUT_TYPE", "memory")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let case = write(&VALID.replace("type = \"forward\"", "type = \"${TASK_TYPE:-forward}\""));
+    assert_eq!(runner(&case, &["validate"], &[]).status.code(), Some(0));
+}
+
+#[test]
+fn running_an_unknown_task_name() {
+    let case = write(VALID);
+    let out = runner(&case, &["run", "nope"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no task named `nope`; defined: bridge"),
+        "{stderr}"
+    );
+}
