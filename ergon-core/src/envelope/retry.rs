@@ -11,19 +11,23 @@ use crate::policy::RetryPolicy;
 use crate::telemetry::names;
 
 /// Runs `call` under `policy` inside `step_span`, reporting each attempt to `hook`.
-pub(crate) async fn run<T, F, Fut, H>(
+///
+/// A plain function returning the instrumented future rather than an `async fn` awaiting
+/// it: a step's future is then one state machine (and one copy of it) smaller. Nothing
+/// runs before the first poll either way.
+pub(crate) fn run<T, F, Fut, H>(
     step: &'static str,
     step_span: Span,
     policy: &RetryPolicy,
     mut call: F,
     hook: &mut H,
-) -> Attempted<T>
+) -> impl Future<Output = Attempted<T>>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, TaskError>>,
     H: AttemptHook + ?Sized,
 {
-    async {
+    async move {
         let mut number = 1;
         loop {
             let started = tokio::time::Instant::now();
@@ -62,5 +66,4 @@ where
         }
     }
     .instrument(step_span)
-    .await
 }
