@@ -93,7 +93,7 @@ async fn a_consumer_over_file_connectors_settles_every_line() {
             .input(input.connect(worker).await.unwrap())
             .output(output.connect(worker).await.unwrap())
             .build();
-        let run = ConsumeLoop::new(task.clone(), cx.clone(), policy.clone());
+        let run = ConsumeLoop::consumer(task.clone(), cx.clone(), policy.clone());
         workers.push(tokio::spawn(async move {
             let end = run.run().await;
             for connector in [cx.input().unwrap(), cx.output().unwrap()] {

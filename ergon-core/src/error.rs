@@ -112,6 +112,35 @@ pub enum TaskError {
 }
 
 impl TaskError {
+    /// A copy of this error with the same variant, category and retryability, whose
+    /// message is the full cause chain (the causes themselves are not cloneable). Used to
+    /// hand an error to blocking code on another thread.
+    ///
+    /// ```
+    /// use ergon_core::TaskError;
+    ///
+    /// let io = std::io::Error::other("refused");
+    /// let err = TaskError::system("rates down").with_source(io).non_retryable();
+    /// let copy = err.flattened();
+    /// assert_eq!(copy.to_string(), "rates down: refused");
+    /// assert_eq!((copy.category(), copy.is_retryable()), (err.category(), false));
+    /// ```
+    pub fn flattened(&self) -> TaskError {
+        match self {
+            TaskError::Business { .. } => TaskError::business(self.chain().to_string()),
+            TaskError::System { retryable, .. } => TaskError::System {
+                message: self.chain().to_string().into(),
+                source: None,
+                retryable: *retryable,
+            },
+            TaskError::Timeout { after } => TaskError::Timeout { after: *after },
+            TaskError::BudgetExhausted { budget } => TaskError::BudgetExhausted { budget: *budget },
+            TaskError::Panicked { message } => TaskError::Panicked {
+                message: message.clone(),
+            },
+        }
+    }
+
     /// A business error: bad data or a rule. Never retried.
     pub fn business(message: impl Into<Cow<'static, str>>) -> Self {
         TaskError::Business {

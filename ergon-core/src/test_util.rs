@@ -3,7 +3,8 @@
 //! * [`ScriptedConnector`]: an in-memory input with scripted faults (failing, slow or
 //!   panicking fetches, failing settlements) that records every fetch and settlement.
 //! * To run one transaction through a task's whole lifecycle and look at its settlement,
-//!   call [`lifecycle::run`](crate::lifecycle::run) directly.
+//!   call [`Lifecycle::run`](crate::lifecycle::Lifecycle::run) on the task in its role
+//!   (for example [`ConsumerLifecycle`](crate::lifecycle::ConsumerLifecycle)).
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::sync::{Mutex, MutexGuard};

@@ -182,6 +182,43 @@ impl Transaction {
         }
     }
 
+    /// This transaction as a child of `parent`: when it does not already name `parent` as
+    /// its parent, a copy that does, with `parent`'s root and whatever of its tags and trace
+    /// context it lacks. A hybrid task's outbound transactions go through this, so lineage
+    /// and trace context survive even when the task built them from scratch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ergon_core::Transaction;
+    ///
+    /// let order = Transaction::builder("o-1").meta("traceparent", "00-abc-def-01").build();
+    /// let line = Transaction::new("o-1/1", "{}").as_child_of(&order);
+    /// assert_eq!(line.parent_id(), Some("o-1"));
+    /// assert_eq!(line.root_id(), "o-1");
+    /// assert_eq!(line.meta("traceparent"), Some("00-abc-def-01"));
+    /// ```
+    pub fn as_child_of(&self, parent: &Transaction) -> Transaction {
+        if self.parent_id() == Some(parent.id()) {
+            return self.clone();
+        }
+        let mut metadata = self.inner.metadata.clone();
+        for key in meta::INHERITED {
+            if let (false, Some(value)) = (metadata.contains_key(key), parent.meta(key)) {
+                metadata.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        metadata.insert(meta::PARENT_ID.to_owned(), parent.id().to_owned());
+        metadata.insert(meta::ROOT_ID.to_owned(), parent.root_id().to_owned());
+        Transaction {
+            inner: Arc::new(Inner {
+                id: self.inner.id.clone(),
+                payload: self.inner.payload.clone(),
+                metadata,
+            }),
+        }
+    }
+
     /// A copy of this transaction with one more metadata entry (the original is unchanged).
     pub fn with_meta(&self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let mut metadata = self.inner.metadata.clone();

@@ -50,7 +50,7 @@ async fn run<T: Consumer>(
 ) -> (Result<LoopEnd, TaskError>, StatsSnapshot) {
     let stats = Arc::new(WorkerStats::default());
     let cx = Context::builder("test").input(input.clone()).build();
-    let end = ConsumeLoop::new(task, cx, Arc::new(policy))
+    let end = ConsumeLoop::consumer(task, cx, Arc::new(policy))
         .stats(stats.clone())
         .run()
         .await;
@@ -334,7 +334,7 @@ async fn workers_sharing_a_budget_process_exactly_the_limit_together() {
             .worker(index)
             .input(input.clone())
             .build();
-        ConsumeLoop::new(task.clone(), cx, Arc::new(policy(8, 10)))
+        ConsumeLoop::consumer(task.clone(), cx, Arc::new(policy(8, 10)))
             .limit(Some(budget.clone()))
             .run()
     };
@@ -398,7 +398,7 @@ async fn streaming_backs_off_on_empty_fetches_and_resets_after_work() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let cx = Context::builder("test").input(input.clone()).build();
     let running = tokio::spawn(
-        ConsumeLoop::new(Arc::new(Tracked::default()), cx, Arc::new(streaming))
+        ConsumeLoop::consumer(Arc::new(Tracked::default()), cx, Arc::new(streaming))
             .shutdown(shutdown.clone())
             .run(),
     );

@@ -58,7 +58,7 @@ async fn run_until(
     let stats = Arc::new(WorkerStats::default());
     let cx = Context::builder("drain").input(input.clone()).build();
     let running = tokio::spawn(
-        ConsumeLoop::new(Arc::new(Sleeps), cx, Arc::new(policy))
+        ConsumeLoop::consumer(Arc::new(Sleeps), cx, Arc::new(policy))
             .stats(stats.clone())
             .shutdown(shutdown.clone())
             .run(),

@@ -355,7 +355,7 @@ mod inmemory {
                     .worker(worker)
                     .input(input.clone())
                     .build();
-                tokio::spawn(ConsumeLoop::new(task.clone(), cx, Arc::new(policy)).run())
+                tokio::spawn(ConsumeLoop::consumer(task.clone(), cx, Arc::new(policy)).run())
             })
             .collect();
         for handle in loops {

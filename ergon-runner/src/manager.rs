@@ -99,7 +99,7 @@ impl TaskManager {
         for (index, task) in self.tasks.iter().enumerate() {
             let limit = task
                 .policy
-                .r#loop
+                .loop_policy
                 .limit
                 .map(|n| Arc::new(LimitBudget::new(n)));
             for worker in 0..task.workers {

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ergon_core::Context;
 use ergon_core::config::{ConfigEnv, MakeConnector};
 use ergon_core::context::ServiceHandle;
-use ergon_core::{ConsumerPolicy, Context};
 
 use crate::config::{ConfigError, LoadedConfig, TaskConfig};
-use crate::launch::{Launch, Role};
+use crate::launch::{AnyPolicy, Launch, Role};
 use crate::registry::Registry;
 
 /// A checked config, ready to run.
@@ -43,7 +43,7 @@ pub struct TaskPlan {
     pub(crate) input: Option<ConnectorRef>,
     pub(crate) output: Option<ConnectorRef>,
     pub(crate) services: Vec<(String, ServiceHandle)>,
-    pub(crate) policy: Arc<ConsumerPolicy>,
+    pub(crate) policy: AnyPolicy,
     pub(crate) settings: serde_json::Value,
 }
 
@@ -202,15 +202,21 @@ fn plan_task(
         };
     let input = connector("input", &task.input)?;
     let output = connector("output", &task.output)?;
-    if launch.role() == Role::Consumer && input.is_none() {
-        return Err(ConfigError::new(
-            file,
-            format!("{at}.input"),
-            format!(
-                "a consumer task needs an input connector; set `input` to one of: {}",
-                one_of(connectors.keys().map(String::as_str))
-            ),
-        ));
+    let role = launch.role();
+    for (field, needed, given) in [
+        ("input", role.needs_input(), input.is_some()),
+        ("output", role.needs_output(), output.is_some()),
+    ] {
+        if needed && !given {
+            return Err(ConfigError::new(
+                file,
+                format!("{at}.{field}"),
+                format!(
+                    "a {role} task needs an {field} connector; set `{field}` to one of: {}",
+                    one_of(connectors.keys().map(String::as_str))
+                ),
+            ));
+        }
     }
     let injected = task
         .services

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ergon_core::config::{ConnectorKind, ServiceKind};
-use ergon_core::{Consumer, Context, TaskError};
+use ergon_core::lifecycle::{ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle};
+use ergon_core::{
+    BlockingConsumer, BlockingHybrid, BlockingProducer, Consumer, Context, Hybrid, Producer,
+    TaskError,
+};
 
-use crate::launch::{ConsumerLaunch, Launch};
+use crate::launch::{Bind, Launch, Model, Role, RoleLaunch, on_pool};
 
 /// What this binary can run.
 ///
@@ -60,14 +64,114 @@ impl Registry {
     ///
     /// `factory` builds one instance per worker from the task's context: read settings
     /// and services there; reach connectors only from the role methods (`validate` calls
-    /// the factory without connectors to check the settings).
-    pub fn consumer<T, F>(mut self, name: &str, factory: F) -> Self
+    /// the factory without connectors to check the settings). The same holds for every
+    /// role below.
+    pub fn consumer<T, F>(self, name: &str, factory: F) -> Self
     where
         T: Consumer,
         F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
     {
-        self.tasks
-            .insert(name.to_owned(), Arc::new(ConsumerLaunch::new(factory)));
+        self.task(
+            name,
+            Role::Consumer,
+            Model::Async,
+            factory,
+            |task, _, _, _| Ok(ConsumerLifecycle::new(Arc::new(task))),
+        )
+    }
+
+    /// Registers a producer implementation under `name`.
+    pub fn producer<T, F>(self, name: &str, factory: F) -> Self
+    where
+        T: Producer,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.task(
+            name,
+            Role::Producer,
+            Model::Async,
+            factory,
+            |task, _, _, _| Ok(ProducerLifecycle::new(Arc::new(task))),
+        )
+    }
+
+    /// Registers a hybrid implementation under `name`.
+    pub fn hybrid<T, F>(self, name: &str, factory: F) -> Self
+    where
+        T: Hybrid,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.task(
+            name,
+            Role::Hybrid,
+            Model::Async,
+            factory,
+            |task, _, _, _| Ok(HybridLifecycle::new(Arc::new(task))),
+        )
+    }
+
+    /// Registers a blocking consumer under `name`; each worker runs it on a thread pool of
+    /// its own with `loop.concurrency` threads.
+    pub fn blocking_consumer<T, F>(self, name: &str, factory: F) -> Self
+    where
+        T: BlockingConsumer,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.task(
+            name,
+            Role::Consumer,
+            Model::Blocking,
+            factory,
+            |task, cx, policy, stats| Ok(ConsumerLifecycle::new(on_pool(task, cx, policy, stats)?)),
+        )
+    }
+
+    /// Registers a blocking producer under `name` (its own thread pool, as above).
+    pub fn blocking_producer<T, F>(self, name: &str, factory: F) -> Self
+    where
+        T: BlockingProducer,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.task(
+            name,
+            Role::Producer,
+            Model::Blocking,
+            factory,
+            |task, cx, policy, stats| Ok(ProducerLifecycle::new(on_pool(task, cx, policy, stats)?)),
+        )
+    }
+
+    /// Registers a blocking hybrid under `name` (its own thread pool, as above).
+    pub fn blocking_hybrid<T, F>(self, name: &str, factory: F) -> Self
+    where
+        T: BlockingHybrid,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        self.task(
+            name,
+            Role::Hybrid,
+            Model::Blocking,
+            factory,
+            |task, cx, policy, stats| Ok(HybridLifecycle::new(on_pool(task, cx, policy, stats)?)),
+        )
+    }
+
+    fn task<T, L, F>(
+        mut self,
+        name: &str,
+        role: Role,
+        model: Model,
+        factory: F,
+        bind: Bind<T, L>,
+    ) -> Self
+    where
+        T: Send + 'static,
+        L: Lifecycle,
+        L::Policy: serde::de::DeserializeOwned,
+        F: Fn(&Context) -> Result<T, TaskError> + Send + Sync + 'static,
+    {
+        let launch = RoleLaunch::new(role, model, factory, bind);
+        self.tasks.insert(name.to_owned(), Arc::new(launch));
         self
     }
 

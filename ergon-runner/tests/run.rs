@@ -75,7 +75,7 @@ fn a_finite_run_forwards_everything_and_summarizes() {
     );
     assert!(stdout.contains("500 transactions"), "{stdout}");
     assert!(
-        stdout.contains("task bridge: processed=500 succeeded=500 failed=0 business=0 system=0 timeout=0 retries=0 dead_lettered=0"),
+        stdout.contains("task bridge: processed=500 succeeded=500 failed=0 business=0 system=0 timeout=0 retries=0 dispatched=0 dead_lettered=0"),
         "{stdout}"
     );
     assert!(stdout.contains("ended=exhausted,exhausted"), "{stdout}");

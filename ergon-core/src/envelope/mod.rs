@@ -17,7 +17,7 @@
 //! The envelope is the only retry owner of a step: connectors and services called inside
 //! it should not retry on their own.
 
-mod attempt;
+pub(crate) mod attempt;
 mod retry;
 
 use std::future::Future;

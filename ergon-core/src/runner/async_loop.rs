@@ -1,5 +1,7 @@
-//! The async consume loop: fetch batches, keep up to `concurrency` transactions in flight,
-//! settle each one, stop cleanly.
+//! The consume loop: fetch batches, keep up to `concurrency` transactions in flight,
+//! settle each one, stop cleanly. It drives every role through its
+//! [`Lifecycle`]; blocking tasks reach it through [`OnPool`](super::OnPool), so their
+//! code runs on their thread pool while the loop stays on the runtime.
 //!
 //! One worker is one tokio task driving its transactions as futures in a
 //! `FuturesUnordered`: no spawn and no semaphore per transaction (the in-flight set *is*
@@ -31,11 +33,13 @@ use crate::connector::{Connector, Settlement};
 use crate::context::Context;
 use crate::envelope::Attempted;
 use crate::error::TaskError;
-use crate::lifecycle::{self, TransactionOutcome};
-use crate::policy::{ConsumerPolicy, RetryPolicy};
+use crate::lifecycle::{
+    ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle, TransactionOutcome,
+};
+use crate::policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy, RetryPolicy, RolePolicy};
 use crate::settle::settle;
 use crate::step::fetch::fetch;
-use crate::task::Consumer;
+use crate::task::{Consumer, Hybrid, Producer};
 use crate::transaction::Transaction;
 
 /// Why a consume loop ended (without error).
@@ -51,7 +55,7 @@ pub enum LoopEnd {
     ShutDown,
 }
 
-/// One worker's consume loop for the consumer task `T`.
+/// One worker's loop for a task in its role (`L`, a [`Lifecycle`]).
 ///
 /// # Examples
 ///
@@ -70,15 +74,15 @@ pub enum LoopEnd {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let input = Arc::new(ScriptedConnector::with_count(10));
 /// let cx = Context::builder("noop").input(input.clone()).build();
-/// let end = ConsumeLoop::new(Arc::new(Noop), cx, Arc::new(ConsumerPolicy::default())).run().await;
+/// let end = ConsumeLoop::consumer(Arc::new(Noop), cx, Arc::new(ConsumerPolicy::default())).run().await;
 /// assert_eq!(end.unwrap(), LoopEnd::Exhausted);
 /// assert_eq!(input.acked().len(), 10);
 /// # }
 /// ```
-pub struct ConsumeLoop<T> {
-    task: Arc<T>,
+pub struct ConsumeLoop<L: Lifecycle> {
+    lifecycle: Arc<L>,
     cx: Context,
-    policy: Arc<ConsumerPolicy>,
+    policy: Arc<L::Policy>,
     limit: Option<Arc<LimitBudget>>,
     stats: Arc<WorkerStats>,
     shutdown: CancellationToken,
@@ -93,14 +97,38 @@ enum Finished {
 type FetchFuture<'a> =
     Pin<Box<dyn Future<Output = (usize, Attempted<Vec<Transaction>>)> + Send + 'a>>;
 
-impl<T: Consumer> ConsumeLoop<T> {
-    /// A loop for `task` reading from `cx`'s input under `policy`. The policy's `limit`
-    /// applies to this loop alone unless a shared budget is given with
-    /// [`ConsumeLoop::limit`].
-    pub fn new(task: Arc<T>, cx: Context, policy: Arc<ConsumerPolicy>) -> Self {
-        let limit = policy.r#loop.limit.map(|n| Arc::new(LimitBudget::new(n)));
+impl<T: Consumer> ConsumeLoop<ConsumerLifecycle<T>> {
+    /// A loop for the consumer `task`.
+    pub fn consumer(task: Arc<T>, cx: Context, policy: Arc<ConsumerPolicy>) -> Self {
+        Self::new(Arc::new(ConsumerLifecycle::new(task)), cx, policy)
+    }
+}
+
+impl<T: Producer> ConsumeLoop<ProducerLifecycle<T>> {
+    /// A loop for the producer `task`.
+    pub fn producer(task: Arc<T>, cx: Context, policy: Arc<ProducerPolicy>) -> Self {
+        Self::new(Arc::new(ProducerLifecycle::new(task)), cx, policy)
+    }
+}
+
+impl<T: Hybrid> ConsumeLoop<HybridLifecycle<T>> {
+    /// A loop for the hybrid `task`.
+    pub fn hybrid(task: Arc<T>, cx: Context, policy: Arc<HybridPolicy>) -> Self {
+        Self::new(Arc::new(HybridLifecycle::new(task)), cx, policy)
+    }
+}
+
+impl<L: Lifecycle> ConsumeLoop<L> {
+    /// A loop for `lifecycle` reading from its source (the input connector of `cx`, or a
+    /// producer's generator) under `policy`. The policy's `limit` applies to this loop
+    /// alone unless a shared budget is given with [`ConsumeLoop::limit`].
+    pub fn new(lifecycle: Arc<L>, cx: Context, policy: Arc<L::Policy>) -> Self {
+        let limit = policy
+            .loop_policy()
+            .limit
+            .map(|n| Arc::new(LimitBudget::new(n)));
         Self {
-            task,
+            lifecycle,
             cx,
             policy,
             limit,
@@ -131,15 +159,16 @@ impl<T: Consumer> ConsumeLoop<T> {
     ///
     /// # Errors
     ///
-    /// The task has no input connector, or fetching failed after its retries (in-flight
+    /// The task has no source (input connector), or fetching failed after its retries (in-flight
     /// transactions are drained and buffered ones requeued first).
     pub async fn run(self) -> Result<LoopEnd, TaskError> {
-        let input = self.cx.input()?.clone();
-        let policy = &*self.policy;
-        let concurrency = policy.r#loop.concurrency;
-        let batch_size = policy.fetch.batch_size;
+        let input = self.lifecycle.source(&self.cx)?;
+        let loop_policy = self.policy.loop_policy();
+        let fetch_policy = self.policy.fetch_policy();
+        let concurrency = loop_policy.concurrency;
+        let batch_size = fetch_policy.batch_size;
         let low_water = batch_size.max(concurrency);
-        let empty_backoff = policy.fetch.empty.as_backoff();
+        let empty_backoff = fetch_policy.empty.as_backoff();
         let task_name = self.cx.task_name();
 
         let mut buffer: VecDeque<Transaction> = VecDeque::with_capacity(low_water + batch_size);
@@ -152,10 +181,7 @@ impl<T: Consumer> ConsumeLoop<T> {
         let mut source_end: Option<LoopEnd> = None;
         let mut stop: Option<LoopEnd> = None;
         let mut fetch_error: Option<TaskError> = None;
-        let mut loop_deadline = policy
-            .r#loop
-            .timeout
-            .map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut loop_deadline = loop_policy.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
         let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
 
         loop {
@@ -170,8 +196,7 @@ impl<T: Consumer> ConsumeLoop<T> {
                 if let Some(reason) = reason {
                     stop = Some(reason);
                     waiting = None;
-                    drain_deadline =
-                        Some(Box::pin(tokio::time::sleep(policy.r#loop.drain_timeout)));
+                    drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
                     self.requeue_all(&*input, buffer.drain(..), false).await;
                 }
             }
@@ -195,7 +220,7 @@ impl<T: Consumer> ConsumeLoop<T> {
                     fetching = Some(Box::pin(async move {
                         (
                             want,
-                            fetch(task_name, input, &policy.fetch.retry, want).await,
+                            fetch(task_name, input, &fetch_policy.retry, want).await,
                         )
                     }));
                 }
@@ -216,7 +241,7 @@ impl<T: Consumer> ConsumeLoop<T> {
                                 limit.give_back(want.saturating_sub(batch.len()));
                             }
                             if batch.is_empty() {
-                                if policy.r#loop.streaming {
+                                if loop_policy.streaming {
                                     empty_streak += 1;
                                     let wait = empty_backoff.delay_after(empty_streak);
                                     waiting = Some(Box::pin(tokio::time::sleep(wait)));
@@ -242,7 +267,7 @@ impl<T: Consumer> ConsumeLoop<T> {
                                 error = %err.chain(),
                                 "Fetch failed after its retries; stopping this worker"
                             );
-                            drain_deadline = Some(Box::pin(tokio::time::sleep(policy.r#loop.drain_timeout)));
+                            drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
                             self.requeue_all(&*input, buffer.drain(..), false).await;
                             fetch_error = Some(err);
                         }
@@ -287,13 +312,16 @@ impl<T: Consumer> ConsumeLoop<T> {
         drain: &CancellationToken,
     ) -> Finished {
         let run = async {
-            let outcome = lifecycle::run(&*self.task, &self.cx, &self.policy, &tx, &mut ()).await;
+            let outcome = self
+                .lifecycle
+                .run(&self.cx, &self.policy, &tx, &mut ())
+                .await;
             let settled = settle(
                 self.cx.task_name(),
                 input,
                 &tx,
                 &outcome.settlement,
-                &self.policy.settle.retry,
+                self.policy.settle_policy(),
             )
             .await
             .is_ok();
@@ -313,7 +341,7 @@ impl<T: Consumer> ConsumeLoop<T> {
         transactions: impl Iterator<Item = Transaction>,
         abandoned: bool,
     ) {
-        let policy: &RetryPolicy = &self.policy.settle.retry;
+        let policy: &RetryPolicy = self.policy.settle_policy();
         for tx in transactions {
             // It will not be processed here: it no longer counts against the limit.
             if let Some(limit) = &self.limit {

@@ -1,9 +1,16 @@
-//! The engines that drive tasks: the async consume loop, its counters and the shared limit.
+//! The engines that drive tasks: the consume loop (async, for every role), the thread
+//! pool of blocking tasks, a producer's own source, the counters and the shared limit.
 
 mod async_loop;
+mod generated;
 mod limit;
+mod on_pool;
 mod stats;
+mod thread_pool;
 
 pub use async_loop::{ConsumeLoop, LoopEnd};
+pub(crate) use generated::Generated;
 pub use limit::LimitBudget;
+pub use on_pool::OnPool;
 pub use stats::{StatsSnapshot, WorkerStats};
+pub use thread_pool::ThreadPool;

@@ -22,6 +22,8 @@ pub struct WorkerStats {
     exception_failed: AtomicU64,
     settle_failed: AtomicU64,
     abandoned: AtomicU64,
+    abandoned_attempts: AtomicU64,
+    dispatched: AtomicU64,
     in_flight: AtomicU64,
 }
 
@@ -52,6 +54,10 @@ pub struct StatsSnapshot {
     pub settle_failed: u64,
     /// Transactions cut off by the drain timeout at shutdown (requeued).
     pub abandoned: u64,
+    /// Blocking attempts given up at their deadline while their thread still ran them.
+    pub abandoned_attempts: u64,
+    /// Outbound transactions confirmed by the output connector (producer, hybrid).
+    pub dispatched: u64,
     /// Transactions in flight right now.
     pub in_flight: u64,
 }
@@ -77,6 +83,8 @@ impl AddAssign for StatsSnapshot {
         self.exception_failed += o.exception_failed;
         self.settle_failed += o.settle_failed;
         self.abandoned += o.abandoned;
+        self.abandoned_attempts += o.abandoned_attempts;
+        self.dispatched += o.dispatched;
         self.in_flight += o.in_flight;
     }
 }
@@ -97,12 +105,18 @@ impl WorkerStats {
             exception_failed: self.exception_failed.load(Relaxed),
             settle_failed: self.settle_failed.load(Relaxed),
             abandoned: self.abandoned.load(Relaxed),
+            abandoned_attempts: self.abandoned_attempts.load(Relaxed),
+            dispatched: self.dispatched.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
         }
     }
 
     pub(crate) fn record(&self, outcome: &TransactionOutcome, settled: bool) {
         self.processed.fetch_add(1, Relaxed);
+        if outcome.dispatched > 0 {
+            self.dispatched
+                .fetch_add(u64::from(outcome.dispatched), Relaxed);
+        }
         if outcome.retries > 0 {
             self.retries.fetch_add(u64::from(outcome.retries), Relaxed);
         }
@@ -135,6 +149,10 @@ impl WorkerStats {
         if abandoned {
             self.abandoned.fetch_add(count, Relaxed);
         }
+    }
+
+    pub(crate) fn record_abandoned_attempt(&self) {
+        self.abandoned_attempts.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn record_settle_failed(&self) {

@@ -1,8 +1,10 @@
 //! The steps of a transaction's life, each run in the step envelope.
 //!
-//! `fetch` brings a batch in; then, per transaction, `process` → `success` | `exception`
-//! (see [`lifecycle`](crate::lifecycle)) and finally `settle` (see [`settle`](crate::settle)).
+//! `fetch` brings a batch in; then, per transaction, the role's steps (`process`,
+//! `prepare`, `dispatch`, `success` | `exception`, see [`lifecycle`](crate::lifecycle)) and
+//! finally `settle` (see [`settle`](crate::settle)).
 
+pub(crate) mod dispatch;
 pub(crate) mod fetch;
 
 /// One step of the lifecycle; its name is the `ergon.step` span attribute.
@@ -12,9 +14,13 @@ pub enum Step {
     Fetch,
     /// `process_transaction`.
     Process,
-    /// `handle_process_success`.
+    /// `prepare_transaction` (producer and hybrid).
+    Prepare,
+    /// Dispatching through the output connector (producer and hybrid).
+    Dispatch,
+    /// `handle_process_success` / `handle_prepare_success`.
     Success,
-    /// `handle_process_exception`.
+    /// `handle_process_exception` / `handle_prepare_exception`.
     Exception,
     /// Settling through the input connector.
     Settle,
@@ -26,6 +32,8 @@ impl Step {
         match self {
             Step::Fetch => "fetch",
             Step::Process => "process",
+            Step::Prepare => "prepare",
+            Step::Dispatch => "dispatch",
             Step::Success => "success",
             Step::Exception => "exception",
             Step::Settle => "settle",

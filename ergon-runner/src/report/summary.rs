@@ -10,7 +10,7 @@ use crate::manager::RunReport;
 ///
 /// ```text
 /// ergon run finished in 0.052s: 20 transactions, 384 tx/s, exit code 0
-/// task orders: processed=20 succeeded=15 failed=5 business=4 system=0 timeout=1 retries=3 dead_lettered=5 requeued=0 dropped=0 settle_failed=0 ended=exhausted
+/// task orders: processed=20 succeeded=15 failed=5 business=4 system=0 timeout=1 retries=3 dispatched=15 dead_lettered=5 requeued=0 dropped=0 exception_failed=0 settle_failed=0 abandoned_attempts=0 ended=exhausted
 /// ```
 pub fn render(report: &RunReport) -> String {
     let total: u64 = report.tasks.iter().map(|t| t.stats.processed).sum();
@@ -41,7 +41,7 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "task {}: processed={} succeeded={} failed={} business={} system={} timeout={} retries={} dead_lettered={} requeued={} dropped={} exception_failed={} settle_failed={} ended={}",
+            "task {}: processed={} succeeded={} failed={} business={} system={} timeout={} retries={} dispatched={} dead_lettered={} requeued={} dropped={} exception_failed={} settle_failed={} abandoned_attempts={} ended={}",
             task.name,
             s.processed,
             s.succeeded,
@@ -50,11 +50,13 @@ pub fn render(report: &RunReport) -> String {
             s.failed_system,
             s.failed_timeout,
             s.retries,
+            s.dispatched,
             s.dead_lettered,
             s.requeued,
             s.dropped,
             s.exception_failed,
             s.settle_failed,
+            s.abandoned_attempts,
             ended.join(",")
         );
     }

@@ -1,0 +1,99 @@
+//! The consumer's lifecycle: process → success | exception.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::Instrument as _;
+
+use super::tally::{Tally, transaction_span, within_budget};
+use super::{Lifecycle, TransactionOutcome};
+use crate::context::Context;
+use crate::envelope::AttemptHook;
+use crate::policy::ConsumerPolicy;
+use crate::step::Step;
+use crate::task::Consumer;
+use crate::transaction::Transaction;
+
+/// A [`Consumer`] in its lifecycle.
+///
+/// # Examples
+///
+/// Running one transaction through a consumer and looking at the settlement decided:
+///
+/// ```
+/// use std::sync::Arc;
+/// use ergon_core::lifecycle::{ConsumerLifecycle, Lifecycle};
+/// use ergon_core::{Consumer, ConsumerPolicy, Context, Settlement, TaskError, Transaction};
+///
+/// struct Reject;
+/// impl Consumer for Reject {
+///     type Output = ();
+///     async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+///         Err(TaskError::business("no"))
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cx = Context::builder("reject").build();
+/// let tx = Transaction::new("t-1", "{}");
+/// let lifecycle = ConsumerLifecycle::new(Arc::new(Reject));
+/// let outcome = lifecycle.run(&cx, &ConsumerPolicy::default(), &tx, &mut ()).await;
+/// assert!(matches!(outcome.settlement, Settlement::DeadLetter(_)));
+/// # }
+/// ```
+pub struct ConsumerLifecycle<T> {
+    task: Arc<T>,
+}
+
+impl<T> ConsumerLifecycle<T> {
+    /// `task` in the consumer role.
+    pub fn new(task: Arc<T>) -> Self {
+        Self { task }
+    }
+}
+
+impl<T: Consumer> Lifecycle for ConsumerLifecycle<T> {
+    type Policy = ConsumerPolicy;
+
+    fn run<H: AttemptHook + Send + ?Sized>(
+        &self,
+        cx: &Context,
+        policy: &ConsumerPolicy,
+        tx: &Transaction,
+        hook: &mut H,
+    ) -> impl Future<Output = TransactionOutcome> + Send {
+        let task = &*self.task;
+        async move {
+            let mut tally = Tally::default();
+            let steps = async {
+                let output = tally
+                    .step(Step::Process, &policy.process.retry, hook, |_| {
+                        task.process_transaction(cx, tx)
+                    })
+                    .await?;
+                tally
+                    .step(Step::Success, &policy.success.retry, hook, |_| {
+                        task.handle_process_success(cx, tx, &output)
+                    })
+                    .await
+            };
+            let finished = within_budget(policy.transaction.timeout, steps).await;
+            let (failure, error) = match tally.settle_budget(finished) {
+                Ok(()) => return tally.acked(),
+                Err(failed) => failed.split(cx.task_name_arc()),
+            };
+            tally
+                .failed(
+                    cx,
+                    tx,
+                    failure,
+                    &policy.exception.retry,
+                    policy.on_failure,
+                    hook,
+                    |_| task.handle_process_exception(cx, tx, &error),
+                )
+                .await
+        }
+        .instrument(transaction_span(cx, tx, "process"))
+    }
+}

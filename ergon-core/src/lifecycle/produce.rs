@@ -1,0 +1,91 @@
+//! The producer's lifecycle: prepare → dispatch → success | exception.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tracing::Instrument as _;
+
+use super::tally::{Tally, transaction_span, within_budget};
+use super::{Lifecycle, TransactionOutcome};
+use crate::connector::Connector;
+use crate::context::Context;
+use crate::envelope::AttemptHook;
+use crate::error::TaskError;
+use crate::policy::ProducerPolicy;
+use crate::runner::Generated;
+use crate::step::{Step, dispatch::dispatch};
+use crate::task::Producer;
+use crate::transaction::Transaction;
+
+/// A [`Producer`] in its lifecycle. Its transactions come from the input connector, or,
+/// when the task has none, from its own
+/// [`generate_transactions`](Producer::generate_transactions).
+pub struct ProducerLifecycle<T> {
+    task: Arc<T>,
+}
+
+impl<T> ProducerLifecycle<T> {
+    /// `task` in the producer role.
+    pub fn new(task: Arc<T>) -> Self {
+        Self { task }
+    }
+}
+
+impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
+    type Policy = ProducerPolicy;
+
+    fn source(&self, cx: &Context) -> Result<Arc<dyn Connector>, TaskError> {
+        Ok(match cx.input() {
+            Ok(input) => input.clone(),
+            Err(_) => Arc::new(Generated::new(self.task.clone(), cx.clone())),
+        })
+    }
+
+    fn run<H: AttemptHook + Send + ?Sized>(
+        &self,
+        cx: &Context,
+        policy: &ProducerPolicy,
+        tx: &Transaction,
+        hook: &mut H,
+    ) -> impl Future<Output = TransactionOutcome> + Send {
+        let task = &*self.task;
+        async move {
+            let mut tally = Tally::default();
+            let steps = async {
+                let prepared = tally
+                    .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
+                        task.prepare_transaction(cx, tx)
+                    })
+                    .await?;
+                tally
+                    .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
+                        dispatch(cx, std::slice::from_ref(&prepared))
+                    })
+                    .await?;
+                tally.dispatched = 1;
+                tally
+                    .step(Step::Success, &policy.success.retry, hook, |_| {
+                        task.handle_prepare_success(cx, tx, &prepared)
+                    })
+                    .await
+            };
+            let finished = within_budget(policy.transaction.timeout, steps).await;
+            let (failure, error) = match tally.settle_budget(finished) {
+                Ok(()) => return tally.acked(),
+                Err(failed) => failed.split(cx.task_name_arc()),
+            };
+            tally
+                .failed(
+                    cx,
+                    tx,
+                    failure,
+                    &policy.exception.retry,
+                    policy.on_failure,
+                    hook,
+                    |_| task.handle_prepare_exception(cx, tx, &error),
+                )
+                .await
+        }
+        .instrument(transaction_span(cx, tx, "create"))
+    }
+}

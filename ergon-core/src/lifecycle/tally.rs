@@ -1,0 +1,167 @@
+//! What every lifecycle shares: running a step and counting its retries, the transaction
+//! budget, the exception step and the settlement decision.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::TransactionOutcome;
+use crate::connector::{Failure, Settlement};
+use crate::context::Context;
+use crate::envelope::{self, AttemptHook};
+use crate::error::TaskError;
+use crate::policy::{FailureAction, RetryPolicy};
+use crate::step::Step;
+use crate::telemetry::names;
+use crate::transaction::Transaction;
+
+/// The running account of one transaction's lifecycle.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    retries: u32,
+    /// The step running now, which a budget expiry interrupts.
+    current: Option<Step>,
+    pub(super) dispatched: u32,
+}
+
+/// The final error of a step before the exception step.
+pub(super) struct StepFailure {
+    step: Step,
+    error: TaskError,
+    attempts: u32,
+}
+
+impl Tally {
+    /// Runs `call` as `step` under `policy`.
+    pub(super) async fn step<T, F, Fut, H>(
+        &mut self,
+        step: Step,
+        policy: &RetryPolicy,
+        hook: &mut H,
+        call: F,
+    ) -> Result<T, StepFailure>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, TaskError>>,
+        H: AttemptHook + ?Sized,
+    {
+        self.current = Some(step);
+        let done = envelope::run(step.as_str(), step_span(step), policy, call, hook).await;
+        self.retries += done.retries();
+        done.result.map_err(|error| StepFailure {
+            step,
+            error,
+            attempts: done.attempts,
+        })
+    }
+
+    /// Turns an expired budget into the failure of the step it interrupted.
+    pub(super) fn settle_budget(
+        &self,
+        finished: Result<Result<(), StepFailure>, Duration>,
+    ) -> Result<(), StepFailure> {
+        finished.unwrap_or_else(|budget| {
+            Err(StepFailure {
+                step: self.current.unwrap_or(Step::Process),
+                error: TaskError::BudgetExhausted { budget },
+                attempts: 1,
+            })
+        })
+    }
+
+    /// Every step succeeded.
+    pub(super) fn acked(self) -> TransactionOutcome {
+        TransactionOutcome {
+            failure: None,
+            settlement: Settlement::Ack,
+            retries: self.retries,
+            dispatched: self.dispatched,
+            exception_error: None,
+        }
+    }
+
+    /// Runs the exception step, then decides the settlement of a failed transaction.
+    #[allow(clippy::too_many_arguments)] // one call per role; a struct would only rename them
+    pub(super) async fn failed<F, Fut, H>(
+        mut self,
+        cx: &Context,
+        tx: &Transaction,
+        failure: Failure,
+        policy: &RetryPolicy,
+        on_failure: FailureAction,
+        hook: &mut H,
+        handler: F,
+    ) -> TransactionOutcome
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<(), TaskError>>,
+        H: AttemptHook + ?Sized,
+    {
+        let step = Step::Exception;
+        let handled = envelope::run(step.as_str(), step_span(step), policy, handler, hook).await;
+        self.retries += handled.retries();
+        let exception_error = handled.result.err();
+        if let Some(err) = &exception_error {
+            tracing::error!(
+                { names::TASK } = cx.task_name(),
+                { names::MESSAGE_ID } = tx.id(),
+                attempts = handled.attempts,
+                error = %err.chain(),
+                "Exception handler failed; settling the transaction per on_failure anyway"
+            );
+        }
+        let settlement = match on_failure {
+            FailureAction::DeadLetter => Settlement::DeadLetter(failure.clone()),
+            FailureAction::Requeue => Settlement::Requeue,
+            FailureAction::Drop => Settlement::Drop(failure.clone()),
+        };
+        TransactionOutcome {
+            failure: Some(failure),
+            settlement,
+            retries: self.retries,
+            dispatched: self.dispatched,
+            exception_error,
+        }
+    }
+}
+
+impl StepFailure {
+    /// The record of the failure (for the settlement) and the error (for the handler).
+    pub(super) fn split(self, task: &Arc<str>) -> (Failure, TaskError) {
+        let failure = Failure {
+            task: task.clone(),
+            step: self.step.as_str(),
+            category: self.error.category(),
+            message: self.error.chain().to_string(),
+            attempts: self.attempts,
+        };
+        (failure, self.error)
+    }
+}
+
+/// Runs `steps` within `budget`; `Err(budget)` when it ran out first.
+pub(super) async fn within_budget(
+    budget: Option<Duration>,
+    steps: impl Future<Output = Result<(), StepFailure>>,
+) -> Result<Result<(), StepFailure>, Duration> {
+    match budget {
+        None => Ok(steps.await),
+        Some(budget) => tokio::time::timeout(budget, steps)
+            .await
+            .map_err(|_| budget),
+    }
+}
+
+/// The span of one transaction, named after the operation the role performs on it.
+pub(super) fn transaction_span(cx: &Context, tx: &Transaction, operation: &str) -> tracing::Span {
+    tracing::debug_span!(
+        "transaction",
+        { names::TASK } = cx.task_name(),
+        { names::MESSAGE_ID } = tx.id(),
+        { names::OPERATION_TYPE } = operation,
+    )
+}
+
+fn step_span(step: Step) -> tracing::Span {
+    tracing::debug_span!("step", { names::STEP } = step.as_str())
+}

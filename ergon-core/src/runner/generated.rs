@@ -1,0 +1,77 @@
+//! The source of a producer without an input connector: its own `generate_transactions`,
+//! behind the [`Connector`] interface so the loop treats both sources alike.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::connector::{Connector, Settlement, unsupported};
+use crate::context::Context;
+use crate::error::TaskError;
+use crate::task::Producer;
+use crate::telemetry::names;
+use crate::transaction::Transaction;
+
+/// Transactions a [`Producer`] generates. Requeued ones are handed out again first.
+/// Generated transactions have nowhere else to live: a dead-lettered or dropped one is
+/// logged at ERROR with its failure (give the task an input connector when failed
+/// transactions must be kept).
+pub(crate) struct Generated<T> {
+    task: Arc<T>,
+    cx: Context,
+    requeued: Mutex<Vec<Transaction>>,
+}
+
+impl<T> Generated<T> {
+    pub(crate) fn new(task: Arc<T>, cx: Context) -> Self {
+        Self {
+            task,
+            cx,
+            requeued: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl<T: Producer> Connector for Generated<T> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+        let mut batch: Vec<Transaction> = {
+            let mut requeued = self.requeued.lock().unwrap_or_else(PoisonError::into_inner);
+            let take = max.min(requeued.len());
+            requeued.drain(..take).collect()
+        };
+        if batch.len() < max {
+            let more = self
+                .task
+                .generate_transactions(&self.cx, max - batch.len())
+                .await?;
+            batch.extend(more);
+        }
+        Ok(batch)
+    }
+
+    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+        match settlement {
+            Settlement::Ack => {}
+            Settlement::Requeue => self
+                .requeued
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(tx.clone()),
+            Settlement::DeadLetter(failure) | Settlement::Drop(failure) => tracing::error!(
+                { names::TASK } = %failure.task,
+                { names::MESSAGE_ID } = tx.id(),
+                { names::STEP } = failure.step,
+                { names::ERROR_CATEGORY } = %failure.category,
+                attempts = failure.attempts,
+                error = %failure.message,
+                "Generated transaction failed and the producer has no input connector to keep it"
+            ),
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, _transactions: &[Transaction]) -> Result<(), TaskError> {
+        Err(unsupported("dispatch to a producer's generator"))
+    }
+}
