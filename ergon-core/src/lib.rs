@@ -5,26 +5,32 @@
 //! ## The data flow
 //!
 //! ```text
-//!  input Connector ──fetch(batch)──▶ ConsumeLoop ──≤ concurrency in flight──▶
-//!    process ──ok──▶ success ──ok──▶ settle: Ack
-//!       │ err          │ err
-//!       ▼              ▼
-//!    exception ───────────────────▶ settle: DeadLetter | Requeue | Drop (policy)
+//!  input Connector (or a producer's own generator)
+//!    ──fetch(batch)──▶ ConsumeLoop ──≤ concurrency in flight──▶ the task's lifecycle:
+//!      consumer: process ──▶ success
+//!      producer: prepare ──▶ dispatch (output confirms) ──▶ success
+//!      hybrid:   process ──▶ prepare × n ──▶ dispatch (output confirms) ──▶ success
+//!    ──ok──▶ settle: Ack
+//!    ──a step failed for good──▶ exception ──▶ settle: DeadLetter | Requeue | Drop (policy)
 //! ```
 //!
 //! Read the modules in that order:
 //!
 //! * [`transaction`]: the [`Transaction`], immutable and cheap to clone, with lineage.
 //! * [`error`]: [`TaskError`] and its [`Category`] (business, system, timeout).
-//! * [`policy`]: [`ConsumerPolicy`] and the [`RetryPolicy`](policy::RetryPolicy) of each step.
+//! * [`policy`]: one policy per role ([`ConsumerPolicy`], [`ProducerPolicy`],
+//!   [`HybridPolicy`]) with the [`RetryPolicy`](policy::RetryPolicy) of each step.
 //! * [`envelope`]: [`run_fn`](envelope::run_fn), the retry / timeout / backoff envelope
 //!   every step runs in; [`concurrency`]: `run_concurrently`.
-//! * [`task`]: the roles you implement ([`Consumer`]); [`context`]: what a task can reach.
+//! * [`task`]: the roles you implement, async ([`Consumer`], [`Producer`], [`Hybrid`]) or
+//!   blocking ([`BlockingConsumer`], [`BlockingProducer`], [`BlockingHybrid`]);
+//!   [`context`]: what a task can reach.
 //! * [`connector`]: the [`Connector`] trait and the [`Settlement`] the engine decides;
 //!   [`memory`]: the in-process connector.
-//! * [`step`] (fetch), [`lifecycle`] (process → success | exception), [`settle`]:
-//!   one transaction's path.
-//! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives it all.
+//! * [`step`] (fetch, dispatch), [`lifecycle`] (each role's steps), [`settle`]: one
+//!   transaction's path.
+//! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives every role, and the
+//!   [`ThreadPool`](runner::ThreadPool) blocking tasks run on.
 //! * [`telemetry`]: span and attribute names.
 //!
 //! ## Feature flags

@@ -1,7 +1,8 @@
 //! Test helpers for tasks and the engine (feature `test-util`).
 //!
-//! * [`ScriptedConnector`]: an in-memory input with scripted faults (failing, slow or
-//!   panicking fetches, failing settlements) that records every fetch and settlement.
+//! * [`ScriptedConnector`]: an in-memory input and output with scripted faults (failing,
+//!   slow or panicking fetches, failing settlements and dispatches) that records every
+//!   fetch, settlement and dispatch attempt.
 //! * To run one transaction through a task's whole lifecycle and look at its settlement,
 //!   call [`Lifecycle::run`](crate::lifecycle::Lifecycle::run) on the task in its role
 //!   (for example [`ConsumerLifecycle`](crate::lifecycle::ConsumerLifecycle)).
@@ -33,6 +34,8 @@ pub struct ScriptedConnector {
     queue: MemoryConnector,
     failing_fetches: AtomicU32,
     failing_settles: AtomicU32,
+    failing_dispatches: AtomicU32,
+    dispatch_attempts: AtomicU32,
     panicking_fetches: AtomicU32,
     fetch_delay: Mutex<Option<Duration>>,
     log: Mutex<Log>,
@@ -74,6 +77,17 @@ impl ScriptedConnector {
     pub fn failing_settles(self, n: u32) -> Self {
         self.failing_settles.store(n, SeqCst);
         self
+    }
+
+    /// The next `n` dispatches fail with a (retryable) system error; `u32::MAX` for all.
+    pub fn failing_dispatches(self, n: u32) -> Self {
+        self.failing_dispatches.store(n, SeqCst);
+        self
+    }
+
+    /// Dispatch calls so far, failed ones included.
+    pub fn dispatch_attempts(&self) -> u32 {
+        self.dispatch_attempts.load(SeqCst)
     }
 
     /// Every fetch waits `delay` before answering.
@@ -164,6 +178,10 @@ impl Connector for ScriptedConnector {
     }
 
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
+        self.dispatch_attempts.fetch_add(1, SeqCst);
+        if take(&self.failing_dispatches) {
+            return Err(TaskError::system("scripted dispatch failure"));
+        }
         self.queue.dispatch(transactions).await
     }
 }

@@ -25,6 +25,22 @@
 //! `workers = 2` runs on this 2-core machine), 64 in flight in all, as in the hand-written
 //! loop, whose spawned tasks use both cores too.
 //!
+//! The role cases:
+//!
+//! ```text
+//! bench blocking_c1 tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib=   (also _c2)
+//! bench cpu_c2 tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib= speedup=  (and _c1)
+//! bench hybrid_fanout3 tx= tx_per_s= outbound_per_s= peak_rss_mib=
+//! ```
+//!
+//! `blocking_c<N>` runs a no-op [`BlockingConsumer`] on the engine's thread pool with N
+//! threads (`loop.concurrency = N`), against a semaphore of N permits with
+//! `tokio::task::spawn_blocking` per transaction; `cpu_c<N>` does the same with about
+//! 0.4 ms of hashing per transaction, and `cpu_c2` prints its `speedup` over `cpu_c1`.
+//! `hybrid_fanout3` runs an async [`Hybrid`] that turns each inbound transaction into three
+//! children, dispatched to a sink that confirms at once, at concurrency 64; `tx_per_s`
+//! counts inbound transactions.
+//!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
 //! peak RSS (`VmHWM` from `/proc/self/status`, read by the child at its end) belongs to one
@@ -44,15 +60,20 @@
 //! [`Bench::sample`] and returns the line) and a `child` function (measures one variant and
 //! returns its numbers), then listing them in [`CASES`].
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use ergon_core::lifecycle::{ConsumerLifecycle, HybridLifecycle, Lifecycle};
 use ergon_core::memory::MemoryConnector;
-use ergon_core::runner::ConsumeLoop;
-use ergon_core::{Connector, Consumer, ConsumerPolicy, Context, TaskError, Transaction};
+use ergon_core::runner::{ConsumeLoop, OnPool, ThreadPool, WorkerStats};
+use ergon_core::{
+    BlockingConsumer, Connector, Consumer, ConsumerPolicy, Context, Hybrid, HybridPolicy,
+    Settlement, TaskError, Transaction,
+};
 use tokio::sync::Semaphore;
 
 /// Selects the case and variant a child process measures.
@@ -66,27 +87,62 @@ struct Case {
     parent: fn(&Bench, &Case) -> Result<String, String>,
     /// Runs in a child: measures one variant, returns its numbers (`peak_rss_mib` is added).
     child: fn(&str) -> Result<Sample, String>,
+    /// Transactions per timed run unless `ERGON_BENCH_TX` says otherwise.
+    tx: u64,
 }
 
-/// The registry. Later cases (blocking, cpu, hybrid fan-out, amqp, telemetry) go here.
+/// The registry. Later cases (amqp, telemetry) go here.
 const CASES: &[Case] = &[
     Case {
         name: "inmemory_c1",
-        parent: inmemory::parent,
+        parent: engine_vs_handwritten,
         child: |variant| inmemory::child(variant, 1, 1),
+        tx: 1_000_000,
     },
     Case {
         name: "inmemory_c64",
-        parent: inmemory::parent,
+        parent: engine_vs_handwritten,
         // One consume loop of concurrency 64: `concurrency = 64`, `workers = 1`.
         child: |variant| inmemory::child(variant, 64, 1),
+        tx: 1_000_000,
     },
     Case {
         name: "inmemory_c64_w2",
-        parent: inmemory::parent,
+        parent: engine_vs_handwritten,
         // Two consume loops of 32 (one per core, as `workers = 2` runs them), 64 in flight
         // in all: the hand-written loop spreads its spawned tasks over both cores too.
         child: |variant| inmemory::child(variant, 64, 2),
+        tx: 1_000_000,
+    },
+    Case {
+        name: "blocking_c1",
+        parent: engine_vs_handwritten,
+        child: |variant| blocking::child(variant, 1),
+        tx: 200_000,
+    },
+    Case {
+        name: "blocking_c2",
+        parent: engine_vs_handwritten,
+        child: |variant| blocking::child(variant, 2),
+        tx: 200_000,
+    },
+    Case {
+        name: "cpu_c1",
+        parent: cpu::parent,
+        child: |variant| cpu::child(variant, 1),
+        tx: 5_000,
+    },
+    Case {
+        name: "cpu_c2",
+        parent: cpu::parent,
+        child: |variant| cpu::child(variant, 2),
+        tx: 5_000,
+    },
+    Case {
+        name: "hybrid_fanout3",
+        parent: hybrid::parent,
+        child: hybrid::child,
+        tx: 300_000,
     },
 ];
 
@@ -95,19 +151,39 @@ type Sample = BTreeMap<String, f64>;
 
 /// What the parent knows while running cases.
 struct Bench {
-    /// Transactions per timed run.
-    tx: u64,
+    /// Transactions per timed run, overriding each case's own (`ERGON_BENCH_TX`).
+    tx: Option<u64>,
     /// Runs of each variant; the best one is reported.
     rounds: usize,
+    /// The best engine `tx_per_s` of each case run so far (for ratios between cases).
+    best: RefCell<BTreeMap<&'static str, f64>>,
 }
 
 impl Bench {
+    /// Transactions per timed run of `case`.
+    fn tx(&self, case: &Case) -> u64 {
+        self.tx.unwrap_or(case.tx)
+    }
+
+    /// The best engine throughput of the case named `name`, measuring it if not done yet.
+    fn best_of(&self, name: &str) -> Result<f64, String> {
+        if let Some(best) = self.best.borrow().get(name) {
+            return Ok(*best);
+        }
+        let case = CASES
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| format!("no case {name}"))?;
+        (case.parent)(self, case)?;
+        Ok(self.best.borrow()[name])
+    }
+
     /// Runs `variant` of `case` in a child process and returns its numbers.
     fn sample(&self, case: &Case, variant: &str) -> Result<Sample, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let output = Command::new(exe)
             .env(CHILD_ENV, format!("{}/{variant}", case.name))
-            .env("ERGON_BENCH_TX", self.tx.to_string())
+            .env("ERGON_BENCH_TX", self.tx(case).to_string())
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|e| format!("spawning the child for {}/{variant}: {e}", case.name))?;
@@ -153,8 +229,11 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .collect();
     let bench = Bench {
-        tx: env_or("ERGON_BENCH_TX", 1_000_000),
+        tx: std::env::var("ERGON_BENCH_TX")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         rounds: env_or("ERGON_BENCH_ROUNDS", 3),
+        best: RefCell::default(),
     };
     let mut failed = false;
     for case in CASES {
@@ -213,6 +292,103 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The parent of every case that compares the engine with a hand-written loop: runs the
+/// `engine` and `handwritten` variants alternately, then `source`, and prints
+/// `bench <case> tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib=`.
+fn engine_vs_handwritten(bench: &Bench, case: &Case) -> Result<String, String> {
+    let mut engine = Vec::new();
+    let mut handwritten = Vec::new();
+    // Alternate so that drift (thermal, neighbours) hits both alike.
+    for _ in 0..bench.rounds {
+        engine.push(bench.sample(case, "engine")?);
+        handwritten.push(bench.sample(case, "handwritten")?);
+    }
+    // What making and fetching the transactions alone costs (both loops pay it).
+    let source = bench.sample(case, "source")?;
+    let best = |samples: &[Sample]| {
+        samples
+            .iter()
+            .map(|s| s["tx_per_s"])
+            .fold(0.0_f64, f64::max)
+    };
+    let rss = engine
+        .iter()
+        .map(|s| s["peak_rss_mib"])
+        .fold(0.0_f64, f64::max);
+    let hand_rss = handwritten
+        .iter()
+        .map(|s| s["peak_rss_mib"])
+        .fold(0.0_f64, f64::max);
+    let (x, y) = (best(&engine), best(&handwritten));
+    bench.best.borrow_mut().insert(case.name, x);
+    let runs = |samples: &[Sample]| {
+        let v: Vec<String> = samples
+            .iter()
+            .map(|s| format!("{:.0}", s["tx_per_s"]))
+            .collect();
+        v.join(",")
+    };
+    eprintln!(
+        "# {}: engine runs [{}] workers={} batch={}; handwritten runs [{}] peak_rss_mib={hand_rss:.1}; source alone {:.0} tx/s",
+        case.name,
+        runs(&engine),
+        engine[0]["workers"],
+        engine[0]["batch_size"],
+        runs(&handwritten),
+        source["tx_per_s"],
+    );
+    Ok(format!(
+        "bench {} tx={} tx_per_s={x:.0} handwritten_tx_per_s={y:.0} ratio={:.2} peak_rss_mib={rss:.1}",
+        case.name,
+        bench.tx(case),
+        x / y
+    ))
+}
+
+/// A warm-up run of `min(warm_up, tx)` transactions, then the timed run of `tx`:
+/// `tx`, `secs` and `tx_per_s` of the timed one.
+fn timed(
+    tx: u64,
+    warm_up: u64,
+    run: impl Fn(u64) -> Result<Duration, String>,
+) -> Result<Sample, String> {
+    run(warm_up.min(tx))?;
+    let elapsed = run(tx)?;
+    let mut sample = Sample::new();
+    sample.insert("tx".into(), tx as f64);
+    sample.insert("secs".into(), elapsed.as_secs_f64());
+    sample.insert("tx_per_s".into(), tx as f64 / elapsed.as_secs_f64());
+    Ok(sample)
+}
+
+/// Runs `lifecycle` over `input` with `concurrency` transactions in flight (one worker),
+/// checking that every transaction was acked; returns the elapsed time.
+async fn run_lifecycle<L: Lifecycle>(
+    lifecycle: L,
+    policy: L::Policy,
+    input: Arc<MemoryConnector>,
+    output: Option<Arc<dyn Connector>>,
+    n: u64,
+) -> Result<Duration, String> {
+    let mut cx = Context::builder("bench").input(input.clone());
+    if let Some(output) = output {
+        cx = cx.output(output);
+    }
+    let started = Instant::now();
+    ConsumeLoop::new(Arc::new(lifecycle), cx.build(), Arc::new(policy))
+        .run()
+        .await
+        .map_err(|e| format!("worker failed: {e}"))?;
+    let elapsed = started.elapsed();
+    if input.acked() != n {
+        return Err(format!(
+            "engine acked {} of {n} transactions",
+            input.acked()
+        ));
+    }
+    Ok(elapsed)
+}
+
 /// The runtime every child measures on: 2 workers, like the 2-core reference machine.
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -230,62 +406,13 @@ mod inmemory {
     const PAYLOAD: &[u8] = br#"{"amount":1}"#;
     /// Fetch batch size of both loops: large enough that fetching (one lock, one `Vec`)
     /// is a small share of the cost, small enough that two batches stay a few KiB.
-    const BATCH_SIZE: usize = 256;
+    pub(super) const BATCH_SIZE: usize = 256;
     /// Per-attempt timeout and attempts of the hand-written loop (the engine's defaults).
     const PER_ATTEMPT: Duration = Duration::from_secs(30);
     const MAX_ATTEMPTS: u32 = 3;
     const BACKOFF: Duration = Duration::from_millis(100);
     /// Transactions of the warm-up run before the timed one.
     const WARM_UP: u64 = 100_000;
-
-    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let mut engine = Vec::new();
-        let mut handwritten = Vec::new();
-        // Alternate so that drift (thermal, neighbours) hits both alike.
-        for _ in 0..bench.rounds {
-            engine.push(bench.sample(case, "engine")?);
-            handwritten.push(bench.sample(case, "handwritten")?);
-        }
-        // What making and fetching the transactions alone costs (both loops pay it).
-        let source = bench.sample(case, "source")?;
-        let best = |samples: &[Sample]| {
-            samples
-                .iter()
-                .map(|s| s["tx_per_s"])
-                .fold(0.0_f64, f64::max)
-        };
-        let rss = engine
-            .iter()
-            .map(|s| s["peak_rss_mib"])
-            .fold(0.0_f64, f64::max);
-        let hand_rss = handwritten
-            .iter()
-            .map(|s| s["peak_rss_mib"])
-            .fold(0.0_f64, f64::max);
-        let (x, y) = (best(&engine), best(&handwritten));
-        let runs = |samples: &[Sample]| {
-            let v: Vec<String> = samples
-                .iter()
-                .map(|s| format!("{:.0}", s["tx_per_s"]))
-                .collect();
-            v.join(",")
-        };
-        eprintln!(
-            "# {}: engine runs [{}] workers={} batch={}; handwritten runs [{}] peak_rss_mib={hand_rss:.1}; source alone {:.0} tx/s",
-            case.name,
-            runs(&engine),
-            engine[0]["workers"],
-            engine[0]["batch_size"],
-            runs(&handwritten),
-            source["tx_per_s"],
-        );
-        Ok(format!(
-            "bench {} tx={} tx_per_s={x:.0} handwritten_tx_per_s={y:.0} ratio={:.2} peak_rss_mib={rss:.1}",
-            case.name,
-            bench.tx,
-            x / y
-        ))
-    }
 
     /// One variant at `concurrency` transactions in flight; the engine splits them over
     /// `workers` consume loops.
@@ -298,27 +425,19 @@ mod inmemory {
         let batch_size = env_or("ERGON_BENCH_BATCH", BATCH_SIZE);
         let workers = env_or("ERGON_BENCH_WORKERS", workers).clamp(1, concurrency);
         let rt = runtime();
-        let run = |n: u64| -> Result<Duration, String> {
-            match variant {
-                "engine" => rt.block_on(engine(n, concurrency, workers, batch_size)),
-                "handwritten" => rt.block_on(handwritten(n, concurrency, batch_size)),
-                "source" => rt.block_on(source_only(n, batch_size)),
-                other => Err(format!("unknown variant {other:?}")),
-            }
-        };
-        run(WARM_UP.min(tx))?;
-        let elapsed = run(tx)?;
-        let mut sample = Sample::new();
-        sample.insert("tx".into(), tx as f64);
-        sample.insert("secs".into(), elapsed.as_secs_f64());
-        sample.insert("tx_per_s".into(), tx as f64 / elapsed.as_secs_f64());
+        let mut sample = timed(tx, WARM_UP, |n| match variant {
+            "engine" => rt.block_on(engine(n, concurrency, workers, batch_size)),
+            "handwritten" => rt.block_on(handwritten(n, concurrency, batch_size)),
+            "source" => rt.block_on(source_only(n, batch_size)),
+            other => Err(format!("unknown variant {other:?}")),
+        })?;
         sample.insert("workers".into(), workers as f64);
         sample.insert("batch_size".into(), batch_size as f64);
         Ok(sample)
     }
 
     /// `n` transactions made as they are fetched: a short id and the static payload.
-    fn source(n: u64) -> Arc<MemoryConnector> {
+    pub(super) fn source(n: u64) -> Arc<MemoryConnector> {
         Arc::new(MemoryConnector::generated(n, |i| {
             Transaction::new(i.to_string(), PAYLOAD)
         }))
@@ -429,7 +548,7 @@ mod inmemory {
     }
 
     /// Only fetches (makes) the transactions and drops them: the floor under both loops.
-    async fn source_only(n: u64, batch_size: usize) -> Result<Duration, String> {
+    pub(super) async fn source_only(n: u64, batch_size: usize) -> Result<Duration, String> {
         let input = source(n);
         let started = Instant::now();
         let mut fetched = 0;
@@ -451,5 +570,244 @@ mod inmemory {
     async fn noop(tx: &Transaction) -> Result<(), TaskError> {
         std::hint::black_box(tx);
         Ok(())
+    }
+}
+
+/// `blocking_c<N>` and `cpu_c<N>`: blocking consumers on the engine's thread pool (one
+/// worker, `concurrency` = N threads) against what a user would write by hand: a
+/// semaphore of N permits and `tokio::task::spawn_blocking` per transaction.
+mod blocking {
+    use super::*;
+
+    /// Transactions of the warm-up run.
+    const WARM_UP: u64 = 10_000;
+
+    /// A blocking consumer whose process step is `work`; its success step is the default.
+    struct Work(fn(&Transaction));
+
+    impl BlockingConsumer for Work {
+        type Output = ();
+
+        fn process_transaction(&self, _: &Context, tx: &Transaction) -> Result<(), TaskError> {
+            (self.0)(tx);
+            Ok(())
+        }
+    }
+
+    /// The no-op of `blocking_c<N>`.
+    fn noop(tx: &Transaction) {
+        std::hint::black_box(tx);
+    }
+
+    pub(super) fn child(variant: &str, concurrency: usize) -> Result<Sample, String> {
+        measure(variant, concurrency, noop)
+    }
+
+    /// One variant of a blocking case whose per-transaction work is `work`.
+    pub(super) fn measure(
+        variant: &str,
+        concurrency: usize,
+        work: fn(&Transaction),
+    ) -> Result<Sample, String> {
+        let tx = env_or("ERGON_BENCH_TX", 100_000);
+        let rt = runtime();
+        let batch = inmemory::BATCH_SIZE;
+        let mut sample = timed(tx, WARM_UP, |n| match variant {
+            "engine" => rt.block_on(engine(n, concurrency, work)),
+            "handwritten" => rt.block_on(handwritten(n, concurrency, work)),
+            "source" => rt.block_on(inmemory::source_only(n, batch)),
+            other => Err(format!("unknown variant {other:?}")),
+        })?;
+        sample.insert("workers".into(), 1.0);
+        sample.insert("batch_size".into(), batch as f64);
+        Ok(sample)
+    }
+
+    async fn engine(
+        n: u64,
+        concurrency: usize,
+        work: fn(&Transaction),
+    ) -> Result<Duration, String> {
+        let mut policy = ConsumerPolicy::default();
+        policy.r#loop.concurrency = concurrency;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let stats = Arc::new(WorkerStats::default());
+        let pool = ThreadPool::new("bench", concurrency, stats).map_err(|e| e.to_string())?;
+        let task = OnPool::new(Arc::new(Work(work)), pool);
+        let lifecycle = ConsumerLifecycle::new(Arc::new(task));
+        run_lifecycle(lifecycle, policy, inmemory::source(n), None, n).await
+    }
+
+    async fn handwritten(
+        n: u64,
+        concurrency: usize,
+        work: fn(&Transaction),
+    ) -> Result<Duration, String> {
+        let input = inmemory::source(n);
+        let started = Instant::now();
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let acked = Arc::new(AtomicU64::new(0));
+        loop {
+            let batch = input
+                .fetch(inmemory::BATCH_SIZE)
+                .await
+                .map_err(|e| e.to_string())?;
+            if batch.is_empty() {
+                break;
+            }
+            for tx in batch {
+                let permit = permits.clone().acquire_owned().await.expect("open");
+                let acked = acked.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    work(&tx);
+                    acked.fetch_add(1, Relaxed);
+                });
+            }
+        }
+        let all = u32::try_from(concurrency).expect("concurrency fits u32");
+        drop(permits.acquire_many(all).await.expect("open"));
+        let elapsed = started.elapsed();
+        match acked.load(Relaxed) {
+            done if done == n => Ok(elapsed),
+            done => Err(format!(
+                "hand-written loop acked {done} of {n} transactions"
+            )),
+        }
+    }
+}
+
+/// `cpu_c<N>`: a CPU-bound blocking consumer (about 0.4 ms of hashing per transaction);
+/// `cpu_c2` also prints its `speedup` over `cpu_c1`, which approaches 2 on 2 cores when the
+/// pool adds nothing serial.
+mod cpu {
+    use super::*;
+
+    /// Rounds of FNV-1a over the payload per transaction (about 0.4 ms here).
+    const ROUNDS: u32 = 20_000;
+
+    /// The CPU-bound work: iterated FNV-1a over the payload.
+    fn hash(tx: &Transaction) {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for _ in 0..ROUNDS {
+            for &byte in tx.payload().iter() {
+                h ^= u64::from(byte);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        std::hint::black_box(h);
+    }
+
+    pub(super) fn child(variant: &str, concurrency: usize) -> Result<Sample, String> {
+        blocking::measure(variant, concurrency, hash)
+    }
+
+    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let line = engine_vs_handwritten(bench, case)?;
+        if case.name != "cpu_c2" {
+            return Ok(line);
+        }
+        let speedup = bench.best_of("cpu_c2")? / bench.best_of("cpu_c1")?;
+        Ok(format!("{line} speedup={speedup:.2}"))
+    }
+}
+
+/// `hybrid_fanout3`: an async hybrid turning each inbound transaction into three children,
+/// dispatched to a counting sink; `tx_per_s` counts inbound transactions.
+mod hybrid {
+    use super::*;
+
+    /// Transactions of the warm-up run.
+    const WARM_UP: u64 = 30_000;
+    /// In flight at once.
+    const CONCURRENCY: usize = 64;
+
+    struct FanOut3;
+
+    impl Hybrid for FanOut3 {
+        async fn process_transaction(
+            &self,
+            _: &Context,
+            tx: &Transaction,
+        ) -> Result<Vec<Transaction>, TaskError> {
+            Ok((0..3)
+                .map(|k| {
+                    tx.child(format!("{}/{k}", tx.id()), tx.payload().clone())
+                        .build()
+                })
+                .collect())
+        }
+    }
+
+    /// An output that confirms at once and counts.
+    #[derive(Default)]
+    struct Sink(AtomicU64);
+
+    #[async_trait::async_trait]
+    impl Connector for Sink {
+        async fn fetch(&self, _: usize) -> Result<Vec<Transaction>, TaskError> {
+            Ok(Vec::new())
+        }
+
+        async fn settle(&self, _: &Transaction, _: &Settlement) -> Result<(), TaskError> {
+            Ok(())
+        }
+
+        async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
+            self.0.fetch_add(transactions.len() as u64, Relaxed);
+            Ok(())
+        }
+    }
+
+    pub(super) fn child(variant: &str) -> Result<Sample, String> {
+        if variant != "engine" {
+            return Err(format!("unknown variant {variant:?}"));
+        }
+        let tx = env_or("ERGON_BENCH_TX", 300_000);
+        let rt = runtime();
+        timed(tx, WARM_UP, |n| rt.block_on(engine(n)))
+    }
+
+    async fn engine(n: u64) -> Result<Duration, String> {
+        let mut policy = HybridPolicy::default();
+        policy.r#loop.concurrency = CONCURRENCY;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let sink = Arc::new(Sink::default());
+        let lifecycle = HybridLifecycle::new(Arc::new(FanOut3));
+        let elapsed = run_lifecycle(
+            lifecycle,
+            policy,
+            inmemory::source(n),
+            Some(sink.clone()),
+            n,
+        )
+        .await?;
+        match sink.0.load(Relaxed) {
+            sent if sent == 3 * n => Ok(elapsed),
+            sent => Err(format!("dispatched {sent} of {} children", 3 * n)),
+        }
+    }
+
+    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let runs: Vec<Sample> = (0..bench.rounds)
+            .map(|_| bench.sample(case, "engine"))
+            .collect::<Result<_, _>>()?;
+        let best = runs.iter().map(|s| s["tx_per_s"]).fold(0.0_f64, f64::max);
+        let rss = runs
+            .iter()
+            .map(|s| s["peak_rss_mib"])
+            .fold(0.0_f64, f64::max);
+        bench.best.borrow_mut().insert(case.name, best);
+        let all: Vec<String> = runs
+            .iter()
+            .map(|s| format!("{:.0}", s["tx_per_s"]))
+            .collect();
+        eprintln!("# {}: engine runs [{}]", case.name, all.join(","));
+        Ok(format!(
+            "bench {} tx={} tx_per_s={best:.0} outbound_per_s={:.0} peak_rss_mib={rss:.1}",
+            case.name,
+            bench.tx(case),
+            3.0 * best
+        ))
     }
 }

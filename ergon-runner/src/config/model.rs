@@ -36,7 +36,8 @@ pub struct TaskConfig {
     /// Independent loops running this task, each with its own connectors. Default: 1.
     #[serde(default = "one")]
     pub workers: usize,
-    /// The policy table of the task's role (for consumers: `ConsumerPolicy`).
+    /// The policy table of the task's role: `ConsumerPolicy`, `ProducerPolicy` or
+    /// `HybridPolicy` (see `ergon_core::policy`).
     #[serde(default)]
     pub policy: Option<serde_json::Value>,
     /// The task's own settings, free-form, decoded by the task.
