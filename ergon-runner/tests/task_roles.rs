@@ -206,10 +206,10 @@ impl BlockingConsumer for Sleepy {
 /// `{"prepared": <payload>}`: what the producers dispatch.
 fn wrap(tx: &Transaction) -> Result<Transaction, TaskError> {
     let inner: serde_json::Value = tx.json()?;
-    Ok(Transaction::from_json(
+    Transaction::from_json(
         format!("{}/prepared", tx.id()),
         &serde_json::json!({ "prepared": inner }),
-    )?)
+    )
 }
 
 /// A producer: generates `total` transactions when it has no input (`None`: without end),
