@@ -230,10 +230,16 @@ async fn blocking<T: Send + 'static>(
 impl Connector for FileConnector {
     async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
         let input = &self.shared.input;
-        if input.ready() < max {
-            blocking(&self.shared, move |shared| shared.input.read_ahead(max)).await?;
+        loop {
+            let at_end = input.ready() < max
+                && blocking(&self.shared, move |shared| shared.input.read_ahead(max)).await?;
+            let batch = input.take(max);
+            // Empty before the end: another worker took what was read; read on, or this
+            // worker would see the end of an input that has not ended.
+            if !batch.is_empty() || at_end {
+                return Ok(batch);
+            }
         }
-        Ok(input.take(max))
     }
 
     async fn settle(

@@ -75,13 +75,14 @@ impl Input {
         lock(&self.ready).push_back(transaction);
     }
 
-    /// Blocking: reads until `want` transactions are ready or the file ends.
+    /// Blocking: reads until `want` transactions are ready or the file ends; returns
+    /// whether it reached the end (no complete line left to read for now).
     ///
     /// Transactions read are queued before an error is returned, never lost.
-    pub(crate) fn read_ahead(&self, want: usize) -> Result<(), TaskError> {
+    pub(crate) fn read_ahead(&self, want: usize) -> Result<bool, TaskError> {
         let mut lines = lock(&self.lines);
         if self.ready() >= want {
-            return Ok(());
+            return Ok(false);
         }
         let lines = match &mut *lines {
             Some(lines) => lines,
@@ -90,7 +91,7 @@ impl Input {
         loop {
             let ready = self.ready();
             if ready >= want {
-                return Ok(());
+                return Ok(false);
             }
             lines
                 .reader
@@ -107,7 +108,7 @@ impl Input {
             // Without its newline, the line is the end of the file, and it may still be
             // being written: it is handed out only when nothing else is ready.
             if !complete && (lines.buf.is_empty() || ready > 0) {
-                return Ok(());
+                return Ok(true);
             }
             lines.number += 1;
             let line = trim_newline(&lines.buf);
@@ -117,7 +118,7 @@ impl Input {
             }
             lines.buf.clear();
             if !complete {
-                return Ok(());
+                return Ok(true);
             }
         }
     }

@@ -3,12 +3,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tracing::Instrument as _;
-
-use super::tally::{Tally, transaction_span, within_budget};
+use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
 use crate::envelope::AttemptHook;
+use crate::error::TaskError;
 use crate::policy::ConsumerPolicy;
 use crate::step::Step;
 use crate::task::Consumer;
@@ -62,38 +61,43 @@ impl<T: Consumer> Lifecycle for ConsumerLifecycle<T> {
         tx: &Transaction,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
+        tally::run(self, cx, policy, tx, hook)
+    }
+}
+
+impl<T: Consumer> Steps for ConsumerLifecycle<T> {
+    type Policy = ConsumerPolicy;
+    const OPERATION: &'static str = "process";
+
+    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+        &'a self,
+        cx: &'a Context,
+        policy: &'a ConsumerPolicy,
+        tx: &'a Transaction,
+        tally: &'a mut Tally,
+        hook: &'a mut H,
+    ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let mut tally = Tally::default();
-            let steps = async {
-                let output = tally
-                    .step(Step::Process, &policy.process.retry, hook, |_| {
-                        task.process_transaction(cx, tx)
-                    })
-                    .await?;
-                tally
-                    .step(Step::Success, &policy.success.retry, hook, |_| {
-                        task.handle_process_success(cx, tx, &output)
-                    })
-                    .await
-            };
-            let finished = within_budget(policy.transaction.timeout, steps).await;
-            let (failure, error) = match tally.settle_budget(finished) {
-                Ok(()) => return tally.acked(),
-                Err(failed) => failed.split(cx.task_name_arc()),
-            };
+            let output = tally
+                .step(Step::Process, &policy.process.retry, hook, |_| {
+                    task.process_transaction(cx, tx)
+                })
+                .await?;
             tally
-                .failed(
-                    cx,
-                    tx,
-                    failure,
-                    &policy.exception.retry,
-                    policy.on_failure,
-                    hook,
-                    |_| task.handle_process_exception(cx, tx, &error),
-                )
+                .step(Step::Success, &policy.success.retry, hook, |_| {
+                    task.handle_process_success(cx, tx, &output)
+                })
                 .await
         }
-        .instrument(transaction_span(cx, tx, "process"))
+    }
+
+    fn exception<'a>(
+        &'a self,
+        cx: &'a Context,
+        tx: &'a Transaction,
+        error: &'a TaskError,
+    ) -> impl Future<Output = Result<(), TaskError>> + Send + 'a {
+        self.task.handle_process_exception(cx, tx, error)
     }
 }

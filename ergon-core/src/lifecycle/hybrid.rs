@@ -4,12 +4,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tracing::Instrument as _;
-
-use super::tally::{Tally, transaction_span, within_budget};
+use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
 use crate::envelope::AttemptHook;
+use crate::error::TaskError;
 use crate::policy::HybridPolicy;
 use crate::step::{Step, dispatch::dispatch};
 use crate::task::Hybrid;
@@ -38,55 +37,60 @@ impl<T: Hybrid> Lifecycle for HybridLifecycle<T> {
         tx: &Transaction,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
+        tally::run(self, cx, policy, tx, hook)
+    }
+}
+
+impl<T: Hybrid> Steps for HybridLifecycle<T> {
+    type Policy = HybridPolicy;
+    const OPERATION: &'static str = "process";
+
+    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+        &'a self,
+        cx: &'a Context,
+        policy: &'a HybridPolicy,
+        tx: &'a Transaction,
+        tally: &'a mut Tally,
+        hook: &'a mut H,
+    ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let mut tally = Tally::default();
-            let steps = async {
-                let outbound = tally
-                    .step(Step::Process, &policy.process.retry, hook, |_| {
-                        task.process_transaction(cx, tx)
+            let outbound = tally
+                .step(Step::Process, &policy.process.retry, hook, |_| {
+                    task.process_transaction(cx, tx)
+                })
+                .await?;
+            let mut prepared = Vec::with_capacity(outbound.len());
+            for child in outbound.iter().map(|out| out.as_child_of(tx)) {
+                let ready = tally
+                    .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
+                        task.prepare_transaction(cx, tx, &child)
                     })
                     .await?;
-                let mut prepared = Vec::with_capacity(outbound.len());
-                for child in outbound.iter().map(|out| out.as_child_of(tx)) {
-                    let ready = tally
-                        .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
-                            task.prepare_transaction(cx, tx, &child)
-                        })
-                        .await?;
-                    prepared.push(ready.as_child_of(tx));
-                }
-                if !prepared.is_empty() {
-                    tally
-                        .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
-                            dispatch(cx, &prepared)
-                        })
-                        .await?;
-                    tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
-                }
+                prepared.push(ready.as_child_of(tx));
+            }
+            if !prepared.is_empty() {
                 tally
-                    .step(Step::Success, &policy.success.retry, hook, |_| {
-                        task.handle_process_success(cx, tx, &prepared)
+                    .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
+                        dispatch(cx, &prepared)
                     })
-                    .await
-            };
-            let finished = within_budget(policy.transaction.timeout, steps).await;
-            let (failure, error) = match tally.settle_budget(finished) {
-                Ok(()) => return tally.acked(),
-                Err(failed) => failed.split(cx.task_name_arc()),
-            };
+                    .await?;
+                tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
+            }
             tally
-                .failed(
-                    cx,
-                    tx,
-                    failure,
-                    &policy.exception.retry,
-                    policy.on_failure,
-                    hook,
-                    |_| task.handle_process_exception(cx, tx, &error),
-                )
+                .step(Step::Success, &policy.success.retry, hook, |_| {
+                    task.handle_process_success(cx, tx, &prepared)
+                })
                 .await
         }
-        .instrument(transaction_span(cx, tx, "process"))
+    }
+
+    fn exception<'a>(
+        &'a self,
+        cx: &'a Context,
+        tx: &'a Transaction,
+        error: &'a TaskError,
+    ) -> impl Future<Output = Result<(), TaskError>> + Send + 'a {
+        self.task.handle_process_exception(cx, tx, error)
     }
 }

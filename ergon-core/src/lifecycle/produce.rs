@@ -3,9 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tracing::Instrument as _;
-
-use super::tally::{Tally, transaction_span, within_budget};
+use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::connector::Connector;
 use crate::context::Context;
@@ -48,44 +46,49 @@ impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
         tx: &Transaction,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
+        tally::run(self, cx, policy, tx, hook)
+    }
+}
+
+impl<T: Producer> Steps for ProducerLifecycle<T> {
+    type Policy = ProducerPolicy;
+    const OPERATION: &'static str = "create";
+
+    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+        &'a self,
+        cx: &'a Context,
+        policy: &'a ProducerPolicy,
+        tx: &'a Transaction,
+        tally: &'a mut Tally,
+        hook: &'a mut H,
+    ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let mut tally = Tally::default();
-            let steps = async {
-                let prepared = tally
-                    .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
-                        task.prepare_transaction(cx, tx)
-                    })
-                    .await?;
-                tally
-                    .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
-                        dispatch(cx, std::slice::from_ref(&prepared))
-                    })
-                    .await?;
-                tally.dispatched = 1;
-                tally
-                    .step(Step::Success, &policy.success.retry, hook, |_| {
-                        task.handle_prepare_success(cx, tx, &prepared)
-                    })
-                    .await
-            };
-            let finished = within_budget(policy.transaction.timeout, steps).await;
-            let (failure, error) = match tally.settle_budget(finished) {
-                Ok(()) => return tally.acked(),
-                Err(failed) => failed.split(cx.task_name_arc()),
-            };
+            let prepared = tally
+                .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
+                    task.prepare_transaction(cx, tx)
+                })
+                .await?;
             tally
-                .failed(
-                    cx,
-                    tx,
-                    failure,
-                    &policy.exception.retry,
-                    policy.on_failure,
-                    hook,
-                    |_| task.handle_prepare_exception(cx, tx, &error),
-                )
+                .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
+                    dispatch(cx, std::slice::from_ref(&prepared))
+                })
+                .await?;
+            tally.dispatched = 1;
+            tally
+                .step(Step::Success, &policy.success.retry, hook, |_| {
+                    task.handle_prepare_success(cx, tx, &prepared)
+                })
                 .await
         }
-        .instrument(transaction_span(cx, tx, "create"))
+    }
+
+    fn exception<'a>(
+        &'a self,
+        cx: &'a Context,
+        tx: &'a Transaction,
+        error: &'a TaskError,
+    ) -> impl Future<Output = Result<(), TaskError>> + Send + 'a {
+        self.task.handle_prepare_exception(cx, tx, error)
     }
 }

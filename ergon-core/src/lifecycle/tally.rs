@@ -1,5 +1,6 @@
 //! What every lifecycle shares: running a step and counting its retries, the transaction
-//! budget, the exception step and the settlement decision.
+//! budget, the exception step and the settlement decision. A role only says what its
+//! steps are ([`Steps`]); [`run`] does the rest, the same way for every role.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,10 +11,64 @@ use crate::connector::{Failure, Settlement};
 use crate::context::Context;
 use crate::envelope::{self, AttemptHook};
 use crate::error::TaskError;
-use crate::policy::{FailureAction, RetryPolicy};
+use crate::policy::{FailureAction, RetryPolicy, RolePolicy};
+
 use crate::step::Step;
 use crate::telemetry::names;
 use crate::transaction::Transaction;
+use tracing::Instrument as _;
+
+/// The steps of a role before the exception step, and its exception handler.
+pub(super) trait Steps: Send + Sync {
+    /// The role's policy.
+    type Policy: RolePolicy;
+    /// `messaging.operation.type` of the transaction span.
+    const OPERATION: &'static str;
+
+    /// Runs the steps in order, stopping at the first that fails for good.
+    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+        &'a self,
+        cx: &'a Context,
+        policy: &'a Self::Policy,
+        tx: &'a Transaction,
+        tally: &'a mut Tally,
+        hook: &'a mut H,
+    ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a;
+
+    /// Calls the task's exception handler once.
+    fn exception<'a>(
+        &'a self,
+        cx: &'a Context,
+        tx: &'a Transaction,
+        error: &'a TaskError,
+    ) -> impl Future<Output = Result<(), TaskError>> + Send + 'a;
+}
+
+/// One transaction through `role`: its steps within the budget, then the ack, or the
+/// exception step and the `on_failure` settlement.
+pub(super) fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
+    role: &S,
+    cx: &Context,
+    policy: &S::Policy,
+    tx: &Transaction,
+    hook: &mut H,
+) -> impl Future<Output = TransactionOutcome> + Send {
+    async move {
+        let mut tally = Tally::default();
+        let steps = role.steps(cx, policy, tx, &mut tally, hook);
+        let finished = within_budget(policy.budget(), steps).await;
+        let (failure, error) = match tally.settle_budget(finished) {
+            Ok(()) => return tally.acked(),
+            Err(failed) => failed.split(cx.task_name_arc()),
+        };
+        tally
+            .failed(cx, tx, failure, policy, hook, |_| {
+                role.exception(cx, tx, &error)
+            })
+            .await
+    }
+    .instrument(transaction_span(cx, tx, S::OPERATION))
+}
 
 /// The running account of one transaction's lifecycle.
 #[derive(Debug, Default)]
@@ -56,7 +111,7 @@ impl Tally {
     }
 
     /// Turns an expired budget into the failure of the step it interrupted.
-    pub(super) fn settle_budget(
+    fn settle_budget(
         &self,
         finished: Result<Result<(), StepFailure>, Duration>,
     ) -> Result<(), StepFailure> {
@@ -70,7 +125,7 @@ impl Tally {
     }
 
     /// Every step succeeded.
-    pub(super) fn acked(self) -> TransactionOutcome {
+    fn acked(self) -> TransactionOutcome {
         TransactionOutcome {
             failure: None,
             settlement: Settlement::Ack,
@@ -81,14 +136,12 @@ impl Tally {
     }
 
     /// Runs the exception step, then decides the settlement of a failed transaction.
-    #[allow(clippy::too_many_arguments)] // one call per role; a struct would only rename them
-    pub(super) async fn failed<F, Fut, H>(
+    async fn failed<F, Fut, H>(
         mut self,
         cx: &Context,
         tx: &Transaction,
         failure: Failure,
-        policy: &RetryPolicy,
-        on_failure: FailureAction,
+        policy: &impl RolePolicy,
         hook: &mut H,
         handler: F,
     ) -> TransactionOutcome
@@ -98,7 +151,8 @@ impl Tally {
         H: AttemptHook + ?Sized,
     {
         let step = Step::Exception;
-        let handled = envelope::run(step.as_str(), step_span(step), policy, handler, hook).await;
+        let retry = policy.exception_policy();
+        let handled = envelope::run(step.as_str(), step_span(step), retry, handler, hook).await;
         self.retries += handled.retries();
         let exception_error = handled.result.err();
         if let Some(err) = &exception_error {
@@ -110,7 +164,7 @@ impl Tally {
                 "Exception handler failed; settling the transaction per on_failure anyway"
             );
         }
-        let settlement = match on_failure {
+        let settlement = match policy.on_failure() {
             FailureAction::DeadLetter => Settlement::DeadLetter(failure.clone()),
             FailureAction::Requeue => Settlement::Requeue,
             FailureAction::Drop => Settlement::Drop(failure.clone()),
@@ -127,7 +181,7 @@ impl Tally {
 
 impl StepFailure {
     /// The record of the failure (for the settlement) and the error (for the handler).
-    pub(super) fn split(self, task: &Arc<str>) -> (Failure, TaskError) {
+    fn split(self, task: &Arc<str>) -> (Failure, TaskError) {
         let failure = Failure {
             task: task.clone(),
             step: self.step.as_str(),
@@ -140,7 +194,7 @@ impl StepFailure {
 }
 
 /// Runs `steps` within `budget`; `Err(budget)` when it ran out first.
-pub(super) async fn within_budget(
+async fn within_budget(
     budget: Option<Duration>,
     steps: impl Future<Output = Result<(), StepFailure>>,
 ) -> Result<Result<(), StepFailure>, Duration> {
@@ -153,7 +207,7 @@ pub(super) async fn within_budget(
 }
 
 /// The span of one transaction, named after the operation the role performs on it.
-pub(super) fn transaction_span(cx: &Context, tx: &Transaction, operation: &str) -> tracing::Span {
+fn transaction_span(cx: &Context, tx: &Transaction, operation: &str) -> tracing::Span {
     tracing::debug_span!(
         "transaction",
         { names::TASK } = cx.task_name(),

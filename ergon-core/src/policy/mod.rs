@@ -45,6 +45,12 @@ pub trait RolePolicy: Send + Sync + 'static {
     fn fetch_policy(&self) -> &FetchPolicy;
     /// Retries of each settlement.
     fn settle_policy(&self) -> &RetryPolicy;
+    /// The budget of the steps before the exception step (`transaction.timeout`).
+    fn budget(&self) -> Option<std::time::Duration>;
+    /// Retries of the exception step.
+    fn exception_policy(&self) -> &RetryPolicy;
+    /// What happens to a failed transaction after its exception step.
+    fn on_failure(&self) -> FailureAction;
     /// Checks every part; the error path is relative to the `policy` table.
     ///
     /// # Errors
@@ -68,6 +74,18 @@ macro_rules! role_policy {
 
             fn settle_policy(&self) -> &$crate::policy::RetryPolicy {
                 &self.settle.retry
+            }
+
+            fn budget(&self) -> Option<std::time::Duration> {
+                self.transaction.timeout
+            }
+
+            fn exception_policy(&self) -> &$crate::policy::RetryPolicy {
+                &self.exception.retry
+            }
+
+            fn on_failure(&self) -> $crate::policy::FailureAction {
+                self.on_failure
             }
 
             fn validate(&self) -> Result<(), $crate::config::ConfigIssue> {
