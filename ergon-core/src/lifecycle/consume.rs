@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
-use crate::envelope::AttemptHook;
+use crate::envelope::{self, AttemptHook};
 use crate::error::TaskError;
 use crate::policy::ConsumerPolicy;
 use crate::step::Step;
@@ -79,16 +79,26 @@ impl<T: Consumer> Steps for ConsumerLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let output = tally
-                .step(Step::Process, &policy.process.retry, hook, |_| {
-                    task.process_transaction(cx, tx)
-                })
-                .await?;
-            tally
-                .step(Step::Success, &policy.success.retry, hook, |_| {
-                    task.handle_process_success(cx, tx, &output)
-                })
-                .await
+            let span = tally.begin(Step::Process);
+            let done = envelope::run(
+                Step::Process.as_str(),
+                span,
+                &policy.process.retry,
+                |_| task.process_transaction(cx, tx),
+                hook,
+            )
+            .await;
+            let output = tally.end(Step::Process, done)?;
+            let span = tally.begin(Step::Success);
+            let done = envelope::run(
+                Step::Success.as_str(),
+                span,
+                &policy.success.retry,
+                |_| task.handle_process_success(cx, tx, &output),
+                hook,
+            )
+            .await;
+            tally.end(Step::Success, done)
         }
     }
 

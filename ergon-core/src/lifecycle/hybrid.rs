@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
-use crate::envelope::AttemptHook;
+use crate::envelope::{self, AttemptHook};
 use crate::error::TaskError;
 use crate::policy::HybridPolicy;
 use crate::step::{Step, dispatch::dispatch};
@@ -55,33 +55,53 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let outbound = tally
-                .step(Step::Process, &policy.process.retry, hook, |_| {
-                    task.process_transaction(cx, tx)
-                })
-                .await?;
+            let span = tally.begin(Step::Process);
+            let done = envelope::run(
+                Step::Process.as_str(),
+                span,
+                &policy.process.retry,
+                |_| task.process_transaction(cx, tx),
+                hook,
+            )
+            .await;
+            let outbound = tally.end(Step::Process, done)?;
             let mut prepared = Vec::with_capacity(outbound.len());
             for child in outbound.iter().map(|out| out.as_child_of(tx)) {
-                let ready = tally
-                    .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
-                        task.prepare_transaction(cx, tx, &child)
-                    })
-                    .await?;
+                let span = tally.begin(Step::Prepare);
+                let done = envelope::run(
+                    Step::Prepare.as_str(),
+                    span,
+                    &policy.prepare.retry,
+                    |_| task.prepare_transaction(cx, tx, &child),
+                    hook,
+                )
+                .await;
+                let ready = tally.end(Step::Prepare, done)?;
                 prepared.push(ready.as_child_of(tx));
             }
             if !prepared.is_empty() {
-                tally
-                    .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
-                        dispatch(cx, &prepared)
-                    })
-                    .await?;
+                let span = tally.begin(Step::Dispatch);
+                let done = envelope::run(
+                    Step::Dispatch.as_str(),
+                    span,
+                    &policy.dispatch.retry,
+                    |_| dispatch(cx, &prepared),
+                    hook,
+                )
+                .await;
+                tally.end(Step::Dispatch, done)?;
                 tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
             }
-            tally
-                .step(Step::Success, &policy.success.retry, hook, |_| {
-                    task.handle_process_success(cx, tx, &prepared)
-                })
-                .await
+            let span = tally.begin(Step::Success);
+            let done = envelope::run(
+                Step::Success.as_str(),
+                span,
+                &policy.success.retry,
+                |_| task.handle_process_success(cx, tx, &prepared),
+                hook,
+            )
+            .await;
+            tally.end(Step::Success, done)
         }
     }
 

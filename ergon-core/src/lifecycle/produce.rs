@@ -7,7 +7,7 @@ use super::tally::{self, StepFailure, Steps, Tally};
 use super::{Lifecycle, TransactionOutcome};
 use crate::connector::Connector;
 use crate::context::Context;
-use crate::envelope::AttemptHook;
+use crate::envelope::{self, AttemptHook};
 use crate::error::TaskError;
 use crate::policy::ProducerPolicy;
 use crate::runner::Generated;
@@ -64,22 +64,37 @@ impl<T: Producer> Steps for ProducerLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let prepared = tally
-                .step(Step::Prepare, &policy.prepare.retry, hook, |_| {
-                    task.prepare_transaction(cx, tx)
-                })
-                .await?;
-            tally
-                .step(Step::Dispatch, &policy.dispatch.retry, hook, |_| {
-                    dispatch(cx, std::slice::from_ref(&prepared))
-                })
-                .await?;
+            let span = tally.begin(Step::Prepare);
+            let done = envelope::run(
+                Step::Prepare.as_str(),
+                span,
+                &policy.prepare.retry,
+                |_| task.prepare_transaction(cx, tx),
+                hook,
+            )
+            .await;
+            let prepared = tally.end(Step::Prepare, done)?;
+            let span = tally.begin(Step::Dispatch);
+            let done = envelope::run(
+                Step::Dispatch.as_str(),
+                span,
+                &policy.dispatch.retry,
+                |_| dispatch(cx, std::slice::from_ref(&prepared)),
+                hook,
+            )
+            .await;
+            tally.end(Step::Dispatch, done)?;
             tally.dispatched = 1;
-            tally
-                .step(Step::Success, &policy.success.retry, hook, |_| {
-                    task.handle_prepare_success(cx, tx, &prepared)
-                })
-                .await
+            let span = tally.begin(Step::Success);
+            let done = envelope::run(
+                Step::Success.as_str(),
+                span,
+                &policy.success.retry,
+                |_| task.handle_prepare_success(cx, tx, &prepared),
+                hook,
+            )
+            .await;
+            tally.end(Step::Success, done)
         }
     }
 
