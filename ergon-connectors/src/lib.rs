@@ -57,6 +57,8 @@
 pub mod file;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 
 use std::sync::Arc;
 
@@ -68,8 +70,8 @@ use ergon_core::config::ConnectorKind;
 ///
 /// ```
 /// let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
-/// # #[cfg(all(feature = "memory", feature = "file"))]
-/// assert_eq!(names, ["memory", "file"]);
+/// # #[cfg(all(feature = "memory", feature = "file", feature = "rabbitmq"))]
+/// assert_eq!(names, ["memory", "file", "rabbitmq"]);
 /// ```
 pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
     let kinds: Vec<Arc<dyn ConnectorKind>> = vec![
@@ -77,6 +79,8 @@ pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
         Arc::new(memory::MemoryKind),
         #[cfg(feature = "file")]
         Arc::new(file::FileKind),
+        #[cfg(feature = "rabbitmq")]
+        Arc::new(rabbitmq::RabbitKind),
     ];
     kinds
 }

@@ -1,0 +1,504 @@
+//! `type = "rabbitmq"`: RabbitMQ over AMQP 0-9-1, with [lapin].
+//!
+//! * **Consume**: manual acknowledgement, `prefetch` deliveries outstanding per worker;
+//!   each delivery becomes a transaction ([`meta`] lists its metadata; headers, including
+//!   `traceparent` and ergon's lineage, become metadata too).
+//! * **Settle**: an ack is recorded and sent coalesced ([`acks`](self) module): one
+//!   `basic.ack` with `multiple` up to the highest tag below which every delivery is
+//!   settled, flushed every `ack_interval`, whenever a quarter of the prefetch is waiting,
+//!   and on close. Requeue is a `basic.nack` with requeue; a dead letter is either a
+//!   `basic.reject` without requeue (the queue's dead-letter exchange takes it) or, with
+//!   `[dead_letter] queue`, a confirmed publish there with the error in headers, then the ack.
+//! * **Dispatch**: persistent, `mandatory` publishes with publisher confirms, pipelined;
+//!   a dispatch is done when the broker confirmed every message; a nack or a returned
+//!   (unroutable) message is an error.
+//! * **Connection loss**: the connection is reopened with capped backoff, the topology
+//!   declared again and consuming resumed. Deliveries of the lost channel are redelivered
+//!   by the broker; settling one of them is a counted no-op, never a tag sent on the new
+//!   channel. [`Connector::health`] says whether the connector is connected.
+
+mod acks;
+mod config;
+mod message;
+mod session;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lapin::Confirmation;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
+use lapin::types::ShortString;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
+use ergon_core::{Connector, Failure, Settlement, TaskError, Transaction};
+
+pub use config::{
+    AmqpUrl, DeadLetterConfig, DeclareConfig, ExchangeConfig, PublishConfig, QueueKind,
+    RabbitConfig, ReconnectConfig,
+};
+pub use message::meta;
+use session::Session;
+
+/// The `rabbitmq` connector kind.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RabbitKind;
+
+impl ConnectorKind for RabbitKind {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    fn configure(
+        &self,
+        table: serde_json::Value,
+        env: &ConfigEnv,
+    ) -> Result<Arc<dyn MakeConnector>, ConfigIssue> {
+        let config: RabbitConfig = decode(table)?;
+        config.validate()?;
+        Ok(Arc::new(MakeRabbit {
+            config: Arc::new(config),
+            name: env.name.clone(),
+        }))
+    }
+}
+
+struct MakeRabbit {
+    config: Arc<RabbitConfig>,
+    name: String,
+}
+
+#[async_trait]
+impl MakeConnector for MakeRabbit {
+    async fn connect(&self, worker: usize) -> Result<Arc<dyn Connector>, TaskError> {
+        let name = format!("{}-{worker}", self.name);
+        Ok(Arc::new(
+            RabbitConnector::connect(self.config.clone(), name).await?,
+        ))
+    }
+}
+
+/// One worker's connection to RabbitMQ (see the module docs).
+pub struct RabbitConnector {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the connector and its supervising task share.
+struct Shared {
+    config: Arc<RabbitConfig>,
+    name: String,
+    /// The live session, `None` while reconnecting.
+    current: watch::Sender<Option<Arc<Session>>>,
+    /// Set by the first fetch: sessions consume from then on.
+    consuming: AtomicBool,
+    /// Wakes the supervisor to flush acks before its timer.
+    flush_now: Notify,
+    /// Settlements of deliveries whose channel was lost (the broker redelivers them).
+    stale_settlements: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    closed: CancellationToken,
+}
+
+impl RabbitConnector {
+    /// Connects once (so that a wrong URL or topology fails the worker at start, naming
+    /// the problem), then keeps the connection up in the background until closed.
+    ///
+    /// # Errors
+    ///
+    /// The first connection or declaration failed.
+    pub async fn connect(config: Arc<RabbitConfig>, name: String) -> Result<Self, TaskError> {
+        let first = Session::open(&config, &name, 1)
+            .await
+            .map_err(|err| broker_error(&config, "cannot connect", &err).non_retryable())?;
+        let (current, _) = watch::channel(Some(Arc::new(first)));
+        let shared = Arc::new(Shared {
+            config,
+            name,
+            current,
+            consuming: AtomicBool::new(false),
+            flush_now: Notify::new(),
+            stale_settlements: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            closed: CancellationToken::new(),
+        });
+        let supervisor = tokio::spawn(supervise(shared.clone()));
+        Ok(Self {
+            shared,
+            supervisor: Mutex::new(Some(supervisor)),
+        })
+    }
+
+    /// Settlements that found their delivery's channel gone: counted no-ops, the broker
+    /// delivers those messages again.
+    pub fn stale_settlements(&self) -> u64 {
+        self.shared.stale_settlements.load(Relaxed)
+    }
+
+    /// The live session, waiting up to `wait` for one while reconnecting.
+    async fn session(&self, wait: Duration) -> Option<Arc<Session>> {
+        let mut current = self.shared.current.subscribe();
+        let live = |s: &Option<Arc<Session>>| s.as_ref().is_some_and(|s| s.connected());
+        if let Some(session) = current.borrow().as_ref().filter(|s| s.connected()) {
+            return Some(session.clone());
+        }
+        let ready = tokio::time::timeout(wait, current.wait_for(live)).await;
+        ready.ok()?.ok()?.clone()
+    }
+
+    fn not_connected(&self) -> TaskError {
+        let last = self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "connection lost".to_owned());
+        TaskError::system(format!(
+            "rabbitmq {} ({}): not connected, reconnecting: {last}",
+            self.shared.name, self.shared.config.url
+        ))
+    }
+
+    /// Publishes `transactions` to `exchange` / `routing_key` and waits for every confirm.
+    async fn publish(
+        &self,
+        session: &Session,
+        exchange: &str,
+        routing_key: &str,
+        transactions: &[Transaction],
+        extra: &[(&str, String)],
+    ) -> Result<(), TaskError> {
+        let lost = |err: lapin::Error| {
+            session.lost.cancel();
+            broker_error(&self.shared.config, "publish failed", &err)
+        };
+        let mut confirms = Vec::with_capacity(transactions.len());
+        for tx in transactions {
+            let confirm = session
+                .publish
+                .basic_publish(
+                    ShortString::from(exchange),
+                    ShortString::from(routing_key),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    tx.payload(),
+                    message::properties(tx, extra),
+                )
+                .await
+                .map_err(lost)?;
+            confirms.push((tx.id(), confirm));
+        }
+        for (id, confirm) in confirms {
+            match confirm.await.map_err(lost)? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(returned)) => {
+                    return Err(TaskError::system(format!(
+                        "rabbitmq: message {id} returned as unroutable by exchange `{exchange}` \
+                         with routing key `{routing_key}`: {} {}",
+                        returned.reply_code, returned.reply_text
+                    ))
+                    .non_retryable());
+                }
+                Confirmation::Nack(_) => {
+                    return Err(TaskError::system(format!(
+                        "rabbitmq: the broker refused message {id} (nack)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Connector for RabbitConnector {
+    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+        let config = &self.shared.config;
+        if config.queue.is_none() {
+            return Err(TaskError::system(format!(
+                "rabbitmq {}: set `queue` to consume from",
+                self.shared.name
+            ))
+            .non_retryable());
+        }
+        self.shared.consuming.store(true, Relaxed);
+        // While reconnecting: an empty batch, so a streaming loop waits and tries again.
+        let Some(session) = self.session(config.fetch_wait).await else {
+            return Ok(Vec::new());
+        };
+        let consume = match session.consumer(config, &self.shared.name).await {
+            Ok(consume) => consume,
+            Err(err) => {
+                session.lost.cancel();
+                return Err(broker_error(config, "cannot start consuming", &err));
+            }
+        };
+        let mut deliveries = consume.deliveries.lock().await;
+        let first = tokio::select! {
+            biased;
+            () = session.lost.cancelled() => None,
+            first = deliveries.recv() => first,
+            () = tokio::time::sleep(config.fetch_wait) => None,
+        };
+        let Some(first) = first else {
+            return Ok(Vec::new());
+        };
+        let mut batch = Vec::with_capacity(max.min(deliveries.len() + 1));
+        batch.push(first);
+        while batch.len() < max {
+            match deliveries.try_recv() {
+                Ok(tx) => batch.push(tx),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+        let Some((generation, tag)) = message::delivery_of(tx) else {
+            return Err(TaskError::system(format!(
+                "rabbitmq: transaction {} did not come from this connector",
+                tx.id()
+            ))
+            .non_retryable());
+        };
+        let current = self.shared.current.borrow().clone();
+        let Some((session, consume)) = current
+            .as_ref()
+            .filter(|s| s.generation == generation)
+            .and_then(|s| Some((s, s.consuming()?)))
+        else {
+            self.shared.stale_settlements.fetch_add(1, Relaxed);
+            tracing::debug!(
+                id = tx.id(),
+                generation,
+                "Settlement of a delivery whose channel was lost; the broker redelivers it"
+            );
+            return Ok(());
+        };
+        let config = &self.shared.config;
+        let wire = |err: lapin::Error| {
+            session.lost.cancel();
+            broker_error(config, "settlement failed", &err)
+        };
+        match settlement {
+            Settlement::Ack | Settlement::Drop(_) => self.record_ack(consume, tag),
+            Settlement::Requeue => {
+                let options = BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                };
+                consume
+                    .channel
+                    .basic_nack(tag, options)
+                    .await
+                    .map_err(wire)?;
+                lock(&consume.acks).answered(tag);
+            }
+            Settlement::DeadLetter(failure) => match &config.dead_letter {
+                Some(dead) => {
+                    let headers = dead_letter_headers(failure);
+                    let batch = std::slice::from_ref(tx);
+                    self.publish(session, "", &dead.queue, batch, &headers)
+                        .await?;
+                    self.record_ack(consume, tag);
+                }
+                None => {
+                    let options = BasicRejectOptions { requeue: false };
+                    consume
+                        .channel
+                        .basic_reject(tag, options)
+                        .await
+                        .map_err(wire)?;
+                    lock(&consume.acks).answered(tag);
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
+        let config = &self.shared.config;
+        let Some(routing_key) = config.routing_key() else {
+            return Err(TaskError::system(format!(
+                "rabbitmq {}: set `queue` or `publish.routing_key` to dispatch",
+                self.shared.name
+            ))
+            .non_retryable());
+        };
+        let exchange = config
+            .publish
+            .exchange
+            .as_deref()
+            .or(config.exchange.as_ref().map(|e| e.name.as_str()))
+            .unwrap_or("");
+        let session = self
+            .session(config.fetch_wait)
+            .await
+            .ok_or_else(|| self.not_connected())?;
+        self.publish(&session, exchange, routing_key, transactions, &[])
+            .await
+    }
+
+    async fn health(&self) -> Result<(), TaskError> {
+        match self.shared.current.borrow().as_ref() {
+            Some(session) if session.connected() => Ok(()),
+            _ => Err(self.not_connected()),
+        }
+    }
+
+    async fn close(&self) -> Result<(), TaskError> {
+        self.shared.closed.cancel();
+        let supervisor = lock(&self.supervisor).take();
+        if let Some(supervisor) = supervisor {
+            let _ = supervisor.await;
+        }
+        Ok(())
+    }
+}
+
+impl RabbitConnector {
+    /// Records an ack, waking the flusher when a quarter of the prefetch is waiting.
+    fn record_ack(&self, consume: &session::Consume, tag: u64) {
+        let pending = {
+            let mut acks = lock(&consume.acks);
+            acks.ack(tag);
+            acks.pending()
+        };
+        if pending >= flush_threshold(&self.shared.config) {
+            self.shared.flush_now.notify_one();
+        }
+    }
+}
+
+/// Keeps a session up: flushes its acks, notices its loss, reconnects with backoff.
+async fn supervise(shared: Arc<Shared>) {
+    let config = &shared.config;
+    let mut generation = 1;
+    loop {
+        let session = shared.current.borrow().clone();
+        if let Some(session) = session {
+            run_session(&shared, &session).await;
+            if shared.closed.is_cancelled() {
+                flush(&shared, &session, true).await;
+                session.close().await;
+                return;
+            }
+            shared.current.send_replace(None);
+            tracing::warn!(
+                connector = %shared.name,
+                url = %config.url,
+                generation = session.generation,
+                "RabbitMQ connection lost; reconnecting (unacked deliveries will be redelivered)"
+            );
+        }
+        // Reconnect, with capped backoff, until it works or the connector is closed.
+        let mut failures = 0;
+        let session = loop {
+            generation += 1;
+            match Session::open(config, &shared.name, generation).await {
+                Ok(session) => break Arc::new(session),
+                Err(err) => {
+                    failures += 1;
+                    let message = broker_error(config, "reconnect failed", &err).to_string();
+                    tracing::warn!(connector = %shared.name, attempt = failures, error = %message, "RabbitMQ reconnect failed");
+                    *lock(&shared.last_error) = Some(message);
+                    tokio::select! {
+                        () = shared.closed.cancelled() => return,
+                        () = tokio::time::sleep(config.reconnect.delay_after(failures)) => {}
+                    }
+                }
+            }
+        };
+        if shared.consuming.load(Relaxed)
+            && let Err(err) = session.consumer(config, &shared.name).await
+        {
+            *lock(&shared.last_error) = Some(err.to_string());
+            session.lost.cancel();
+        }
+        tracing::info!(connector = %shared.name, generation, "RabbitMQ reconnected");
+        shared.current.send_replace(Some(session));
+    }
+}
+
+/// Flushes acks on a timer and on demand until the session is lost or the connector closed.
+async fn run_session(shared: &Shared, session: &Session) {
+    let mut tick = tokio::time::interval(shared.config.ack_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shared.closed.cancelled() => return,
+            () = session.lost.cancelled() => return,
+            _ = tick.tick() => flush(shared, session, false).await,
+            () = shared.flush_now.notified() => flush(shared, session, false).await,
+        }
+    }
+}
+
+/// Sends the coalesced ack, and acks stragglers one by one when they hold half the
+/// prefetch (or on `closing`, all of them).
+async fn flush(shared: &Shared, session: &Session, closing: bool) {
+    let Some(consume) = session.consuming() else {
+        return;
+    };
+    let (multiple, stragglers) = {
+        let mut acks = lock(&consume.acks);
+        let multiple = acks.take_multiple();
+        let half = usize::from(shared.config.prefetch).div_ceil(2);
+        let stragglers = if closing || acks.pending() >= half {
+            acks.take_stragglers()
+        } else {
+            Vec::new()
+        };
+        (multiple, stragglers)
+    };
+    let sent = async {
+        if let Some(tag) = multiple {
+            consume
+                .channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await?;
+        }
+        for tag in stragglers {
+            consume
+                .channel
+                .basic_ack(tag, BasicAckOptions { multiple: false })
+                .await?;
+        }
+        Ok::<(), lapin::Error>(())
+    };
+    if let Err(err) = sent.await {
+        tracing::warn!(connector = %shared.name, error = %err, "RabbitMQ ack failed; the broker will redeliver");
+        session.lost.cancel();
+    }
+}
+
+fn flush_threshold(config: &RabbitConfig) -> usize {
+    usize::from(config.prefetch).div_ceil(4)
+}
+
+/// The headers a dead letter carries.
+fn dead_letter_headers(failure: &Failure) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-ergon-error-category", failure.category.to_string()),
+        ("x-ergon-error-message", failure.message.clone()),
+        ("x-ergon-attempts", failure.attempts.to_string()),
+        ("x-ergon-task", failure.task.to_string()),
+        ("x-ergon-step", failure.step.to_owned()),
+    ]
+}
+
+/// A broker error naming the broker (never its password).
+fn broker_error(config: &RabbitConfig, what: &str, err: &lapin::Error) -> TaskError {
+    TaskError::system(format!("rabbitmq {}: {what}: {err}", config.url))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,500 @@
+//! The RabbitMQ connector against the real local broker
+//! (`amqp://guest:guest@127.0.0.1:5672`): round trip with lineage and trace headers,
+//! acks only for settled deliveries, dead letters (with error headers, and through the
+//! queue's dead-letter exchange), requeue, the prefetch bound, a hybrid that acks its input
+//! only after the output confirmed, unroutable dispatches, and a connection killed
+//! mid-stream with nothing lost. Each test uses queues of its own, deleted at the end.
+#![cfg(feature = "rabbitmq")]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use ergon_connectors::rabbitmq::{DeadLetterConfig, RabbitConfig, RabbitConnector, meta};
+use ergon_core::lifecycle::HybridLifecycle;
+use ergon_core::runner::{ConsumeLoop, LoopEnd};
+use ergon_core::{
+    Category, Connector, Context, Failure, Hybrid, HybridPolicy, Settlement, TaskError, Transaction,
+};
+use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties};
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A raw channel for setting up and inspecting; fails the test clearly without a broker.
+async fn raw() -> Channel {
+    let connection = Connection::connect(URL, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "RabbitMQ is not reachable at {URL} ({err}); these tests need the local broker \
+                 (Debian: `systemctl start rabbitmq-server`)"
+            )
+        });
+    connection.create_channel().await.unwrap()
+}
+
+/// A queue name no other test (or run) uses.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "ergon-test-{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Relaxed)
+    )
+}
+
+/// Messages ready in `queue`.
+async fn depth(channel: &Channel, queue: &str) -> u32 {
+    channel
+        .queue_declare(
+            ShortString::from(queue),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count()
+}
+
+async fn delete(channel: &Channel, queues: &[&str]) {
+    for queue in queues {
+        let _ = channel
+            .queue_delete(ShortString::from(*queue), QueueDeleteOptions::default())
+            .await;
+    }
+}
+
+fn config(queue: &str) -> RabbitConfig {
+    RabbitConfig {
+        url: URL.into(),
+        queue: Some(queue.to_owned()),
+        fetch_wait: Duration::from_millis(100),
+        ..RabbitConfig::default()
+    }
+}
+
+async fn connector(config: RabbitConfig) -> RabbitConnector {
+    RabbitConnector::connect(Arc::new(config), "test".into())
+        .await
+        .unwrap()
+}
+
+/// `n` transactions `t-0`, … with payload `{"n":i}`, lineage and a trace context.
+fn transactions(n: usize) -> Vec<Transaction> {
+    let parent = Transaction::builder("parent-1")
+        .meta(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .build();
+    (0..n)
+        .map(|i| {
+            parent
+                .child(format!("t-{i}"), format!("{{\"n\":{i}}}"))
+                .build()
+        })
+        .collect()
+}
+
+/// Fetches until `n` transactions arrived (or a fetch comes back empty twice).
+async fn fetch_n(input: &dyn Connector, n: usize) -> Vec<Transaction> {
+    let mut all = Vec::new();
+    let mut empty = 0;
+    while all.len() < n && empty < 20 {
+        let batch = input.fetch(n - all.len()).await.unwrap();
+        if batch.is_empty() {
+            empty += 1;
+        }
+        all.extend(batch);
+    }
+    all
+}
+
+fn failure() -> Failure {
+    Failure {
+        task: "orders".into(),
+        step: "process",
+        category: Category::Business,
+        message: "total is negative".into(),
+        attempts: 1,
+    }
+}
+
+#[tokio::test]
+async fn dispatched_transactions_come_back_with_ids_lineage_and_trace_context() {
+    let queue = unique("roundtrip");
+    let output = connector(config(&queue)).await;
+    output.dispatch(&transactions(50)).await.unwrap();
+
+    let input = connector(config(&queue)).await;
+    let received = fetch_n(&input, 50).await;
+    assert_eq!(received.len(), 50);
+    let ids: BTreeSet<&str> = received.iter().map(Transaction::id).collect();
+    assert_eq!(ids.len(), 50);
+    for tx in &received {
+        let n: usize = tx.id().strip_prefix("t-").unwrap().parse().unwrap();
+        assert_eq!(tx.payload(), format!("{{\"n\":{n}}}").as_bytes());
+        assert_eq!(tx.parent_id(), Some("parent-1"));
+        assert_eq!(
+            tx.meta("traceparent"),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        assert_eq!(tx.meta(meta::REDELIVERED), Some("false"));
+        assert_eq!(tx.meta(meta::DELIVERY_COUNT), Some("1"));
+        assert_eq!(tx.meta(meta::ROUTING_KEY), Some(queue.as_str()));
+        input.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    input.close().await.unwrap();
+    output.close().await.unwrap();
+
+    let channel = raw().await;
+    assert_eq!(
+        depth(&channel, &queue).await,
+        0,
+        "every acked message is gone"
+    );
+    delete(&channel, &[&queue]).await;
+}
+
+#[tokio::test]
+async fn only_settled_deliveries_are_acked() {
+    let queue = unique("partial");
+    let output = connector(config(&queue)).await;
+    output.dispatch(&transactions(10)).await.unwrap();
+
+    let input = connector(config(&queue)).await;
+    let received = fetch_n(&input, 10).await;
+    assert_eq!(received.len(), 10);
+    // Settle every other one; the rest are still "in flight" when the worker goes away.
+    let settled: BTreeSet<String> = received
+        .iter()
+        .step_by(2)
+        .map(|tx| tx.id().to_owned())
+        .collect();
+    for tx in received.iter().step_by(2) {
+        input.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    input.close().await.unwrap();
+
+    let again = connector(config(&queue)).await;
+    let redelivered = fetch_n(&again, 5).await;
+    let ids: BTreeSet<String> = redelivered.iter().map(|tx| tx.id().to_owned()).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.is_disjoint(&settled), "an acked delivery came back");
+    for tx in &redelivered {
+        assert_eq!(tx.meta(meta::REDELIVERED), Some("true"));
+        assert_eq!(tx.meta(meta::DELIVERY_COUNT), Some("2"));
+        again.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    again.close().await.unwrap();
+    output.close().await.unwrap();
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, 0);
+    delete(&channel, &[&queue]).await;
+}
+
+#[tokio::test]
+async fn dead_letters_go_to_their_queue_with_the_error_in_headers() {
+    let queue = unique("dl");
+    let dead = unique("dl-dead");
+    let mut config = config(&queue);
+    config.dead_letter = Some(DeadLetterConfig {
+        queue: dead.clone(),
+    });
+    let connector = connector(config).await;
+    connector.dispatch(&transactions(3)).await.unwrap();
+    let received = fetch_n(&connector, 3).await;
+    for tx in &received {
+        connector
+            .settle(tx, &Settlement::DeadLetter(failure()))
+            .await
+            .unwrap();
+    }
+    connector.close().await.unwrap();
+
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, 0, "dead letters are acked");
+    assert_eq!(depth(&channel, &dead).await, 3);
+    let letter = channel
+        .basic_get(ShortString::from(dead.as_str()), Default::default())
+        .await
+        .unwrap()
+        .expect("a dead letter");
+    let headers = letter.delivery.properties.headers().clone().unwrap();
+    let header = |key: &str| match headers.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("{key}: {other:?}"),
+    };
+    assert_eq!(header("x-ergon-error-category"), "business");
+    assert_eq!(header("x-ergon-error-message"), "total is negative");
+    assert_eq!(header("x-ergon-attempts"), "1");
+    assert_eq!(header("x-ergon-task"), "orders");
+    assert_eq!(header("x-ergon-step"), "process");
+    assert_eq!(header("ergon.parent_id"), "parent-1", "lineage kept");
+    delete(&channel, &[&queue, &dead]).await;
+}
+
+#[tokio::test]
+async fn without_a_dead_letter_queue_a_rejected_delivery_takes_the_queues_dead_letter_exchange() {
+    let queue = unique("dlx");
+    let dead = unique("dlx-dead");
+    let channel = raw().await;
+    channel
+        .queue_declare(
+            ShortString::from(dead.as_str()),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut config = config(&queue);
+    config
+        .declare
+        .arguments
+        .insert("x-dead-letter-exchange".into(), serde_json::json!(""));
+    config
+        .declare
+        .arguments
+        .insert("x-dead-letter-routing-key".into(), serde_json::json!(dead));
+    let connector = connector(config).await;
+    connector.dispatch(&transactions(2)).await.unwrap();
+    for tx in fetch_n(&connector, 2).await {
+        connector
+            .settle(&tx, &Settlement::DeadLetter(failure()))
+            .await
+            .unwrap();
+    }
+    connector.close().await.unwrap();
+    assert_eq!(depth(&channel, &queue).await, 0);
+    assert_eq!(depth(&channel, &dead).await, 2);
+    delete(&channel, &[&queue, &dead]).await;
+}
+
+#[tokio::test]
+async fn a_requeued_delivery_comes_back_marked_redelivered() {
+    let queue = unique("requeue");
+    let connector = connector(config(&queue)).await;
+    connector.dispatch(&transactions(1)).await.unwrap();
+    let first = fetch_n(&connector, 1).await.remove(0);
+    connector
+        .settle(&first, &Settlement::Requeue)
+        .await
+        .unwrap();
+    let second = fetch_n(&connector, 1).await.remove(0);
+    assert_eq!(second.id(), first.id());
+    assert_eq!(second.meta(meta::REDELIVERED), Some("true"));
+    connector.settle(&second, &Settlement::Ack).await.unwrap();
+    connector.close().await.unwrap();
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, 0);
+    delete(&channel, &[&queue]).await;
+}
+
+#[tokio::test]
+async fn no_more_than_the_prefetch_is_delivered_before_settling() {
+    let queue = unique("prefetch");
+    let mut config = config(&queue);
+    config.prefetch = 5;
+    let connector = connector(config).await;
+    connector.dispatch(&transactions(30)).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.extend(connector.fetch(100).await.unwrap());
+    }
+    assert_eq!(held.len(), 5, "the broker stops at the prefetch");
+    for tx in &held {
+        connector.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    // Settling (and the ack flush) lets the rest through, never more than 5 at a time.
+    let mut rest = 0;
+    let mut empty = 0;
+    while rest < 25 && empty < 20 {
+        let batch = connector.fetch(100).await.unwrap();
+        assert!(batch.len() <= 5, "{} delivered at once", batch.len());
+        empty += usize::from(batch.is_empty());
+        for tx in &batch {
+            connector.settle(tx, &Settlement::Ack).await.unwrap();
+        }
+        rest += batch.len();
+    }
+    assert_eq!(rest, 25);
+    connector.close().await.unwrap();
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, 0);
+    delete(&channel, &[&queue]).await;
+}
+
+#[tokio::test]
+async fn an_unroutable_dispatch_is_an_error() {
+    let mut config = config(&unique("unroutable"));
+    config.publish.routing_key = Some(unique("nowhere"));
+    let connector = connector(config.clone()).await;
+    let err = connector.dispatch(&transactions(1)).await.unwrap_err();
+    assert!(err.to_string().contains("unroutable"), "{err}");
+    assert!(!err.is_retryable());
+    connector.close().await.unwrap();
+    delete(&raw().await, &[config.queue.as_deref().unwrap()]).await;
+}
+
+#[tokio::test]
+async fn the_password_never_shows_in_errors() {
+    let config = RabbitConfig {
+        url: "amqp://guest:not-the-password@127.0.0.1:5672/%2f".into(),
+        queue: Some(unique("auth")),
+        ..RabbitConfig::default()
+    };
+    let err = match RabbitConnector::connect(Arc::new(config), "test".into()).await {
+        Ok(_) => panic!("connected with a wrong password"),
+        Err(err) => err.chain().to_string(),
+    };
+    assert!(!err.contains("not-the-password"), "{err}");
+    assert!(err.contains("guest:***@127.0.0.1"), "{err}");
+}
+
+/// One order in, two line items out.
+struct Split;
+
+impl Hybrid for Split {
+    async fn process_transaction(
+        &self,
+        _: &Context,
+        tx: &Transaction,
+    ) -> Result<Vec<Transaction>, TaskError> {
+        Ok((0..2)
+            .map(|k| {
+                tx.child(format!("{}/{k}", tx.id()), tx.payload().clone())
+                    .build()
+            })
+            .collect())
+    }
+}
+
+async fn run_hybrid(input: RabbitConfig, output: RabbitConfig, n: u64) -> LoopEnd {
+    let input = Arc::new(connector(input).await);
+    let output = Arc::new(connector(output).await);
+    let cx = Context::builder("split")
+        .input(input.clone())
+        .output(output.clone())
+        .build();
+    let mut policy = HybridPolicy::default();
+    policy.r#loop.limit = Some(n);
+    policy.r#loop.streaming = true;
+    policy.dispatch.retry.max_attempts = 2;
+    policy.dispatch.retry.backoff = Duration::from_millis(1);
+    let end = ConsumeLoop::new(
+        Arc::new(HybridLifecycle::new(Arc::new(Split))),
+        cx,
+        Arc::new(policy),
+    )
+    .run()
+    .await
+    .unwrap();
+    input.close().await.unwrap();
+    output.close().await.unwrap();
+    end
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_acks_its_input_only_after_the_output_confirmed() {
+    let inbound = unique("hy-in");
+    let outbound = unique("hy-out");
+    let dead = unique("hy-dead");
+    let feeder = connector(config(&inbound)).await;
+    feeder.dispatch(&transactions(20)).await.unwrap();
+    feeder.close().await.unwrap();
+
+    // The output is unroutable first: nothing is acked, everything is dead-lettered.
+    let mut input = config(&inbound);
+    input.dead_letter = Some(DeadLetterConfig {
+        queue: dead.clone(),
+    });
+    let mut nowhere = config(&outbound);
+    nowhere.publish.routing_key = Some(unique("nowhere"));
+    run_hybrid(input.clone(), nowhere, 20).await;
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &inbound).await, 0);
+    assert_eq!(
+        depth(&channel, &dead).await,
+        20,
+        "a refused dispatch dead-letters the input"
+    );
+    assert_eq!(depth(&channel, &outbound).await, 0);
+
+    // Then through a real output: each inbound yields two confirmed messages.
+    let feeder = connector(config(&inbound)).await;
+    feeder.dispatch(&transactions(20)).await.unwrap();
+    feeder.close().await.unwrap();
+    assert_eq!(
+        run_hybrid(input, config(&outbound), 20).await,
+        LoopEnd::LimitReached
+    );
+    assert_eq!(depth(&channel, &inbound).await, 0);
+    assert_eq!(depth(&channel, &outbound).await, 40);
+    delete(&channel, &[&inbound, &outbound, &dead]).await;
+}
+
+/// Closes the broker connections whose name contains `name` (rabbitmqctl).
+fn kill_connections(name: &str) -> usize {
+    let listing = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl (from the rabbitmq-server package) is needed for this test");
+    let text = String::from_utf8_lossy(&listing.stdout);
+    let mut killed = 0;
+    for line in text.lines().filter(|l| l.contains(name)) {
+        let pid = line.split_whitespace().next().unwrap();
+        let status = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "killed by the test"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        killed += 1;
+    }
+    killed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_connection_is_reopened_and_nothing_is_lost() {
+    let queue = unique("kill");
+    let feeder = connector(config(&queue)).await;
+    feeder.dispatch(&transactions(300)).await.unwrap();
+    feeder.close().await.unwrap();
+
+    let mut config = config(&queue);
+    config.prefetch = 20;
+    config.reconnect.backoff = Duration::from_millis(50);
+    let name = unique("victim");
+    let input = RabbitConnector::connect(Arc::new(config), name.clone())
+        .await
+        .unwrap();
+    let mut acked = BTreeSet::new();
+    let mut killed = 0;
+    let mut empty = 0;
+    while acked.len() < 300 && empty < 100 {
+        let batch = input.fetch(10).await.unwrap();
+        if batch.is_empty() {
+            empty += 1;
+            continue;
+        }
+        for tx in batch {
+            input.settle(&tx, &Settlement::Ack).await.unwrap();
+            acked.insert(tx.id().to_owned());
+        }
+        if killed == 0 && acked.len() >= 100 {
+            killed = kill_connections(&name);
+            assert!(killed > 0, "found no connection named {name}");
+        }
+    }
+    assert_eq!(acked.len(), 300, "every message processed, none lost");
+    assert!(input.health().await.is_ok(), "connected again");
+    input.close().await.unwrap();
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, 0, "and all acked in the end");
+    delete(&channel, &[&queue]).await;
+}
