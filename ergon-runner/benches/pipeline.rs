@@ -41,6 +41,22 @@
 //! children, dispatched to a sink that confirms at once, at concurrency 64; `tx_per_s`
 //! counts inbound transactions.
 //!
+//! The RabbitMQ cases need the local broker (`amqp://guest:guest@127.0.0.1:5672`) and fail
+//! with the reason printed without it:
+//!
+//! ```text
+//! bench amqp_consume_p500 msgs= msgs_per_s= raw_msgs_per_s= ratio=    (also _p50)
+//! bench amqp_publish msgs= msgs_per_s= raw_msgs_per_s= ratio=
+//! ```
+//!
+//! `amqp_consume_p<P>` pre-publishes the messages (100 bytes each) to a fresh queue, then
+//! times a no-op consumer at concurrency 64 through [`RabbitConnector`] with prefetch P
+//! until every message is acked, beside a raw lapin consumer with the same prefetch that
+//! acks with `multiple` every 100 deliveries (every P/2 when P < 200, or it would stall
+//! at the prefetch). `amqp_publish` times a producer dispatching generated 100-byte
+//! transactions (concurrency 64, one confirmed publish each) beside raw lapin publishing
+//! them all pipelined and then waiting for every confirm.
+//!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
 //! peak RSS (`VmHWM` from `/proc/self/status`, read by the child at its end) belongs to one
@@ -67,6 +83,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use ergon_connectors::rabbitmq::{RabbitConfig, RabbitConnector};
 use ergon_core::lifecycle::{ConsumerLifecycle, HybridLifecycle, Lifecycle};
 use ergon_core::memory::MemoryConnector;
 use ergon_core::runner::{ConsumeLoop, OnPool, ThreadPool, WorkerStats};
@@ -143,6 +160,24 @@ const CASES: &[Case] = &[
         parent: hybrid::parent,
         child: hybrid::child,
         tx: 300_000,
+    },
+    Case {
+        name: "amqp_consume_p50",
+        parent: amqp::parent,
+        child: |variant| amqp::consume(variant, 50),
+        tx: 200_000,
+    },
+    Case {
+        name: "amqp_consume_p500",
+        parent: amqp::parent,
+        child: |variant| amqp::consume(variant, 500),
+        tx: 200_000,
+    },
+    Case {
+        name: "amqp_publish",
+        parent: amqp::parent,
+        child: amqp::publish,
+        tx: 100_000,
     },
 ];
 
@@ -443,7 +478,7 @@ mod inmemory {
         }))
     }
 
-    struct Noop;
+    pub(super) struct Noop;
 
     impl Consumer for Noop {
         type Output = ();
@@ -809,5 +844,305 @@ mod hybrid {
             bench.tx(case),
             3.0 * best
         ))
+    }
+}
+
+/// `amqp_*`: the RabbitMQ connector against raw lapin, on the local broker.
+mod amqp {
+    use futures_util::StreamExt as _;
+    use lapin::options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    };
+    use lapin::types::{FieldTable, ShortString};
+    use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+    use super::*;
+    use ergon_core::{Producer, ProducerPolicy};
+
+    const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    /// Every message's body.
+    const BODY: [u8; 100] = [b'x'; 100];
+    /// Transactions in flight in the engine.
+    const CONCURRENCY: usize = 64;
+
+    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let mut engine = Vec::new();
+        let mut raw = Vec::new();
+        for _ in 0..bench.rounds {
+            engine.push(bench.sample(case, "engine")?);
+            raw.push(bench.sample(case, "raw")?);
+        }
+        let best = |s: &[Sample]| s.iter().map(|s| s["msgs_per_s"]).fold(0.0_f64, f64::max);
+        let runs = |s: &[Sample]| {
+            let v: Vec<String> = s
+                .iter()
+                .map(|s| format!("{:.0}", s["msgs_per_s"]))
+                .collect();
+            v.join(",")
+        };
+        eprintln!(
+            "# {}: engine runs [{}]; raw runs [{}]",
+            case.name,
+            runs(&engine),
+            runs(&raw)
+        );
+        let (x, y) = (best(&engine), best(&raw));
+        Ok(format!(
+            "bench {} msgs={} msgs_per_s={x:.0} raw_msgs_per_s={y:.0} ratio={:.2}",
+            case.name,
+            bench.tx(case),
+            x / y
+        ))
+    }
+
+    async fn channel() -> Result<(Connection, Channel), String> {
+        let connection = Connection::connect(URL, ConnectionProperties::default())
+            .await
+            .map_err(|e| format!("RabbitMQ is not reachable at {URL}: {e}"))?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((connection, channel))
+    }
+
+    fn queue_name(what: &str) -> String {
+        format!("ergon-bench-{what}-{}", std::process::id())
+    }
+
+    /// A fresh queue holding `n` messages, published with confirms.
+    async fn filled(name: &str, n: u64) -> Result<(), String> {
+        let (_connection, channel) = channel().await?;
+        let _ = channel
+            .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
+            .await;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(ShortString::from(name), durable, FieldTable::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        raw_publish(&channel, name, n).await
+    }
+
+    /// Publishes `n` messages pipelined, then waits for every confirm.
+    async fn raw_publish(channel: &Channel, queue: &str, n: u64) -> Result<(), String> {
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut confirms = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            confirms.push(
+                channel
+                    .basic_publish(
+                        ShortString::from(""),
+                        ShortString::from(queue),
+                        BasicPublishOptions::default(),
+                        &BODY,
+                        BasicProperties::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        for confirm in confirms {
+            if !confirm.await.map_err(|e| e.to_string())?.is_ack() {
+                return Err("a publish was nacked".into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(name: &str) -> Result<u32, String> {
+        let (_connection, channel) = channel().await?;
+        let left = channel
+            .queue_declare(
+                ShortString::from(name),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .message_count();
+        channel
+            .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(left)
+    }
+
+    fn sample(n: u64, elapsed: Duration) -> Sample {
+        let mut sample = Sample::new();
+        sample.insert("msgs".into(), n as f64);
+        sample.insert("msgs_per_s".into(), n as f64 / elapsed.as_secs_f64());
+        sample
+    }
+
+    pub(super) fn consume(variant: &str, prefetch: u16) -> Result<Sample, String> {
+        let n = env_or("ERGON_BENCH_TX", 200_000);
+        let queue = queue_name(&format!("consume-p{prefetch}"));
+        runtime().block_on(async {
+            filled(&queue, n).await?;
+            let elapsed = match variant {
+                "engine" => consume_engine(&queue, prefetch, n).await?,
+                "raw" => consume_raw(&queue, prefetch, n).await?,
+                other => return Err(format!("unknown variant {other:?}")),
+            };
+            match delete(&queue).await? {
+                0 => Ok(sample(n, elapsed)),
+                left => Err(format!("{left} messages were not acked")),
+            }
+        })
+    }
+
+    async fn consume_engine(queue: &str, prefetch: u16, n: u64) -> Result<Duration, String> {
+        let config = RabbitConfig {
+            url: URL.into(),
+            queue: Some(queue.to_owned()),
+            prefetch,
+            ..RabbitConfig::default()
+        };
+        let input = Arc::new(
+            RabbitConnector::connect(Arc::new(config), "bench".into())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let mut policy = ConsumerPolicy::default();
+        policy.r#loop.concurrency = CONCURRENCY;
+        policy.r#loop.limit = Some(n);
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let cx = Context::builder("bench").input(input.clone()).build();
+        let started = Instant::now();
+        ConsumeLoop::consumer(Arc::new(inmemory::Noop), cx, Arc::new(policy))
+            .run()
+            .await
+            .map_err(|e| e.to_string())?;
+        input.close().await.map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
+    }
+
+    async fn consume_raw(queue: &str, prefetch: u16, n: u64) -> Result<Duration, String> {
+        let (_connection, channel) = channel().await?;
+        let every = u64::from(prefetch / 2).clamp(1, 100);
+        let started = Instant::now();
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut consumer = channel
+            .basic_consume(
+                ShortString::from(queue),
+                ShortString::from("raw"),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut count = 0;
+        let mut last = 0;
+        while count < n {
+            let delivery = consumer
+                .next()
+                .await
+                .ok_or("the consumer ended")?
+                .map_err(|e| e.to_string())?;
+            std::hint::black_box(&delivery.data);
+            count += 1;
+            last = delivery.delivery_tag;
+            if count % every == 0 {
+                channel
+                    .basic_ack(last, BasicAckOptions { multiple: true })
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        channel
+            .basic_ack(last, BasicAckOptions { multiple: true })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
+    }
+
+    /// Generates `n` transactions of [`BODY`] and dispatches each unchanged.
+    struct Publish {
+        next: AtomicU64,
+        n: u64,
+    }
+
+    impl Producer for Publish {
+        async fn generate_transactions(
+            &self,
+            _: &Context,
+            max: usize,
+        ) -> Result<Vec<Transaction>, TaskError> {
+            let start = self.next.fetch_add(max as u64, Relaxed).min(self.n);
+            let end = (start + max as u64).min(self.n);
+            Ok((start..end)
+                .map(|i| Transaction::new(i.to_string(), &BODY[..]))
+                .collect())
+        }
+
+        async fn prepare_transaction(
+            &self,
+            _: &Context,
+            tx: &Transaction,
+        ) -> Result<Transaction, TaskError> {
+            Ok(tx.clone())
+        }
+    }
+
+    pub(super) fn publish(variant: &str) -> Result<Sample, String> {
+        let n = env_or("ERGON_BENCH_TX", 100_000);
+        let queue = queue_name("publish");
+        runtime().block_on(async {
+            filled(&queue, 0).await?;
+            let started = Instant::now();
+            match variant {
+                "engine" => publish_engine(&queue, n).await?,
+                "raw" => {
+                    let (_connection, channel) = channel().await?;
+                    raw_publish(&channel, &queue, n).await?;
+                }
+                other => return Err(format!("unknown variant {other:?}")),
+            }
+            let elapsed = started.elapsed();
+            match delete(&queue).await? {
+                left if u64::from(left) == n => Ok(sample(n, elapsed)),
+                left => Err(format!("{left} of {n} messages arrived")),
+            }
+        })
+    }
+
+    async fn publish_engine(queue: &str, n: u64) -> Result<(), String> {
+        let config = RabbitConfig {
+            url: URL.into(),
+            queue: Some(queue.to_owned()),
+            ..RabbitConfig::default()
+        };
+        let output = Arc::new(
+            RabbitConnector::connect(Arc::new(config), "bench".into())
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        let mut policy = ProducerPolicy::default();
+        policy.r#loop.concurrency = CONCURRENCY;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let cx = Context::builder("bench").output(output.clone()).build();
+        let task = Arc::new(Publish {
+            next: AtomicU64::new(0),
+            n,
+        });
+        ConsumeLoop::producer(task, cx, Arc::new(policy))
+            .run()
+            .await
+            .map_err(|e| e.to_string())?;
+        output.close().await.map_err(|e| e.to_string())
     }
 }

@@ -111,9 +111,9 @@ impl RabbitConnector {
     ///
     /// The first connection or declaration failed.
     pub async fn connect(config: Arc<RabbitConfig>, name: String) -> Result<Self, TaskError> {
-        let first = Session::open(&config, &name, 1)
-            .await
-            .map_err(|err| broker_error(&config, "cannot connect", &err).non_retryable())?;
+        let first = Session::open(&config, &name, 1).await.map_err(|err| {
+            broker_error(&config, "cannot connect and declare the topology", &err).non_retryable()
+        })?;
         let (current, _) = watch::channel(Some(Arc::new(first)));
         let shared = Arc::new(Shared {
             config,
