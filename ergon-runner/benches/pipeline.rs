@@ -863,8 +863,11 @@ mod amqp {
     const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
     /// Every message's body.
     const BODY: [u8; 100] = [b'x'; 100];
-    /// Transactions in flight in the engine.
+    /// Transactions in flight in the engine when consuming.
     const CONCURRENCY: usize = 64;
+    /// Transactions in flight in the engine when publishing: each waits for its confirm,
+    /// so this is the number of confirms outstanding.
+    const PUBLISH_CONCURRENCY: usize = 256;
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
         let mut engine = Vec::new();
@@ -1132,7 +1135,7 @@ mod amqp {
                 .map_err(|e| e.to_string())?,
         );
         let mut policy = ProducerPolicy::default();
-        policy.r#loop.concurrency = CONCURRENCY;
+        policy.r#loop.concurrency = env_or("ERGON_BENCH_PUBLISH_CONCURRENCY", PUBLISH_CONCURRENCY);
         policy.fetch.batch_size = inmemory::BATCH_SIZE;
         let cx = Context::builder("bench").output(output.clone()).build();
         let task = Arc::new(Publish {

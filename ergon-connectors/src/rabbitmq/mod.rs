@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::Confirmation;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
 use lapin::types::ShortString;
@@ -242,19 +243,33 @@ impl Connector for RabbitConnector {
         let mut deliveries = consume.deliveries.lock().await;
         let first = tokio::select! {
             biased;
-            () = session.lost.cancelled() => None,
-            first = deliveries.recv() => first,
-            () = tokio::time::sleep(config.fetch_wait) => None,
+            () = session.lost.cancelled() => return Ok(Vec::new()),
+            first = deliveries.next() => first,
+            () = tokio::time::sleep(config.fetch_wait) => return Ok(Vec::new()),
         };
-        let Some(first) = first else {
-            return Ok(Vec::new());
-        };
-        let mut batch = Vec::with_capacity(max.min(deliveries.len() + 1));
-        batch.push(first);
-        while batch.len() < max {
-            match deliveries.try_recv() {
-                Ok(tx) => batch.push(tx),
-                Err(_) => break,
+        let generation = session.generation;
+        let mut batch = Vec::new();
+        let mut next = first;
+        loop {
+            match next {
+                Some(Ok(delivery)) => batch.push(message::transaction(delivery, generation)),
+                Some(Err(err)) => {
+                    tracing::warn!(connector = %self.shared.name, error = %err, "RabbitMQ consumer stopped");
+                    session.lost.cancel();
+                    break;
+                }
+                None => {
+                    session.lost.cancel();
+                    break;
+                }
+            }
+            if batch.len() >= max {
+                break;
+            }
+            // What has already arrived, without waiting.
+            match deliveries.next().now_or_never() {
+                Some(more) => next = more,
+                None => break,
             }
         }
         Ok(batch)
@@ -435,7 +450,13 @@ async fn run_session(shared: &Shared, session: &Session) {
         tokio::select! {
             () = shared.closed.cancelled() => return,
             () = session.lost.cancelled() => return,
-            _ = tick.tick() => flush(shared, session, false).await,
+            _ = tick.tick() => {
+                if !session.connected() {
+                    session.lost.cancel();
+                    return;
+                }
+                flush(shared, session, false).await;
+            }
             () = shared.flush_now.notified() => flush(shared, session, false).await,
         }
     }

@@ -5,17 +5,13 @@
 
 use std::sync::Mutex;
 
-use futures_util::StreamExt as _;
 use lapin::options::{
     BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use ergon_core::Transaction;
 
 use super::acks::AckWindow;
 use super::config::{QueueKind, RabbitConfig};
@@ -37,8 +33,8 @@ pub(crate) struct Session {
 /// The consuming side of a session.
 pub(crate) struct Consume {
     pub channel: Channel,
-    /// Deliveries, as transactions, in the order the broker sent them.
-    pub deliveries: tokio::sync::Mutex<mpsc::Receiver<Transaction>>,
+    /// The deliveries, read by the fetches themselves (no task or queue in between).
+    pub deliveries: tokio::sync::Mutex<lapin::Consumer>,
     /// What has been settled and not acked yet.
     pub acks: Mutex<AckWindow>,
 }
@@ -76,15 +72,7 @@ impl Session {
         self.consume
             .get_or_try_init(|| async {
                 let queue = config.queue.as_deref().unwrap_or_default();
-                start_consuming(
-                    config,
-                    &self.connection,
-                    queue,
-                    name,
-                    self.generation,
-                    &self.lost,
-                )
-                .await
+                start_consuming(config, &self.connection, queue, name, self.generation).await
             })
             .await
     }
@@ -197,21 +185,19 @@ async fn declare(config: &RabbitConfig, channel: &Channel) -> Result<(), lapin::
     Ok(())
 }
 
-/// Opens the consuming channel and a task moving its deliveries into a channel of
-/// transactions; the task cancels `lost` when the broker stops delivering.
+/// Opens the consuming channel with the prefetch and starts consuming `queue`.
 async fn start_consuming(
     config: &RabbitConfig,
     connection: &Connection,
     queue: &str,
     name: &str,
     generation: u64,
-    lost: &CancellationToken,
 ) -> Result<Consume, lapin::Error> {
     let channel = connection.create_channel().await?;
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
         .await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             ShortString::from(queue),
             ShortString::from(format!("ergon-{name}-{generation}")),
@@ -219,32 +205,9 @@ async fn start_consuming(
             FieldTable::default(),
         )
         .await?;
-    // Never more than the prefetch in flight, so this bound is never what waits.
-    let (sender, receiver) = mpsc::channel(usize::from(config.prefetch) + 1);
-    let lost = lost.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = lost.cancelled() => break,
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => {
-                        if sender.send(message::transaction(delivery, generation)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, generation, "RabbitMQ consumer stopped");
-                        break;
-                    }
-                    None => break,
-                },
-            }
-        }
-        lost.cancel();
-    });
     Ok(Consume {
         channel,
-        deliveries: tokio::sync::Mutex::new(receiver),
+        deliveries: tokio::sync::Mutex::new(consumer),
         acks: Mutex::new(AckWindow::default()),
     })
 }
