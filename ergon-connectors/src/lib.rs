@@ -44,12 +44,30 @@
 //!
 //! The keys and their defaults are documented on [`file::FileConfig`].
 //!
+//! ## `type = "rabbitmq"` ([`rabbitmq`])
+//!
+//! A RabbitMQ queue: consumed with manual, coalesced acknowledgements and a prefetch;
+//! dispatches published persistent with publisher confirms; dead letters rejected to the
+//! queue's dead-letter exchange or published to a queue of their own with the error in
+//! headers; reconnection with capped backoff. The keys are documented on
+//! [`rabbitmq::RabbitConfig`].
+//!
+//! ```toml
+//! [connectors.orders]
+//! type = "rabbitmq"
+//! url = "amqp://app:${RABBIT_PASSWORD}@rabbit:5672/%2f"
+//! queue = "orders"
+//! prefetch = 500
+//! ```
+//!
 //! ## Feature flags
 //!
-//! Both are on by default; turn default features off to build only what you use.
+//! All are on by default; turn default features off to build only what you use.
 //!
 //! * `memory`: the [`memory`] connector.
 //! * `file`: the [`file`](mod@file) connector (adds `tokio`, whose blocking pool runs the file I/O).
+//! * `rabbitmq`: the [`rabbitmq`] connector (adds `lapin`, with rustls on `ring` for
+//!   `amqps://`).
 //!
 //! [`ConnectorKind`]: ergon_core::config::ConnectorKind
 

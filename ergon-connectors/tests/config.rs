@@ -19,10 +19,35 @@ fn configure_err(kind: &dyn ConnectorKind, table: serde_json::Value) -> ConfigIs
 }
 
 #[test]
-#[cfg(all(feature = "memory", feature = "file"))]
+#[cfg(all(feature = "memory", feature = "file", feature = "rabbitmq"))]
 fn the_kinds_of_this_build() {
     let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
-    assert_eq!(names, ["memory", "file"]);
+    assert_eq!(names, ["memory", "file", "rabbitmq"]);
+}
+
+#[test]
+#[cfg(feature = "rabbitmq")]
+fn rabbitmq_tables_are_checked_with_the_key_named() {
+    use ergon_connectors::rabbitmq::RabbitKind;
+    let issue = configure_err(
+        &RabbitKind,
+        serde_json::json!({ "url": "http://rabbit", "queue": "orders" }),
+    );
+    assert_eq!(issue.path, "url");
+    let issue = configure_err(
+        &RabbitKind,
+        serde_json::json!({ "queue": "orders", "prefetch": 0 }),
+    );
+    assert_eq!(issue.path, "prefetch");
+    let issue = configure_err(
+        &RabbitKind,
+        serde_json::json!({ "queue": "orders", "prefech": 5 }),
+    );
+    assert!(
+        issue.message.contains("unknown field `prefech`"),
+        "{}",
+        issue.message
+    );
 }
 
 #[cfg(feature = "file")]

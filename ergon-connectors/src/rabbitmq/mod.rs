@@ -3,7 +3,7 @@
 //! * **Consume**: manual acknowledgement, `prefetch` deliveries outstanding per worker;
 //!   each delivery becomes a transaction ([`meta`] lists its metadata; headers, including
 //!   `traceparent` and ergon's lineage, become metadata too).
-//! * **Settle**: an ack is recorded and sent coalesced ([`acks`](self) module): one
+//! * **Settle**: an ack is recorded and sent coalesced (the `acks` module): one
 //!   `basic.ack` with `multiple` up to the highest tag below which every delivery is
 //!   settled, flushed every `ack_interval`, whenever a quarter of the prefetch is waiting,
 //!   and on close. Requeue is a `basic.nack` with requeue; a dead letter is either a
@@ -16,7 +16,10 @@
 //!   declared again and consuming resumed. Deliveries of the lost channel are redelivered
 //!   by the broker; settling one of them is a counted no-op, never a tag sent on the new
 //!   channel. [`Connector::health`] says whether the connector is connected.
-
+//!
+//! Files: `config.rs` (the TOML table, [`RabbitConfig`]), `session.rs` (a connection, its
+//! topology and channels), `acks.rs` (which acks to send), `message.rs` (deliveries to
+//! transactions and back), this file (the connector and its supervising task).
 mod acks;
 mod config;
 mod message;
