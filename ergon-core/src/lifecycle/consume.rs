@@ -3,10 +3,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::tally::{self, StepFailure, Steps, Tally};
+use super::tally::{self, StepFailure, Steps, Tally, step};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
-use crate::envelope::{self, AttemptHook};
+use crate::envelope::AttemptHook;
 use crate::error::TaskError;
 use crate::policy::ConsumerPolicy;
 use crate::step::Step;
@@ -79,26 +79,10 @@ impl<T: Consumer> Steps for ConsumerLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let span = tally.begin(Step::Process);
-            let done = envelope::run(
-                Step::Process.as_str(),
-                span,
-                &policy.process.retry,
-                |_| task.process_transaction(cx, tx),
-                hook,
-            )
-            .await;
-            let output = tally.end(Step::Process, done)?;
-            let span = tally.begin(Step::Success);
-            let done = envelope::run(
-                Step::Success.as_str(),
-                span,
-                &policy.success.retry,
-                |_| task.handle_process_success(cx, tx, &output),
-                hook,
-            )
-            .await;
-            tally.end(Step::Success, done)
+            let output = step!(tally, hook, Step::Process, &policy.process.retry, |_| task
+                .process_transaction(cx, tx))?;
+            step!(tally, hook, Step::Success, &policy.success.retry, |_| task
+                .handle_process_success(cx, tx, &output))
         }
     }
 

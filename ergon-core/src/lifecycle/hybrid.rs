@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::tally::{self, StepFailure, Steps, Tally};
+use super::tally::{self, StepFailure, Steps, Tally, step};
 use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
-use crate::envelope::{self, AttemptHook};
+use crate::envelope::AttemptHook;
 use crate::error::TaskError;
 use crate::policy::HybridPolicy;
 use crate::step::{Step, dispatch::dispatch};
@@ -55,53 +55,22 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let span = tally.begin(Step::Process);
-            let done = envelope::run(
-                Step::Process.as_str(),
-                span,
-                &policy.process.retry,
-                |_| task.process_transaction(cx, tx),
-                hook,
-            )
-            .await;
-            let outbound = tally.end(Step::Process, done)?;
+            let outbound = step!(tally, hook, Step::Process, &policy.process.retry, |_| task
+                .process_transaction(cx, tx))?;
             let mut prepared = Vec::with_capacity(outbound.len());
             for child in outbound.iter().map(|out| out.as_child_of(tx)) {
-                let span = tally.begin(Step::Prepare);
-                let done = envelope::run(
-                    Step::Prepare.as_str(),
-                    span,
-                    &policy.prepare.retry,
-                    |_| task.prepare_transaction(cx, tx, &child),
-                    hook,
-                )
-                .await;
-                let ready = tally.end(Step::Prepare, done)?;
+                let ready = step!(tally, hook, Step::Prepare, &policy.prepare.retry, |_| task
+                    .prepare_transaction(cx, tx, &child))?;
                 prepared.push(ready.as_child_of(tx));
             }
             if !prepared.is_empty() {
-                let span = tally.begin(Step::Dispatch);
-                let done = envelope::run(
-                    Step::Dispatch.as_str(),
-                    span,
-                    &policy.dispatch.retry,
-                    |_| dispatch(cx, &prepared),
-                    hook,
-                )
-                .await;
-                tally.end(Step::Dispatch, done)?;
+                step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
+                    dispatch(cx, &prepared)
+                })?;
                 tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
             }
-            let span = tally.begin(Step::Success);
-            let done = envelope::run(
-                Step::Success.as_str(),
-                span,
-                &policy.success.retry,
-                |_| task.handle_process_success(cx, tx, &prepared),
-                hook,
-            )
-            .await;
-            tally.end(Step::Success, done)
+            step!(tally, hook, Step::Success, &policy.success.retry, |_| task
+                .handle_process_success(cx, tx, &prepared))
         }
     }
 

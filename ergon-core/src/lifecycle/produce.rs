@@ -3,11 +3,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::tally::{self, StepFailure, Steps, Tally};
+use super::tally::{self, StepFailure, Steps, Tally, step};
 use super::{Lifecycle, TransactionOutcome};
 use crate::connector::Connector;
 use crate::context::Context;
-use crate::envelope::{self, AttemptHook};
+use crate::envelope::AttemptHook;
 use crate::error::TaskError;
 use crate::policy::ProducerPolicy;
 use crate::runner::Generated;
@@ -64,37 +64,14 @@ impl<T: Producer> Steps for ProducerLifecycle<T> {
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
         async move {
-            let span = tally.begin(Step::Prepare);
-            let done = envelope::run(
-                Step::Prepare.as_str(),
-                span,
-                &policy.prepare.retry,
-                |_| task.prepare_transaction(cx, tx),
-                hook,
-            )
-            .await;
-            let prepared = tally.end(Step::Prepare, done)?;
-            let span = tally.begin(Step::Dispatch);
-            let done = envelope::run(
-                Step::Dispatch.as_str(),
-                span,
-                &policy.dispatch.retry,
-                |_| dispatch(cx, std::slice::from_ref(&prepared)),
-                hook,
-            )
-            .await;
-            tally.end(Step::Dispatch, done)?;
+            let prepared = step!(tally, hook, Step::Prepare, &policy.prepare.retry, |_| task
+                .prepare_transaction(cx, tx))?;
+            step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
+                dispatch(cx, std::slice::from_ref(&prepared))
+            })?;
             tally.dispatched = 1;
-            let span = tally.begin(Step::Success);
-            let done = envelope::run(
-                Step::Success.as_str(),
-                span,
-                &policy.success.retry,
-                |_| task.handle_prepare_success(cx, tx, &prepared),
-                hook,
-            )
-            .await;
-            tally.end(Step::Success, done)
+            step!(tally, hook, Step::Success, &policy.success.retry, |_| task
+                .handle_prepare_success(cx, tx, &prepared))
         }
     }
 

@@ -83,6 +83,18 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
     .await
 }
 
+/// Runs one step in its envelope, inline in the role's own future (see [`Tally::begin`]
+/// for why there is no wrapper future), and evaluates to `Result<T, StepFailure>`:
+/// `step!(tally, hook, Step::Process, &policy.process.retry, |_| task.process(cx, tx))`.
+macro_rules! step {
+    ($tally:expr, $hook:expr, $step:expr, $policy:expr, $call:expr) => {{
+        let span = $tally.begin($step);
+        let done = $crate::envelope::run($step.as_str(), span, $policy, $call, $hook).await;
+        $tally.end($step, done)
+    }};
+}
+pub(super) use step;
+
 /// The running account of one transaction's lifecycle.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
