@@ -50,6 +50,14 @@ struct Inner {
     output: Option<Arc<dyn Connector>>,
     services: BTreeMap<String, ServiceHandle>,
     settings: serde_json::Value,
+    input_endpoint: Option<Endpoint>,
+}
+
+/// What telemetry calls the input: `messaging.system` and `messaging.destination.name`.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    system: Arc<str>,
+    destination: Arc<str>,
 }
 
 /// A service as stored in a context: usable by concrete type and as a [`Service`].
@@ -92,6 +100,7 @@ impl Context {
             output: None,
             services: BTreeMap::new(),
             settings: serde_json::Value::Object(Default::default()),
+            input_endpoint: None,
         })
     }
 
@@ -108,6 +117,17 @@ impl Context {
     /// The index of the worker running this context (0-based).
     pub fn worker(&self) -> usize {
         self.inner.worker
+    }
+
+    /// The input's `messaging.system` (its connector kind), when the runner named it.
+    pub fn input_system(&self) -> Option<&str> {
+        self.inner.input_endpoint.as_ref().map(|e| &*e.system)
+    }
+
+    /// The input's `messaging.destination.name` (its connector's name in the TOML), when
+    /// the runner named it.
+    pub fn input_destination(&self) -> Option<&str> {
+        self.inner.input_endpoint.as_ref().map(|e| &*e.destination)
     }
 
     /// The input connector (`input = "..."` in the task's table).
@@ -221,6 +241,16 @@ impl ContextBuilder {
     /// Sets the input connector.
     pub fn input(mut self, connector: Arc<dyn Connector>) -> Self {
         self.0.input = Some(connector);
+        self
+    }
+
+    /// Names the input for telemetry: its `system` (connector kind, e.g. `rabbitmq`) and
+    /// `destination` (connector name).
+    pub fn input_endpoint(mut self, system: &str, destination: &str) -> Self {
+        self.0.input_endpoint = Some(Endpoint {
+            system: system.into(),
+            destination: destination.into(),
+        });
         self
     }
 

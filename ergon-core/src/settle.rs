@@ -1,14 +1,14 @@
 //! Settlement: performing what the lifecycle decided, through the input connector.
 
 use crate::connector::{Connector, Settlement};
-use crate::envelope;
-use crate::error::TaskError;
+use crate::envelope::{self, Attempted, step_span};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
 use crate::telemetry::names;
 use crate::transaction::Transaction;
 
-/// Settles `tx` through `input` under the settle retry policy.
+/// Settles `tx` through `input` under the settle retry policy; when `traced`, in a step
+/// span under the current one (the transaction's).
 ///
 /// A settlement that fails for good is logged at ERROR (the transaction may be delivered
 /// again by its source, or, for a dead letter that could not be written, lost) and
@@ -19,15 +19,21 @@ pub(crate) async fn settle(
     tx: &Transaction,
     settlement: &Settlement,
     policy: &RetryPolicy,
-) -> Result<(), TaskError> {
-    let span = tracing::debug_span!(
-        "settle",
-        { names::STEP } = Step::Settle.as_str(),
-        { names::OPERATION_TYPE } = "settle",
-        { names::SETTLEMENT } = settlement.as_str(),
-    );
+    traced: bool,
+) -> Attempted<()> {
+    let name = Step::Settle.as_str();
+    let span = if traced {
+        step_span!(
+            name,
+            policy,
+            { names::OPERATION_TYPE } = "settle",
+            { names::SETTLEMENT } = settlement.as_str()
+        )
+    } else {
+        tracing::Span::none()
+    };
     let settled = envelope::run(
-        Step::Settle.as_str(),
+        name,
         span,
         policy,
         |_| input.settle(tx, settlement),
@@ -44,5 +50,5 @@ pub(crate) async fn settle(
             "Settlement failed"
         );
     }
-    settled.result
+    settled
 }

@@ -9,6 +9,7 @@ use crate::commands;
 use crate::config::{self, ConfigError};
 use crate::plan::Plan;
 use crate::registry::Registry;
+use crate::telemetry::Telemetry;
 
 /// Exit code of a config error (also clap's for bad arguments).
 pub const EXIT_CONFIG: u8 = 2;
@@ -58,7 +59,6 @@ enum Command {
 /// implementations registered.
 pub fn run(registry: Registry) -> ExitCode {
     let cli = Cli::parse();
-    crate::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,7 +76,12 @@ pub fn run(registry: Registry) -> ExitCode {
 }
 
 async fn execute(cli: Cli, registry: &Registry) -> u8 {
-    let result = match cli.command.unwrap_or(Command::Run { names: Vec::new() }) {
+    let command = cli.command.unwrap_or(Command::Run { names: Vec::new() });
+    // `run` installs the telemetry its config asks for; the other commands log only.
+    if !matches!(command, Command::Run { .. }) {
+        Telemetry::install_logs();
+    }
+    let result = match command {
         Command::List => {
             let plan = if cli.config.exists() {
                 match load(&cli.config, registry) {
@@ -94,7 +99,7 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
             0
         }),
         Command::Run { names } => match load(&cli.config, registry) {
-            Ok(plan) => commands::run::run(&plan, &names).await,
+            Ok(plan) => commands::run::run(&plan, &names, &|name| std::env::var(name).ok()).await,
             Err(err) => Err(err),
         },
         Command::Process { name, payload, id } => match load(&cli.config, registry) {

@@ -33,12 +33,12 @@ mod cli;
 pub mod commands;
 pub mod config;
 mod launch;
-mod logging;
 pub mod manager;
 pub mod plan;
 pub mod registry;
 pub mod report;
 pub mod signal;
+pub mod telemetry;
 
 pub use cli::{EXIT_CONFIG, run};
 pub use config::ConfigError;

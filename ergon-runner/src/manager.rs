@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use ergon_core::runner::{LimitBudget, LoopEnd, StatsSnapshot, WorkerStats};
 use ergon_core::{Connector, TaskError};
@@ -15,6 +16,8 @@ use crate::launch::WorkerRun;
 use crate::plan::TaskPlan;
 use crate::report::progress::Progress;
 use crate::signal::{Signal, Signals};
+use crate::telemetry::board::{PinnedWorker, WorkerBoard};
+use ergon_core::telemetry::names;
 
 /// How one task's run went.
 #[derive(Debug, Clone)]
@@ -61,6 +64,7 @@ pub struct TaskManager {
     tasks: Vec<Arc<TaskPlan>>,
     shutdown: CancellationToken,
     progress: bool,
+    board: Arc<WorkerBoard>,
 }
 
 /// A running worker: which task it belongs to and its counters.
@@ -77,7 +81,14 @@ impl TaskManager {
             tasks,
             shutdown: CancellationToken::new(),
             progress: true,
+            board: Arc::default(),
         }
+    }
+
+    /// Pins the workers on `board`, where health checks and metrics read them.
+    pub fn board(mut self, board: Arc<WorkerBoard>) -> Self {
+        self.board = board;
+        self
     }
 
     /// Turns the live progress reporting off (tests, `process`).
@@ -97,6 +108,13 @@ impl TaskManager {
         let mut workers = JoinSet::new();
         let mut handles = Vec::new();
         for (index, task) in self.tasks.iter().enumerate() {
+            let task_span = tracing::debug_span!(
+                "task_run",
+                { names::TASK } = %task.name,
+                ergon.role = %task.role(),
+                ergon.model = %task.launch.model(),
+                ergon.workers = i64::try_from(task.workers).unwrap_or(i64::MAX),
+            );
             let limit = task
                 .policy
                 .loop_policy
@@ -110,7 +128,10 @@ impl TaskManager {
                     stats: stats.clone(),
                     shutdown: self.shutdown.clone(),
                 };
-                let id = workers.spawn(run_worker(task.clone(), worker, run)).id();
+                let input = task.input.as_ref().map(|c| (c.kind, c.name.as_str()));
+                let pinned = self.board.pin(&task.name, worker, input, stats.clone());
+                let running = run_worker(task.clone(), worker, run, pinned);
+                let id = workers.spawn(running.instrument(task_span.clone())).id();
                 handles.push(WorkerHandle {
                     id,
                     task: index,
@@ -196,9 +217,17 @@ async fn run_worker(
     task: Arc<TaskPlan>,
     worker: usize,
     run: WorkerRun,
+    pinned: Arc<PinnedWorker>,
 ) -> Result<LoopEnd, TaskError> {
     let input = connect(&task, task.input.as_ref(), worker).await?;
     let output = connect(&task, task.output.as_ref(), worker).await?;
+    let named = [(&task.input, &input), (&task.output, &output)];
+    pinned.connected(
+        named
+            .into_iter()
+            .filter_map(|(plan, open)| Some((plan.as_ref()?.name.clone(), open.clone()?)))
+            .collect(),
+    );
     let cx = task.context(worker, input.clone(), output.clone());
     let result = task.launch.worker(cx, run).await;
     for connector in [input, output].into_iter().flatten() {

@@ -12,6 +12,7 @@ use ergon_core::context::ServiceHandle;
 use crate::config::{ConfigError, LoadedConfig, TaskConfig};
 use crate::launch::{AnyPolicy, Launch, Role};
 use crate::registry::Registry;
+use crate::telemetry::TelemetryConfig;
 
 /// A checked config, ready to run.
 pub struct Plan {
@@ -21,6 +22,8 @@ pub struct Plan {
     pub tasks: Vec<Arc<TaskPlan>>,
     /// How many connectors and services the file defines.
     pub(crate) counts: (usize, usize),
+    /// `[telemetry]`, checked.
+    pub telemetry: TelemetryConfig,
 }
 
 /// One connector a task uses.
@@ -60,6 +63,9 @@ impl TaskPlan {
             .settings(self.settings.clone());
         if let Some(input) = input {
             builder = builder.input(input);
+        }
+        if let Some(named) = &self.input {
+            builder = builder.input_endpoint(named.kind, &named.name);
         }
         if let Some(output) = output {
             builder = builder.output(output);
@@ -118,10 +124,15 @@ impl Plan {
                 plan_task(file, registry, &connectors, &services, name, task).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        config
+            .telemetry
+            .check()
+            .map_err(|(key, message)| ConfigError::new(file, key, message))?;
         Ok(Plan {
             file: file.to_path_buf(),
             tasks,
             counts: (connectors.len(), services.len()),
+            telemetry: config.telemetry.clone(),
         })
     }
 

@@ -26,7 +26,28 @@ use std::time::Duration;
 use crate::error::TaskError;
 use crate::policy::RetryPolicy;
 
-pub(crate) use retry::run;
+pub(crate) use retry::{record_error, run};
+
+/// The span of one step run under a [`RetryPolicy`]: named after the step for
+/// OpenTelemetry (`otel.name`), with the policy in force, and room for the error that
+/// ends it. Extra fields follow the policy:
+/// `step_span!(Step::Fetch.as_str(), policy, { names::BATCH_SIZE } = max)`.
+macro_rules! step_span {
+    ($name:expr, $policy:expr $(, $($field:tt)+)?) => {
+        tracing::debug_span!(
+            "step",
+            otel.name = $name,
+            { $crate::telemetry::names::STEP } = $name,
+            { $crate::telemetry::names::MAX_ATTEMPTS } = i64::from($policy.max_attempts),
+            { $crate::telemetry::names::TIMEOUT_MS } =
+                i64::try_from($policy.timeout.as_millis()).unwrap_or(i64::MAX),
+            { $crate::telemetry::names::STATUS } = tracing::field::Empty,
+            { $crate::telemetry::names::ERROR_TYPE } = tracing::field::Empty,
+            $($($field)+)?
+        )
+    };
+}
+pub(crate) use step_span;
 
 /// The outcome of a step run under the envelope, with the number of attempts it took.
 #[derive(Debug)]
@@ -100,6 +121,5 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, TaskError>>,
 {
-    let span = tracing::debug_span!("step", { crate::telemetry::names::STEP } = name);
-    run(name, span, policy, call, &mut ()).await
+    run(name, step_span!(name, policy), policy, call, &mut ()).await
 }

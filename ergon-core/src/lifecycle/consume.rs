@@ -36,7 +36,7 @@ use crate::transaction::Transaction;
 /// let cx = Context::builder("reject").build();
 /// let tx = Transaction::new("t-1", "{}");
 /// let lifecycle = ConsumerLifecycle::new(Arc::new(Reject));
-/// let outcome = lifecycle.run(&cx, &ConsumerPolicy::default(), &tx, &mut ()).await;
+/// let outcome = lifecycle.run(&cx, &ConsumerPolicy::default(), &tx, false, &mut ()).await;
 /// assert!(matches!(outcome.settlement, Settlement::DeadLetter(_)));
 /// # }
 /// ```
@@ -53,21 +53,22 @@ impl<T> ConsumerLifecycle<T> {
 
 impl<T: Consumer> Lifecycle for ConsumerLifecycle<T> {
     type Policy = ConsumerPolicy;
+    const OPERATION: &'static str = "process";
 
     fn run<H: AttemptHook + Send + ?Sized>(
         &self,
         cx: &Context,
         policy: &ConsumerPolicy,
         tx: &Transaction,
+        traced: bool,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, hook)
+        tally::run(self, cx, policy, tx, traced, hook)
     }
 }
 
 impl<T: Consumer> Steps for ConsumerLifecycle<T> {
     type Policy = ConsumerPolicy;
-    const OPERATION: &'static str = "process";
 
     fn steps<'a, H: AttemptHook + Send + ?Sized>(
         &'a self,

@@ -29,21 +29,22 @@ impl<T> HybridLifecycle<T> {
 
 impl<T: Hybrid> Lifecycle for HybridLifecycle<T> {
     type Policy = HybridPolicy;
+    const OPERATION: &'static str = "process";
 
     fn run<H: AttemptHook + Send + ?Sized>(
         &self,
         cx: &Context,
         policy: &HybridPolicy,
         tx: &Transaction,
+        traced: bool,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, hook)
+        tally::run(self, cx, policy, tx, traced, hook)
     }
 }
 
 impl<T: Hybrid> Steps for HybridLifecycle<T> {
     type Policy = HybridPolicy;
-    const OPERATION: &'static str = "process";
 
     fn steps<'a, H: AttemptHook + Send + ?Sized>(
         &'a self,
@@ -54,6 +55,7 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
+        let traced = tally.traced();
         async move {
             let outbound = step!(tally, hook, Step::Process, &policy.process.retry, |_| task
                 .process_transaction(cx, tx))?;
@@ -65,7 +67,7 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
             }
             if !prepared.is_empty() {
                 step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
-                    dispatch(cx, &prepared)
+                    dispatch(cx, &prepared, traced)
                 })?;
                 tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
             }

@@ -49,12 +49,30 @@ pub struct TransactionOutcome {
     pub dispatched: u32,
     /// The exception step's own final error, when it failed too.
     pub exception_error: Option<TaskError>,
+    /// Attempts and time per step (time only while [`timing`](crate::telemetry::timing)
+    /// is on).
+    pub steps: StepTally,
+}
+
+/// Per-step attempts and microseconds of one transaction, indexed by
+/// [`Step::index`](crate::step::Step::index). A step run more than once (prepare, per
+/// outbound transaction) adds up.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepTally {
+    /// Attempts made per step (0: the step did not run).
+    pub attempts: [u32; 7],
+    /// Attempts beyond the first per step (per run, for a step run more than once).
+    pub retries: [u32; 7],
+    /// Microseconds spent per step, 0 when timing is off.
+    pub micros: [u32; 7],
 }
 
 /// A task in its role: what happens to each transaction the loop hands it.
 pub trait Lifecycle: Send + Sync + 'static {
     /// The role's policy.
     type Policy: RolePolicy;
+    /// `messaging.operation.type` of the transaction span: `process` or `create`.
+    const OPERATION: &'static str;
 
     /// Where the loop fetches from and settles to. Default: the input connector.
     ///
@@ -66,12 +84,14 @@ pub trait Lifecycle: Send + Sync + 'static {
     }
 
     /// Runs the lifecycle of `tx` and decides its settlement (without performing it),
-    /// reporting every attempt to `hook`.
+    /// reporting every attempt to `hook`. When `traced`, each step and attempt gets a span
+    /// under the current one (the caller's transaction span); otherwise none.
     fn run<H: AttemptHook + Send + ?Sized>(
         &self,
         cx: &Context,
         policy: &Self::Policy,
         tx: &Transaction,
+        traced: bool,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send;
 }

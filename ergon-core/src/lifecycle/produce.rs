@@ -31,6 +31,7 @@ impl<T> ProducerLifecycle<T> {
 
 impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
     type Policy = ProducerPolicy;
+    const OPERATION: &'static str = "create";
 
     fn source(&self, cx: &Context) -> Result<Arc<dyn Connector>, TaskError> {
         Ok(match cx.input() {
@@ -44,15 +45,15 @@ impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
         cx: &Context,
         policy: &ProducerPolicy,
         tx: &Transaction,
+        traced: bool,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, hook)
+        tally::run(self, cx, policy, tx, traced, hook)
     }
 }
 
 impl<T: Producer> Steps for ProducerLifecycle<T> {
     type Policy = ProducerPolicy;
-    const OPERATION: &'static str = "create";
 
     fn steps<'a, H: AttemptHook + Send + ?Sized>(
         &'a self,
@@ -63,11 +64,12 @@ impl<T: Producer> Steps for ProducerLifecycle<T> {
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
+        let traced = tally.traced();
         async move {
             let prepared = step!(tally, hook, Step::Prepare, &policy.prepare.retry, |_| task
                 .prepare_transaction(cx, tx))?;
             step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
-                dispatch(cx, std::slice::from_ref(&prepared))
+                dispatch(cx, std::slice::from_ref(&prepared), traced)
             })?;
             tally.dispatched = 1;
             step!(tally, hook, Step::Success, &policy.success.retry, |_| task

@@ -27,8 +27,9 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, Span};
 
-use super::{LimitBudget, WorkerStats};
+use super::{LimitBudget, WorkerStats, spans};
 use crate::connector::{Connector, Settlement};
 use crate::context::Context;
 use crate::envelope::Attempted;
@@ -40,6 +41,7 @@ use crate::policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy, RetryPolicy, R
 use crate::settle::settle;
 use crate::step::fetch::fetch;
 use crate::task::{Consumer, Hybrid, Producer};
+use crate::telemetry::{sampling, timing};
 use crate::transaction::Transaction;
 
 /// Why a consume loop ended (without error).
@@ -89,13 +91,33 @@ pub struct ConsumeLoop<L: Lifecycle> {
 }
 
 /// How a transaction's future ended.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per transaction and consumed at once; boxing would allocate on the hot path"
+)]
 enum Finished {
-    Done(TransactionOutcome, bool),
+    Done(Settled),
     Abandoned(Transaction),
 }
 
-type FetchFuture<'a> =
-    Pin<Box<dyn Future<Output = (usize, Attempted<Vec<Transaction>>)> + Send + 'a>>;
+/// A transaction's outcome, its settlement and their times.
+pub(crate) struct Settled {
+    pub(crate) outcome: TransactionOutcome,
+    pub(crate) settle: Attempted<()>,
+    /// Microseconds in the settle step and in the whole transaction, while timing is on.
+    pub(crate) micros: Option<(u32, u32)>,
+}
+
+/// A fetch: how many were asked for, whether the batch is sampled, what came back and
+/// how long it took (while timing is on).
+struct Fetched {
+    want: usize,
+    sampled: bool,
+    result: Attempted<Vec<Transaction>>,
+    micros: Option<u32>,
+}
+
+type FetchFuture<'a> = Pin<Box<dyn Future<Output = Fetched> + Send + 'a>>;
 
 impl<T: Consumer> ConsumeLoop<ConsumerLifecycle<T>> {
     /// A loop for the consumer `task`.
@@ -162,6 +184,15 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     /// The task has no source (input connector), or fetching failed after its retries (in-flight
     /// transactions are drained and buffered ones requeued first).
     pub async fn run(self) -> Result<LoopEnd, TaskError> {
+        let span = spans::loop_span(
+            &self.cx,
+            self.policy.loop_policy(),
+            self.policy.fetch_policy(),
+        );
+        self.run_in_span().instrument(span).await
+    }
+
+    async fn run_in_span(self) -> Result<LoopEnd, TaskError> {
         let input = self.lifecycle.source(&self.cx)?;
         let loop_policy = self.policy.loop_policy();
         let fetch_policy = self.policy.fetch_policy();
@@ -171,7 +202,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         let empty_backoff = fetch_policy.empty.as_backoff();
         let task_name = self.cx.task_name();
 
-        let mut buffer: VecDeque<Transaction> = VecDeque::with_capacity(low_water + batch_size);
+        // Each transaction with its batch's span (none when the batch is not sampled).
+        let mut buffer: VecDeque<(Transaction, Span)> =
+            VecDeque::with_capacity(low_water + batch_size);
         // Declared before `in_flight`, whose futures borrow it.
         let drain = CancellationToken::new();
         let mut in_flight = FuturesUnordered::new();
@@ -197,13 +230,16 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     stop = Some(reason);
                     waiting = None;
                     drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
-                    self.requeue_all(&*input, buffer.drain(..), false).await;
+                    self.requeue_all(&*input, unstarted(&mut buffer), false)
+                        .await;
                 }
             }
 
             while in_flight.len() < concurrency {
-                let Some(tx) = buffer.pop_front() else { break };
-                in_flight.push(self.drive(&*input, tx, &drain));
+                let Some((tx, batch)) = buffer.pop_front() else {
+                    break;
+                };
+                in_flight.push(self.drive(&*input, tx, batch, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
 
@@ -217,11 +253,19 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     source_end = Some(LoopEnd::LimitReached);
                 } else {
                     let input = &*input;
+                    let stats = &*self.stats;
+                    stats.record_fetch_started();
                     fetching = Some(Box::pin(async move {
-                        (
+                        let sampled = sampling::sample_batch();
+                        let started = timing::start();
+                        let result = fetch(input, &fetch_policy.retry, want, sampled).await;
+                        let micros = started.map(timing::micros_since);
+                        Fetched {
                             want,
-                            fetch(task_name, input, &fetch_policy.retry, want).await,
-                        )
+                            sampled,
+                            result,
+                            micros,
+                        }
                     }));
                 }
             }
@@ -233,9 +277,11 @@ impl<L: Lifecycle> ConsumeLoop<L> {
 
             tokio::select! {
                 biased;
-                (want, fetched) = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
+                fetched = async { fetching.as_mut().expect("guarded").await }, if fetching.is_some() => {
                     fetching = None;
-                    match fetched.result {
+                    let want = fetched.want;
+                    self.stats.record_fetch(&fetched.result, fetched.micros);
+                    match fetched.result.result {
                         Ok(batch) => {
                             if let Some(limit) = &self.limit {
                                 limit.give_back(want.saturating_sub(batch.len()));
@@ -253,7 +299,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 if stop.is_some() {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
-                                    buffer.extend(batch);
+                                    let span = spans::batch_span(fetched.sampled, batch.len());
+                                    buffer.extend(batch.into_iter().map(|tx| (tx, span.clone())));
                                 }
                             }
                         }
@@ -263,19 +310,19 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             }
                             tracing::error!(
                                 task = task_name,
-                                attempts = fetched.attempts,
+                                attempts = fetched.result.attempts,
                                 error = %err.chain(),
                                 "Fetch failed after its retries; stopping this worker"
                             );
                             drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
-                            self.requeue_all(&*input, buffer.drain(..), false).await;
+                            self.requeue_all(&*input, unstarted(&mut buffer), false).await;
                             fetch_error = Some(err);
                         }
                     }
                 }
                 Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
                     match finished {
-                        Finished::Done(outcome, settled) => self.stats.record(&outcome, settled),
+                        Finished::Done(settled) => self.stats.record(&settled),
                         Finished::Abandoned(tx) => {
                             self.requeue_all(&*input, std::iter::once(tx), true).await;
                         }
@@ -304,32 +351,51 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         }
     }
 
-    /// One transaction: its lifecycle and settlement, unless the drain timeout cuts it off.
+    /// One transaction: its lifecycle and settlement, in its span when traced, unless the
+    /// drain timeout cuts it off.
     async fn drive(
         &self,
         input: &dyn Connector,
         tx: Transaction,
+        batch: Span,
         drain: &CancellationToken,
     ) -> Finished {
+        let span = spans::transaction_span(&self.cx, &tx, &batch, L::OPERATION);
+        drop(batch);
+        let traced = !span.is_disabled();
+        let ended = span.clone();
         let run = async {
+            let started = timing::start();
             let outcome = self
                 .lifecycle
-                .run(&self.cx, &self.policy, &tx, &mut ())
+                .run(&self.cx, &self.policy, &tx, traced, &mut ())
                 .await;
-            let settled = settle(
+            let settling = started.map(|_| std::time::Instant::now());
+            let settle = settle(
                 self.cx.task_name(),
                 input,
                 &tx,
                 &outcome.settlement,
                 self.policy.settle_policy(),
+                traced,
             )
-            .await
-            .is_ok();
-            (outcome, settled)
+            .await;
+            spans::record_outcome(&ended, &outcome);
+            let micros = started.zip(settling).map(|(started, settling)| {
+                (
+                    timing::micros_since(settling),
+                    timing::micros_since(started),
+                )
+            });
+            Settled {
+                outcome,
+                settle,
+                micros,
+            }
         };
         tokio::select! {
             biased;
-            (outcome, settled) = run => Finished::Done(outcome, settled),
+            settled = run.instrument(span) => Finished::Done(settled),
             () = drain.cancelled() => Finished::Abandoned(tx),
         }
     }
@@ -353,12 +419,19 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 &tx,
                 &Settlement::Requeue,
                 policy,
+                false,
             )
             .await
+            .result
             {
                 Ok(()) => self.stats.record_requeued_unstarted(1, abandoned),
                 Err(_) => self.stats.record_settle_failed(),
             }
         }
     }
+}
+
+/// Drains the transactions not started yet, without their batch spans.
+fn unstarted(buffer: &mut VecDeque<(Transaction, Span)>) -> impl Iterator<Item = Transaction> + '_ {
+    buffer.drain(..).map(|(tx, _)| tx)
 }

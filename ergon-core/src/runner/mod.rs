@@ -5,6 +5,7 @@ mod async_loop;
 mod generated;
 mod limit;
 mod on_pool;
+pub(crate) mod spans;
 mod stats;
 mod thread_pool;
 
@@ -12,5 +13,5 @@ pub use async_loop::{ConsumeLoop, LoopEnd};
 pub(crate) use generated::Generated;
 pub use limit::LimitBudget;
 pub use on_pool::OnPool;
-pub use stats::{StatsSnapshot, WorkerStats};
+pub use stats::{HistogramsSnapshot, StatsSnapshot, WorkerStats};
 pub use thread_pool::ThreadPool;

@@ -1,14 +1,21 @@
-//! Per-worker counters, read live by the progress line and summed for the run summary.
+//! Per-worker counters and histograms, read live by the progress line, the health
+//! checks and the metrics exporters, and summed for the run summary.
 
 use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::async_loop::Settled;
 use crate::connector::Settlement;
+use crate::envelope::Attempted;
 use crate::error::Category;
-use crate::lifecycle::TransactionOutcome;
+use crate::step::Step;
+use crate::telemetry::histogram::{
+    BATCH_SIZE_BOUNDS, DURATION_BOUNDS_MICROS, Histogram, HistogramSnapshot,
+};
+use crate::transaction::Transaction;
 
 /// Counters of one worker. Each worker owns its own, so updates never contend.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WorkerStats {
     processed: AtomicU64,
     succeeded: AtomicU64,
@@ -25,6 +32,68 @@ pub struct WorkerStats {
     abandoned_attempts: AtomicU64,
     dispatched: AtomicU64,
     in_flight: AtomicU64,
+    fetches_started: AtomicU64,
+    fetches: AtomicU64,
+    empty_fetches: AtomicU64,
+    fetched: AtomicU64,
+    attempts: [AtomicU64; 7],
+    step_retries: [AtomicU64; 7],
+    step_micros: [Histogram; 7],
+    transaction_micros: Histogram,
+    batch_sizes: Histogram,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self {
+            processed: AtomicU64::default(),
+            succeeded: AtomicU64::default(),
+            failed_business: AtomicU64::default(),
+            failed_system: AtomicU64::default(),
+            failed_timeout: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            dead_lettered: AtomicU64::default(),
+            requeued: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            exception_failed: AtomicU64::default(),
+            settle_failed: AtomicU64::default(),
+            abandoned: AtomicU64::default(),
+            abandoned_attempts: AtomicU64::default(),
+            dispatched: AtomicU64::default(),
+            in_flight: AtomicU64::default(),
+            fetches_started: AtomicU64::default(),
+            fetches: AtomicU64::default(),
+            empty_fetches: AtomicU64::default(),
+            fetched: AtomicU64::default(),
+            attempts: Default::default(),
+            step_retries: Default::default(),
+            step_micros: std::array::from_fn(|_| Histogram::new(DURATION_BOUNDS_MICROS)),
+            transaction_micros: Histogram::new(DURATION_BOUNDS_MICROS),
+            batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
+        }
+    }
+}
+
+/// Point-in-time copies of one or more workers' histograms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramsSnapshot {
+    /// Microseconds per step run, indexed by [`Step::index`] (only while timing is on).
+    pub step_micros: [HistogramSnapshot; 7],
+    /// Microseconds per transaction, lifecycle and settlement (only while timing is on).
+    pub transaction_micros: HistogramSnapshot,
+    /// Transactions per non-empty fetch.
+    pub batch_sizes: HistogramSnapshot,
+}
+
+impl HistogramsSnapshot {
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &HistogramsSnapshot) {
+        for (mine, theirs) in self.step_micros.iter_mut().zip(&other.step_micros) {
+            mine.merge(theirs);
+        }
+        self.transaction_micros.merge(&other.transaction_micros);
+        self.batch_sizes.merge(&other.batch_sizes);
+    }
 }
 
 /// A point-in-time copy of one or more workers' counters.
@@ -60,6 +129,18 @@ pub struct StatsSnapshot {
     pub dispatched: u64,
     /// Transactions in flight right now.
     pub in_flight: u64,
+    /// Fetches begun (one more than `fetches` while one is running).
+    pub fetches_started: u64,
+    /// Fetches finished, empty or not, failed or not.
+    pub fetches: u64,
+    /// Fetches that found nothing.
+    pub empty_fetches: u64,
+    /// Transactions fetched.
+    pub fetched: u64,
+    /// Attempts per step, indexed by [`Step::index`].
+    pub attempts: [u64; 7],
+    /// Attempts beyond the first per step, indexed by [`Step::index`].
+    pub step_retries: [u64; 7],
 }
 
 impl StatsSnapshot {
@@ -86,6 +167,14 @@ impl AddAssign for StatsSnapshot {
         self.abandoned_attempts += o.abandoned_attempts;
         self.dispatched += o.dispatched;
         self.in_flight += o.in_flight;
+        self.fetches_started += o.fetches_started;
+        self.fetches += o.fetches;
+        self.empty_fetches += o.empty_fetches;
+        self.fetched += o.fetched;
+        for step in 0..Step::ALL.len() {
+            self.attempts[step] += o.attempts[step];
+            self.step_retries[step] += o.step_retries[step];
+        }
     }
 }
 
@@ -108,17 +197,87 @@ impl WorkerStats {
             abandoned_attempts: self.abandoned_attempts.load(Relaxed),
             dispatched: self.dispatched.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
+            fetches_started: self.fetches_started.load(Relaxed),
+            fetches: self.fetches.load(Relaxed),
+            empty_fetches: self.empty_fetches.load(Relaxed),
+            fetched: self.fetched.load(Relaxed),
+            attempts: self.attempts.each_ref().map(|a| a.load(Relaxed)),
+            step_retries: self.step_retries.each_ref().map(|a| a.load(Relaxed)),
         }
     }
 
-    pub(crate) fn record(&self, outcome: &TransactionOutcome, settled: bool) {
+    /// Reads the histograms.
+    pub fn histograms(&self) -> HistogramsSnapshot {
+        HistogramsSnapshot {
+            step_micros: self.step_micros.each_ref().map(Histogram::snapshot),
+            transaction_micros: self.transaction_micros.snapshot(),
+            batch_sizes: self.batch_sizes.snapshot(),
+        }
+    }
+
+    pub(crate) fn record_fetch_started(&self) {
+        self.fetches_started.fetch_add(1, Relaxed);
+    }
+
+    /// A finished fetch: its batch, attempts and time.
+    pub(crate) fn record_fetch(&self, fetched: &Attempted<Vec<Transaction>>, micros: Option<u32>) {
+        self.fetches.fetch_add(1, Relaxed);
+        self.count_step(Step::Fetch, fetched.attempts, fetched.retries(), micros);
+        match &fetched.result {
+            Ok(batch) if batch.is_empty() => {
+                self.empty_fetches.fetch_add(1, Relaxed);
+            }
+            Ok(batch) => {
+                self.fetched.fetch_add(batch.len() as u64, Relaxed);
+                self.batch_sizes.record(batch.len() as u64);
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn count_step(&self, step: Step, attempts: u32, retries: u32, micros: Option<u32>) {
+        let i = step.index();
+        self.attempts[i].fetch_add(u64::from(attempts), Relaxed);
+        if retries > 0 {
+            self.step_retries[i].fetch_add(u64::from(retries), Relaxed);
+        }
+        if let Some(micros) = micros {
+            self.step_micros[i].record(u64::from(micros));
+        }
+    }
+
+    /// A finished transaction: its outcome, settlement and times.
+    pub(crate) fn record(&self, done: &Settled) {
+        let outcome = &done.outcome;
+        let settled = done.settle.result.is_ok();
+        let timed = done.micros.is_some();
+        for step in Step::ALL {
+            let i = step.index();
+            let attempts = outcome.steps.attempts[i];
+            if attempts > 0 {
+                let micros = timed.then_some(outcome.steps.micros[i]);
+                self.count_step(step, attempts, outcome.steps.retries[i], micros);
+            }
+        }
+        let settle_micros = done.micros.map(|(settle, _)| settle);
+        let settle_retries = done.settle.retries();
+        self.count_step(
+            Step::Settle,
+            done.settle.attempts,
+            settle_retries,
+            settle_micros,
+        );
+        if let Some((_, total)) = done.micros {
+            self.transaction_micros.record(u64::from(total));
+        }
         self.processed.fetch_add(1, Relaxed);
+        let retries = outcome.retries + settle_retries;
+        if retries > 0 {
+            self.retries.fetch_add(u64::from(retries), Relaxed);
+        }
         if outcome.dispatched > 0 {
             self.dispatched
                 .fetch_add(u64::from(outcome.dispatched), Relaxed);
-        }
-        if outcome.retries > 0 {
-            self.retries.fetch_add(u64::from(outcome.retries), Relaxed);
         }
         if let Some(failure) = &outcome.failure {
             match failure.category {

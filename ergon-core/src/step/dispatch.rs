@@ -1,11 +1,26 @@
 //! The dispatch step's call: outbound transactions through the task's output connector.
 
+use tracing::Span;
+
 use crate::context::Context;
 use crate::error::TaskError;
+use crate::telemetry::propagation;
 use crate::transaction::Transaction;
 
-/// Sends `transactions` through `cx`'s output connector; done only when the connector
-/// confirmed all of them. A task without an output connector fails here, for good.
-pub(crate) async fn dispatch(cx: &Context, transactions: &[Transaction]) -> Result<(), TaskError> {
-    cx.output()?.dispatch(transactions).await
+/// Dispatches `transactions` through the output connector. When `traced`, each carries
+/// the current span's context (this dispatch attempt) as its `traceparent`, so the task
+/// that receives it continues the trace.
+pub(crate) async fn dispatch(
+    cx: &Context,
+    transactions: &[Transaction],
+    traced: bool,
+) -> Result<(), TaskError> {
+    let output = cx.output()?;
+    match traced
+        .then(|| propagation::inject(&Span::current(), transactions))
+        .flatten()
+    {
+        Some(stamped) => output.dispatch(&stamped).await,
+        None => output.dispatch(transactions).await,
+    }
 }

@@ -1,32 +1,32 @@
 //! The fetch step: one batch from the input connector, under the fetch retry policy.
 
+use tracing::Span;
+
 use crate::connector::Connector;
-use crate::envelope::{self, Attempted};
+use crate::envelope::{self, Attempted, step_span};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
 use crate::telemetry::names;
 use crate::transaction::Transaction;
 
-/// Fetches up to `max` transactions, retrying per `policy`.
+/// Fetches up to `max` transactions, retrying per `policy`; traced when `traced` (the
+/// batch it brings is sampled).
 pub(crate) async fn fetch(
-    task: &str,
     input: &dyn Connector,
     policy: &RetryPolicy,
     max: usize,
+    traced: bool,
 ) -> Attempted<Vec<Transaction>> {
-    let span = tracing::debug_span!(
-        "fetch",
-        { names::TASK } = task,
-        { names::STEP } = Step::Fetch.as_str(),
-        { names::OPERATION_TYPE } = "receive",
-        { names::BATCH_SIZE } = max,
-    );
-    envelope::run(
-        Step::Fetch.as_str(),
-        span,
-        policy,
-        |_| input.fetch(max),
-        &mut (),
-    )
-    .await
+    let name = Step::Fetch.as_str();
+    let span = if traced {
+        step_span!(
+            name,
+            policy,
+            { names::OPERATION_TYPE } = "receive",
+            { names::BATCH_SIZE } = crate::runner::spans::count(max)
+        )
+    } else {
+        Span::none()
+    };
+    envelope::run(name, span, policy, |_| input.fetch(max), &mut ()).await
 }

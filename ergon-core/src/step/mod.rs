@@ -27,6 +27,22 @@ pub enum Step {
 }
 
 impl Step {
+    /// Every step, in [`Step::index`] order.
+    pub const ALL: [Step; 7] = [
+        Step::Fetch,
+        Step::Process,
+        Step::Prepare,
+        Step::Dispatch,
+        Step::Success,
+        Step::Exception,
+        Step::Settle,
+    ];
+
+    /// The step's position in [`Step::ALL`], for per-step counters.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The step's lowercase name.
     pub const fn as_str(self) -> &'static str {
         match self {

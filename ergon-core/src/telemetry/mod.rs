@@ -1,4 +1,30 @@
-//! Telemetry: span and attribute names. Spans are emitted at DEBUG so that, without a
-//! subscriber or exporter asking for them, they cost next to nothing on the hot path.
+//! Telemetry: the names, the switches and the trace context that the engines use.
+//!
+//! ergon-core only *emits*: spans through `tracing` (at DEBUG, so that without a
+//! subscriber asking for them they cost a level check), counters and histograms into
+//! each worker's [`WorkerStats`](crate::runner::WorkerStats). The runner decides where
+//! they go (OTLP, a Prometheus endpoint, logs) and flips the switches here:
+//!
+//! * [`sampling`]: the share of batches traced, decided once per batch, so that an
+//!   unsampled batch creates no span below it at all;
+//! * [`timing`]: whether step and transaction durations are measured (two clock
+//!   reads per step) — on when something reads the histograms;
+//! * [`propagation`]: the W3C `traceparent` read from an inbound transaction and
+//!   written into outbound ones, so a trace crosses connectors and processes.
+//!
+//! The span tree of one worker:
+//!
+//! ```text
+//! task run (runner) ─▶ consume_loop ─┬─▶ fetch ─▶ attempt
+//!                                    └─▶ batch ─▶ transaction ─┬─▶ step ─▶ attempt
+//!                                                               └─▶ settle ─▶ attempt
+//! ```
+//!
+//! A transaction that arrives with a `traceparent` continues that trace instead (its
+//! span's parent is the remote one) and keeps a link to its batch.
 
+pub mod histogram;
 pub mod names;
+pub mod propagation;
+pub mod sampling;
+pub mod timing;

@@ -9,8 +9,8 @@ pub const MESSAGE_ID: &str = "messaging.message.id";
 pub const BATCH_SIZE: &str = "messaging.batch.message_count";
 /// `error.type`: the error category of a failed step.
 pub const ERROR_TYPE: &str = "error.type";
-/// `ergon.task.name`: the task's name in the TOML.
-pub const TASK: &str = "ergon.task.name";
+/// `ergon.task`: the task's name in the TOML.
+pub const TASK: &str = "ergon.task";
 /// `ergon.step`: fetch, process, success, exception, settle.
 pub const STEP: &str = "ergon.step";
 /// `ergon.attempt`: the attempt number, 1-based.
@@ -19,3 +19,24 @@ pub const ATTEMPT: &str = "ergon.attempt";
 pub const ERROR_CATEGORY: &str = "ergon.error.category";
 /// `ergon.settlement`: ack, requeue, dead_letter or drop.
 pub const SETTLEMENT: &str = "ergon.settlement";
+/// `messaging.system`: the kind of the task's input connector (`rabbitmq`, `file`, ...).
+pub const SYSTEM: &str = "messaging.system";
+/// `messaging.destination.name`: the input connector's name in the TOML.
+pub const DESTINATION: &str = "messaging.destination.name";
+/// `messaging.consumer.group.name`: the task, as the group its workers compete in.
+pub const CONSUMER_GROUP: &str = "messaging.consumer.group.name";
+/// `ergon.worker`: the worker's index within its task.
+pub const WORKER: &str = "ergon.worker";
+/// `ergon.policy.concurrency`: transactions in flight per worker.
+pub const CONCURRENCY: &str = "ergon.policy.concurrency";
+/// `ergon.policy.batch_size`: transactions asked for per fetch.
+pub const POLICY_BATCH_SIZE: &str = "ergon.policy.batch_size";
+/// `ergon.policy.streaming`: whether an empty input is waited on.
+pub const STREAMING: &str = "ergon.policy.streaming";
+/// `ergon.policy.max_attempts`: the step's attempt limit.
+pub const MAX_ATTEMPTS: &str = "ergon.policy.max_attempts";
+/// `ergon.policy.timeout_ms`: the step's per-attempt timeout (absent: none).
+pub const TIMEOUT_MS: &str = "ergon.policy.timeout_ms";
+/// `otel.status_code`: `ERROR` on a failed attempt, step or transaction (read by
+/// `tracing-opentelemetry` as the span status).
+pub const STATUS: &str = "otel.status_code";

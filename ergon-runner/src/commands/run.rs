@@ -1,14 +1,89 @@
 //! `run [NAME...]` (and the default command): run tasks until they end, then summarize.
+//!
+//! Around the [`TaskManager`]: the telemetry `[telemetry]` asks for, the health and
+//! metrics endpoint and the OTLP metrics export, all reading the workers' board, all
+//! stopped (with a last export and a trace flush) when the tasks end.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigError;
 use crate::manager::TaskManager;
 use crate::plan::Plan;
 use crate::report::summary;
+use crate::telemetry::board::WorkerBoard;
+use crate::telemetry::health::Health;
+use crate::telemetry::{Settings, Telemetry, http, metrics};
 
-/// Runs the selected tasks and prints the summary; returns the exit code.
-pub async fn run(plan: &Plan, names: &[String]) -> Result<u8, ConfigError> {
+/// Runs the selected tasks with the telemetry of the plan (resolved against `env`) and
+/// prints the summary; returns the exit code.
+///
+/// # Errors
+///
+/// Unknown task names, telemetry that cannot be set up (a bad `OTEL_*` value), or a
+/// health endpoint that cannot bind its port.
+pub async fn run(
+    plan: &Plan,
+    names: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<u8, ConfigError> {
     let tasks = plan.select(names)?;
-    let report = TaskManager::new(tasks).run().await;
+    let at = |key: &str, message: String| ConfigError::new(&plan.file, key, message);
+    let settings = Settings::resolve(&plan.telemetry, env).map_err(|m| at("telemetry", m))?;
+    let telemetry = Telemetry::install(settings).map_err(|m| at("telemetry", m))?;
+    let settings = telemetry.settings().clone();
+
+    let board = Arc::new(WorkerBoard::default());
+    let manager = TaskManager::new(tasks).board(board.clone());
+    let stop = CancellationToken::new();
+    let mut background = Vec::new();
+    if let Some(http_config) = &settings.http {
+        let address = (http_config.address, http_config.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|err| {
+                at(
+                    "telemetry.http.port",
+                    format!("cannot listen on {}:{}: {err}", address.0, address.1),
+                )
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|err| at("telemetry.http", err.to_string()))?;
+        tracing::info!(address = %bound, "Health on /health/live and /health/ready, metrics on /metrics");
+        let health = Arc::new(Health::new(
+            board.clone(),
+            http_config.stall_after,
+            manager.shutdown_token(),
+        ));
+        let watcher = health.clone();
+        let watching = stop.clone();
+        background.push(tokio::spawn(async move { watcher.watch(watching).await }));
+        background.push(tokio::spawn(http::serve(
+            listener,
+            health,
+            board.clone(),
+            stop.clone(),
+        )));
+    }
+    if let Some(endpoint) = settings.metrics_endpoint.clone() {
+        background.push(tokio::spawn(metrics::otlp::export_every(
+            endpoint,
+            settings.metrics_interval,
+            settings.resource.clone(),
+            board.clone(),
+            stop.clone(),
+        )));
+    }
+
+    let report = manager.run().await;
+    stop.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    // The flush blocks on the exporter's thread: keep it off the runtime's workers.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     print!("{}", summary::render(&report));
     Ok(report.exit_code())
 }

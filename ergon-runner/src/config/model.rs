@@ -17,6 +17,9 @@ pub struct FileConfig {
     /// `[services.NAME]`: capabilities tasks call; each has a `type`.
     #[serde(default)]
     pub services: BTreeMap<String, serde_json::Value>,
+    /// `[telemetry]`: traces, metrics, logs, health.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// One `[tasks.NAME]` table.

@@ -1,0 +1,247 @@
+//! Telemetry of a run: traces by OTLP, metrics by OTLP and on a Prometheus endpoint,
+//! log lines with trace ids, and health checks.
+//!
+//! ```text
+//! [telemetry] + OTEL_* ──Settings::resolve──▶ Settings ──Telemetry::install──▶ global subscriber
+//!    (fmt layer: text | json, trace ids)  +  (OpenTelemetry layer ─▶ batch ─▶ OTLP /v1/traces)
+//! TaskManager ──pins workers──▶ WorkerBoard ◀──reads── metrics::otlp (every interval ─▶ /v1/metrics)
+//!                                            ◀──reads── http: /metrics, /health/live, /health/ready
+//! ```
+//!
+//! * [`config`]: the `[telemetry]` table; [`Settings`]: it resolved against `OTEL_*`.
+//! * [`traces`]: tracer provider and `tracing` layer; [`logs`]: the line format.
+//! * [`board`]: where workers are observed; [`metrics`]: families, Prometheus, OTLP.
+//! * [`health`]: liveness and readiness; [`http`]: the endpoint serving them.
+
+pub mod board;
+pub mod config;
+pub mod health;
+pub mod http;
+pub mod logs;
+pub mod metrics;
+pub mod traces;
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+pub use config::{HttpConfig, LogFormat, LogsConfig, TelemetryConfig};
+
+/// `[telemetry]` resolved against the `OTEL_*` environment: what this run does.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `service.name`.
+    pub service_name: String,
+    /// Full `/v1/traces` URL, when traces are exported.
+    pub traces_endpoint: Option<String>,
+    /// Full `/v1/metrics` URL, when metrics are exported by OTLP.
+    pub metrics_endpoint: Option<String>,
+    /// Share of batches traced.
+    pub sampling_ratio: f64,
+    /// OTLP metrics export period.
+    pub metrics_interval: Duration,
+    /// Resource attributes, `service.name` first.
+    pub resource: Vec<(String, String)>,
+    /// Log format and level.
+    pub logs: LogsConfig,
+    /// The health and metrics endpoint.
+    pub http: Option<HttpConfig>,
+}
+
+impl Settings {
+    /// Resolves `config`, filling what it leaves out from `env` (the `OTEL_*`
+    /// variables: `OTEL_SDK_DISABLED`, `OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_TRACES_SAMPLER_ARG`,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_RESOURCE_ATTRIBUTES`).
+    ///
+    /// # Errors
+    ///
+    /// An `OTEL_*` value that cannot be used, named with the variable.
+    pub fn resolve(
+        config: &TelemetryConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, String> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(protocol) = var("OTEL_EXPORTER_OTLP_PROTOCOL")
+            && config.protocol.is_none()
+            && protocol != config::PROTOCOL
+        {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol:?} is not supported; this build speaks {:?}",
+                config::PROTOCOL
+            ));
+        }
+        let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let base = config
+            .endpoint
+            .clone()
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let endpoint = |signal: &str, path: &str, wanted: Option<bool>| {
+            let url = if config.endpoint.is_some() {
+                base.as_ref().map(|b| join(b, path))
+            } else {
+                var(signal).or_else(|| base.as_ref().map(|b| join(b, path)))
+            };
+            url.filter(|_| !disabled && wanted.unwrap_or(true))
+        };
+        let traces_endpoint = endpoint(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "v1/traces",
+            config.traces,
+        );
+        let metrics_endpoint = endpoint(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "v1/metrics",
+            config.metrics,
+        );
+        let sampling_ratio = match (config.sampling_ratio, var("OTEL_TRACES_SAMPLER_ARG")) {
+            (Some(ratio), _) => ratio,
+            (None, Some(arg)) => arg
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| {
+                    format!("OTEL_TRACES_SAMPLER_ARG={arg:?} is not a ratio in 0.0..=1.0")
+                })?,
+            (None, None) => 1.0,
+        };
+        let metrics_interval = match (config.metrics_interval, var("OTEL_METRIC_EXPORT_INTERVAL")) {
+            (Some(interval), _) => interval,
+            (None, Some(ms)) => ms
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| format!("OTEL_METRIC_EXPORT_INTERVAL={ms:?} is not a positive number of milliseconds"))?,
+            (None, None) => Duration::from_secs(60),
+        };
+        let service_name = config
+            .service_name
+            .clone()
+            .or_else(|| var("OTEL_SERVICE_NAME"))
+            .unwrap_or_else(|| "ergon".into());
+        let mut resource = vec![("service.name".to_owned(), service_name.clone())];
+        let from_env = var("OTEL_RESOURCE_ATTRIBUTES").unwrap_or_default();
+        let env_pairs = from_env.split(',').filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key.trim().to_owned(), value.trim().to_owned()))
+        });
+        for (key, value) in env_pairs.chain(config.resource.clone()) {
+            if key.is_empty() || key == "service.name" {
+                continue;
+            }
+            resource.retain(|(k, _)| *k != key);
+            resource.push((key, value));
+        }
+        Ok(Settings {
+            service_name,
+            traces_endpoint,
+            metrics_endpoint,
+            sampling_ratio,
+            metrics_interval,
+            resource,
+            logs: config.logs.clone(),
+            http: config.http.clone(),
+        })
+    }
+
+    /// The OpenTelemetry resource of these settings.
+    pub fn otel_resource(&self) -> Resource {
+        Resource::builder_empty()
+            .with_attributes(
+                self.resource
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
+            .build()
+    }
+
+    /// Whether anything reads the duration histograms (then they are measured).
+    pub fn reads_durations(&self) -> bool {
+        self.metrics_endpoint.is_some() || self.http.is_some()
+    }
+}
+
+fn join(base: &str, path: &str) -> String {
+    format!("{}/{path}", base.trim_end_matches('/'))
+}
+
+/// Installed telemetry: the global subscriber and, when traces are exported, the
+/// tracer provider. [`Telemetry::shutdown`] flushes what is buffered.
+pub struct Telemetry {
+    settings: Settings,
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Installs the global subscriber (logs, and the OpenTelemetry layer when traces are
+    /// exported), sets the sampling ratio, and turns duration measurement on when
+    /// something reads it. A subscriber installed before (tests) is kept.
+    ///
+    /// # Errors
+    ///
+    /// A log level that does not parse, or an exporter that cannot be built.
+    pub fn install(settings: Settings) -> Result<Telemetry, String> {
+        ergon_core::telemetry::sampling::set_ratio(settings.sampling_ratio);
+        ergon_core::telemetry::timing::set_enabled(settings.reads_durations());
+        let provider = match &settings.traces_endpoint {
+            Some(endpoint) => Some(traces::otlp_provider(endpoint, settings.otel_resource())?),
+            None => None,
+        };
+        let filter = log_filter(&settings.logs)?;
+        let ansi = settings.logs.format == LogFormat::Text && std::io::stderr().is_terminal();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .event_format(logs::LineFormat::new(settings.logs.format, ansi))
+            .with_filter(filter);
+        let spans = provider.as_ref().map(traces::layer);
+        let _ = tracing_subscriber::registry()
+            .with(lines)
+            .with(spans)
+            .try_init();
+        Ok(Telemetry { settings, provider })
+    }
+
+    /// Logs only, as text at `info` (or `RUST_LOG`): for the commands that run nothing.
+    pub fn install_logs() {
+        let settings =
+            Settings::resolve(&TelemetryConfig::default(), &|_| None).expect("defaults resolve");
+        let _ = Self::install(Settings {
+            traces_endpoint: None,
+            ..settings
+        });
+    }
+
+    /// What this run does.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Exports the spans still buffered and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(err) = provider.shutdown()
+        {
+            eprintln!("ergon-runner: flushing traces failed: {err}");
+        }
+    }
+}
+
+/// The log filter: `RUST_LOG` when set, else the configured level, else `info`.
+fn log_filter(logs: &LogsConfig) -> Result<EnvFilter, String> {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        return Ok(filter);
+    }
+    let level = logs.level.as_deref().unwrap_or("info");
+    EnvFilter::try_new(level).map_err(|err| format!("telemetry.logs.level {level:?}: {err}"))
+}

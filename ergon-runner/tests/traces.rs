@@ -1,0 +1,322 @@
+//! The span tree ergon emits, checked with the OpenTelemetry SDK's in-memory exporter
+//! behind ergon's own tracing layer, through the runner (TOML → plan → TaskManager) with
+//! real file and memory connectors.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use opentelemetry::trace::{SpanId, Status};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use ergon_core::{Consumer, Context, Hybrid, TaskError, Transaction};
+use ergon_runner::plan::Plan;
+use ergon_runner::telemetry::traces;
+use ergon_runner::{Registry, TaskManager, config};
+
+/// Fails its first two attempts with a system error, then succeeds.
+struct Flaky(AtomicU32);
+
+impl Consumer for Flaky {
+    type Output = ();
+    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+        match self.0.fetch_add(1, Relaxed) {
+            0 | 1 => Err(TaskError::system("database unavailable")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Fans each transaction out into two.
+struct Split;
+
+impl Hybrid for Split {
+    async fn process_transaction(
+        &self,
+        _: &Context,
+        tx: &Transaction,
+    ) -> Result<Vec<Transaction>, TaskError> {
+        Ok((0..2)
+            .map(|i| Transaction::new(format!("{}-{i}", tx.id()), tx.payload().clone()))
+            .collect())
+    }
+}
+
+/// Acks everything.
+struct Sink;
+
+impl Consumer for Sink {
+    type Output = ();
+    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// Runs the tasks of `toml` (with `input.jsonl` holding `lines`) under a subscriber with
+/// ergon's tracing layer, and returns the finished spans.
+async fn spans_of(toml: &str, lines: &str, registry: Registry) -> Vec<SpanData> {
+    spans_at(1.0, toml, lines, registry).await
+}
+
+/// The sampling ratio is process-wide: the tests of this file take turns.
+static SAMPLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn spans_at(ratio: f64, toml: &str, lines: &str, registry: Registry) -> Vec<SpanData> {
+    let _turn = SAMPLING.lock().await;
+    ergon_core::telemetry::sampling::set_ratio(ratio);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.jsonl"), lines).unwrap();
+    let file = dir.path().join("tasks.toml");
+    std::fs::write(&file, toml).unwrap();
+    let plan = Plan::build(&config::load(&file).unwrap(), &registry).unwrap();
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = traces::provider(exporter.clone(), Resource::builder_empty().build());
+    let subscriber = tracing_subscriber::registry().with(traces::layer(&provider));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let report = TaskManager::new(plan.tasks.clone()).quiet().run().await;
+    assert_eq!(report.exit_code(), 0, "{report:?}");
+    provider.force_flush().unwrap();
+    exporter.get_finished_spans().unwrap()
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv: &KeyValue| &kv.value)
+}
+
+fn str_attr(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(|v| v.as_str().into_owned())
+}
+
+fn children<'a>(spans: &'a [SpanData], parent: &SpanData) -> Vec<&'a SpanData> {
+    let mut found: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == parent.span_context.span_id())
+        .collect();
+    found.sort_by_key(|s| s.start_time);
+    found
+}
+
+fn only<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    let found: Vec<&SpanData> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(found.len(), 1, "spans named {name}: {found:#?}");
+    found[0]
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_transaction_failing_twice_then_succeeding_has_the_exact_span_tree() {
+    let toml = r#"
+[connectors.orders]
+type = "file"
+path = "input.jsonl"
+
+[tasks.flaky]
+type = "flaky"
+input = "orders"
+
+[tasks.flaky.policy.process.retry]
+max_attempts = 3
+backoff = "1ms"
+timeout = "5s"
+"#;
+    let registry = Registry::with_builtins().consumer("flaky", |_| Ok(Flaky(AtomicU32::new(0))));
+    let spans = spans_of(toml, "{\"n\":1}\n", registry).await;
+
+    let task_run = only(&spans, "task_run");
+    assert_eq!(
+        task_run.parent_span_id,
+        SpanId::INVALID,
+        "task_run is the root"
+    );
+    assert_eq!(str_attr(task_run, "ergon.task").as_deref(), Some("flaky"));
+    assert_eq!(
+        str_attr(task_run, "ergon.role").as_deref(),
+        Some("consumer")
+    );
+
+    let consume_loop = only(&spans, "consume_loop");
+    assert_eq!(consume_loop.parent_span_id, task_run.span_context.span_id());
+    assert_eq!(
+        str_attr(consume_loop, "messaging.system").as_deref(),
+        Some("file")
+    );
+    assert_eq!(
+        str_attr(consume_loop, "messaging.destination.name").as_deref(),
+        Some("orders")
+    );
+    assert!(attr(consume_loop, "ergon.policy.concurrency").is_some());
+
+    let batch = only(&spans, "batch");
+    assert_eq!(batch.parent_span_id, consume_loop.span_context.span_id());
+    assert_eq!(
+        attr(batch, "messaging.batch.message_count"),
+        Some(&Value::I64(1))
+    );
+
+    let tx = only(&spans, "transaction");
+    assert_eq!(tx.parent_span_id, batch.span_context.span_id());
+    assert_eq!(tx.span_context.trace_id(), task_run.span_context.trace_id());
+    assert!(str_attr(tx, "messaging.message.id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        str_attr(tx, "messaging.operation.type").as_deref(),
+        Some("process")
+    );
+    assert_eq!(str_attr(tx, "messaging.system").as_deref(), Some("file"));
+    assert_eq!(str_attr(tx, "ergon.settlement").as_deref(), Some("ack"));
+    assert_eq!(tx.status, Status::Unset);
+
+    // transaction → process (3 attempts), success (1), settle (1); nothing else.
+    let steps: Vec<&str> = children(&spans, tx)
+        .iter()
+        .map(|s| s.name.as_ref())
+        .collect();
+    assert_eq!(steps, ["process", "success", "settle"]);
+    let process = children(&spans, tx)[0];
+    assert_eq!(str_attr(process, "ergon.step").as_deref(), Some("process"));
+    assert_eq!(
+        attr(process, "ergon.policy.max_attempts"),
+        Some(&Value::I64(3))
+    );
+    assert_eq!(
+        attr(process, "ergon.policy.timeout_ms"),
+        Some(&Value::I64(5000))
+    );
+    assert_eq!(
+        process.status,
+        Status::Unset,
+        "the step succeeded in the end"
+    );
+    let attempts = children(&spans, process);
+    let numbers: Vec<Option<&Value>> = attempts.iter().map(|a| attr(a, "ergon.attempt")).collect();
+    assert_eq!(
+        numbers,
+        [
+            Some(&Value::I64(1)),
+            Some(&Value::I64(2)),
+            Some(&Value::I64(3))
+        ]
+    );
+    for failed in &attempts[..2] {
+        assert_eq!(failed.name, "attempt");
+        assert_eq!(str_attr(failed, "error.type").as_deref(), Some("system"));
+        assert_eq!(
+            str_attr(failed, "ergon.error.category").as_deref(),
+            Some("system")
+        );
+        assert!(
+            matches!(failed.status, Status::Error { .. }),
+            "{:?}",
+            failed.status
+        );
+    }
+    assert_eq!(attr(attempts[2], "error.type"), None);
+    assert_eq!(attempts[2].status, Status::Unset);
+    for step in &children(&spans, tx)[1..] {
+        let below: Vec<&str> = children(&spans, step)
+            .iter()
+            .map(|s| s.name.as_ref())
+            .collect();
+        assert_eq!(below, ["attempt"], "{}", step.name);
+    }
+    // The fetches hang off the loop, each with its attempt.
+    let fetches: Vec<&SpanData> = children(&spans, consume_loop)
+        .into_iter()
+        .filter(|s| s.name == "fetch")
+        .collect();
+    assert!(!fetches.is_empty());
+    assert_eq!(
+        str_attr(fetches[0], "messaging.operation.type").as_deref(),
+        Some("receive")
+    );
+    assert_eq!(children(&spans, fetches[0]).len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_hybrids_outbound_transactions_continue_its_trace_in_the_next_task() {
+    let toml = r#"
+[connectors.orders]
+type = "file"
+path = "input.jsonl"
+
+[connectors.handoff]
+type = "memory"
+
+[tasks.a_split]
+type = "split"
+input = "orders"
+output = "handoff"
+
+[tasks.b_sink]
+type = "sink"
+input = "handoff"
+
+[tasks.b_sink.policy.loop]
+streaming = true
+limit = 4
+"#;
+    let registry = Registry::with_builtins()
+        .hybrid("split", |_| Ok(Split))
+        .consumer("sink", |_| Ok(Sink));
+    let spans = spans_of(toml, "{\"n\":1}\n{\"n\":2}\n", registry).await;
+
+    let transactions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "transaction").collect();
+    let task_of = |s: &SpanData| str_attr(s, "ergon.task").unwrap();
+    let upstream: Vec<&&SpanData> = transactions
+        .iter()
+        .filter(|s| task_of(s) == "a_split")
+        .collect();
+    let downstream: Vec<&&SpanData> = transactions
+        .iter()
+        .filter(|s| task_of(s) == "b_sink")
+        .collect();
+    assert_eq!((upstream.len(), downstream.len()), (2, 4));
+    for child in downstream {
+        // Its parent is an attempt of the hybrid's dispatch step, in the hybrid's trace...
+        let parent = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == child.parent_span_id)
+            .expect("the parent span was exported");
+        assert_eq!(parent.name, "attempt");
+        let dispatch = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == parent.parent_span_id)
+            .unwrap();
+        assert_eq!(dispatch.name, "dispatch");
+        let origin = upstream
+            .iter()
+            .find(|u| u.span_context.span_id() == dispatch.parent_span_id)
+            .expect("the dispatch belongs to a hybrid transaction");
+        assert_eq!(
+            child.span_context.trace_id(),
+            origin.span_context.trace_id()
+        );
+        assert!(child.parent_span_is_remote);
+        // ...and it keeps a link to its own batch.
+        assert_eq!(child.links.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn unsampled_batches_make_no_spans_below_the_loop() {
+    let toml = r#"
+[connectors.orders]
+type = "file"
+path = "input.jsonl"
+
+[tasks.sink]
+type = "sink"
+input = "orders"
+"#;
+    let registry = Registry::with_builtins().consumer("sink", |_| Ok(Sink));
+    let spans = spans_at(0.0, toml, "{\"n\":1}\n{\"n\":2}\n", registry).await;
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"task_run") && names.contains(&"consume_loop"),
+        "{names:?}"
+    );
+}
