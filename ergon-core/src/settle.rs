@@ -1,14 +1,18 @@
 //! Settlement: performing what the lifecycle decided, through the input connector.
 
 use crate::connector::{Connector, Settlement};
-use crate::envelope::{self, Attempted, step_span};
+use crate::envelope::{self, Attempted};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
 use crate::telemetry::names;
 use crate::transaction::Transaction;
 
-/// Settles `tx` through `input` under the settle retry policy; when `traced`, in a step
-/// span under the current one (the transaction's).
+/// Settles `tx` through `input` under the settle retry policy.
+///
+/// Without a span of its own: the transaction span records the settlement
+/// (`ergon.settlement`), a failure is logged inside it, and the settle step's attempts and
+/// time are in the metrics. Two spans fewer per transaction (a step and its attempt)
+/// measured a quarter of the cost of tracing a no-op transaction.
 ///
 /// A settlement that fails for good is logged at ERROR (the transaction may be delivered
 /// again by its source, or, for a dead letter that could not be written, lost) and
@@ -19,27 +23,10 @@ pub(crate) async fn settle(
     tx: &Transaction,
     settlement: &Settlement,
     policy: &RetryPolicy,
-    traced: bool,
 ) -> Attempted<()> {
     let name = Step::Settle.as_str();
-    let span = if traced {
-        step_span!(
-            name,
-            policy,
-            { names::OPERATION_TYPE } = "settle",
-            { names::SETTLEMENT } = settlement.as_str()
-        )
-    } else {
-        tracing::Span::none()
-    };
-    let settled = envelope::run(
-        name,
-        span,
-        policy,
-        |_| input.settle(tx, settlement),
-        &mut (),
-    )
-    .await;
+    let call = |_| input.settle(tx, settlement);
+    let settled = envelope::run(name, tracing::Span::none(), policy, call, &mut ()).await;
     if let Err(err) = &settled.result {
         tracing::error!(
             { names::TASK } = task,

@@ -179,6 +179,30 @@ const CASES: &[Case] = &[
         child: amqp::publish,
         tx: 100_000,
     },
+    Case {
+        name: "telemetry_off",
+        parent: telemetry::parent,
+        child: telemetry::child,
+        tx: 1_000_000,
+    },
+    Case {
+        name: "telemetry_spans",
+        parent: telemetry::parent,
+        child: telemetry::child,
+        tx: 1_000_000,
+    },
+    Case {
+        name: "telemetry_otlp_100",
+        parent: telemetry::parent,
+        child: telemetry::child,
+        tx: 300_000,
+    },
+    Case {
+        name: "telemetry_otlp_1",
+        parent: telemetry::parent,
+        child: telemetry::child,
+        tx: 1_000_000,
+    },
 ];
 
 /// Numbers reported by a child, by name.
@@ -489,7 +513,7 @@ mod inmemory {
     }
 
     /// The engine: `workers` consume loops share the input and split `concurrency`.
-    async fn engine(
+    pub(super) async fn engine(
         n: u64,
         concurrency: usize,
         workers: usize,
@@ -1147,5 +1171,127 @@ mod amqp {
             .await
             .map_err(|e| e.to_string())?;
         output.close().await.map_err(|e| e.to_string())
+    }
+}
+
+/// `telemetry_*`: `inmemory_c64` (one loop, concurrency 64) with telemetry off, with
+/// spans through ergon's tracing layer but no exporter, and exporting by OTLP/HTTP to a
+/// receiver in the same process at 100 % and 1 % sampling. Each case alternates its
+/// variant with `off` and prints `bench <case> tx= tx_per_s= ratio_to_off=`.
+mod telemetry {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+    use ergon_runner::telemetry::{self, LogFormat, traces};
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    const WARM_UP: u64 = 100_000;
+
+    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let variant = case.name.trim_start_matches("telemetry_");
+        let mut off = Vec::new();
+        let mut on = Vec::new();
+        for _ in 0..bench.rounds {
+            off.push(bench.sample(case, "off")?["tx_per_s"]);
+            if variant != "off" {
+                on.push(bench.sample(case, variant)?["tx_per_s"]);
+            }
+        }
+        let best = |v: &[f64]| v.iter().copied().fold(0.0_f64, f64::max);
+        let x = if variant == "off" {
+            best(&off)
+        } else {
+            best(&on)
+        };
+        eprintln!(
+            "# {}: off runs {off:.0?}; {variant} runs {on:.0?}",
+            case.name
+        );
+        Ok(format!(
+            "bench {} tx={} tx_per_s={x:.0} ratio_to_off={:.2}",
+            case.name,
+            bench.tx(case),
+            x / best(&off)
+        ))
+    }
+
+    pub(super) fn child(variant: &str) -> Result<Sample, String> {
+        let tx = env_or("ERGON_BENCH_TX", 1_000_000);
+        let provider = match variant {
+            "off" => None,
+            "spans" => Some(SdkTracerProvider::builder().build()),
+            "otlp_100" | "otlp_1" => {
+                let endpoint = format!("http://{}/v1/traces", receiver()?);
+                let resource = Resource::builder_empty().build();
+                Some(traces::otlp_provider(&endpoint, resource)?)
+            }
+            other => return Err(format!("unknown variant {other:?}")),
+        };
+        ergon_core::telemetry::sampling::set_ratio(if variant == "otlp_1" { 0.01 } else { 1.0 });
+        if let Some(provider) = &provider {
+            // What a run installs: warnings as log lines, spans to the provider.
+            let filter = tracing_subscriber::EnvFilter::new("warn");
+            let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(provider));
+            tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
+        }
+        let rt = runtime();
+        let sample = timed(tx, WARM_UP, |n| {
+            rt.block_on(inmemory::engine(n, 64, 1, inmemory::BATCH_SIZE))
+        })?;
+        if let Some(provider) = provider {
+            provider
+                .shutdown()
+                .map_err(|e| format!("flushing spans: {e}"))?;
+        }
+        Ok(sample)
+    }
+
+    /// An OTLP/HTTP receiver on its own thread that reads each request and answers 200.
+    fn receiver() -> Result<std::net::SocketAddr, String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || drain_requests(stream));
+            }
+        });
+        Ok(address)
+    }
+
+    fn drain_requests(mut stream: std::net::TcpStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+            else {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..head_end + length);
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
     }
 }

@@ -8,11 +8,10 @@ use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
-use tracing_subscriber::layer::SubscriberExt as _;
 
 use ergon_core::{Consumer, Context, Hybrid, TaskError, Transaction};
 use ergon_runner::plan::Plan;
-use ergon_runner::telemetry::traces;
+use ergon_runner::telemetry::{self, LogFormat, traces};
 use ergon_runner::{Registry, TaskManager, config};
 
 /// Fails its first two attempts with a system error, then succeeds.
@@ -73,7 +72,8 @@ async fn spans_at(ratio: f64, toml: &str, lines: &str, registry: Registry) -> Ve
 
     let exporter = InMemorySpanExporter::default();
     let provider = traces::provider(exporter.clone(), Resource::builder_empty().build());
-    let subscriber = tracing_subscriber::registry().with(traces::layer(&provider));
+    let filter = tracing_subscriber::EnvFilter::new("warn");
+    let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(&provider));
     let _guard = tracing::subscriber::set_default(subscriber);
     let report = TaskManager::new(plan.tasks.clone()).quiet().run().await;
     assert_eq!(report.exit_code(), 0, "{report:?}");
@@ -169,12 +169,13 @@ timeout = "5s"
     assert_eq!(str_attr(tx, "ergon.settlement").as_deref(), Some("ack"));
     assert_eq!(tx.status, Status::Unset);
 
-    // transaction → process (3 attempts), success (1), settle (1); nothing else.
+    // transaction → process (3 attempts), success (1); nothing else (the settlement is an
+    // attribute of the transaction span).
     let steps: Vec<&str> = children(&spans, tx)
         .iter()
         .map(|s| s.name.as_ref())
         .collect();
-    assert_eq!(steps, ["process", "success", "settle"]);
+    assert_eq!(steps, ["process", "success"]);
     let process = children(&spans, tx)[0];
     assert_eq!(str_attr(process, "ergon.step").as_deref(), Some("process"));
     assert_eq!(

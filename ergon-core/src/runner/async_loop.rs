@@ -377,7 +377,6 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 &tx,
                 &outcome.settlement,
                 self.policy.settle_policy(),
-                traced,
             )
             .await;
             spans::record_outcome(&ended, &outcome);
@@ -419,7 +418,6 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 &tx,
                 &Settlement::Requeue,
                 policy,
-                false,
             )
             .await
             .result

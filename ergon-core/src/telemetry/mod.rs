@@ -16,9 +16,11 @@
 //!
 //! ```text
 //! task run (runner) ─▶ consume_loop ─┬─▶ fetch ─▶ attempt
-//!                                    └─▶ batch ─▶ transaction ─┬─▶ step ─▶ attempt
-//!                                                               └─▶ settle ─▶ attempt
+//!                                    └─▶ batch ─▶ transaction ─▶ step ─▶ attempt
 //! ```
+//!
+//! (The settlement is an attribute of the transaction span, `ergon.settlement`, not a span:
+//! see [`settle`](crate::settle).)
 //!
 //! A transaction that arrives with a `traceparent` continues that trace instead (its
 //! span's parent is the remote one) and keeps a link to its batch.

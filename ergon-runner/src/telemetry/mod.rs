@@ -237,6 +237,32 @@ impl Telemetry {
     }
 }
 
+/// The subscriber of a run: log lines on stderr in `format`, filtered by `filter`, and,
+/// with a `provider`, ergon's spans through [`traces::layer`] behind [`traces::Gate`].
+/// (The benchmarks build theirs here too, so they measure what a run pays.)
+pub fn subscriber(
+    format: LogFormat,
+    ansi: bool,
+    filter: EnvFilter,
+    provider: Option<&SdkTracerProvider>,
+) -> impl tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a> {
+    let events = filter
+        .max_level_hint()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
+    let lines = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .event_format(logs::LineFormat::new(format, ansi))
+        .with_filter(filter);
+    let (gate, spans) = match provider {
+        Some(provider) => (Some(traces::Gate { events }), Some(traces::layer(provider))),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(gate)
+        .with(spans)
+        .with(lines)
+}
+
 /// The log filter: `RUST_LOG` when set, else the configured level, else `info`.
 fn log_filter(logs: &LogsConfig) -> Result<EnvFilter, String> {
     if let Ok(filter) = EnvFilter::try_from_default_env() {
