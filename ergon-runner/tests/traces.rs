@@ -2,6 +2,7 @@
 //! behind ergon's own tracing layer, through the runner (TOML → plan → TaskManager) with
 //! real file and memory connectors.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use opentelemetry::trace::{SpanId, Status};
@@ -52,20 +53,27 @@ impl Consumer for Sink {
     }
 }
 
-/// Runs the tasks of `toml` (with `input.jsonl` holding `lines`) under a subscriber with
-/// ergon's tracing layer, and returns the finished spans.
-async fn spans_of(toml: &str, lines: &str, registry: Registry) -> Vec<SpanData> {
-    spans_at(1.0, toml, lines, registry).await
+/// Runs the tasks of `toml` (with `files` written beside it, `(name, content)`) under a
+/// subscriber with ergon's tracing layer, and returns the finished spans.
+async fn spans_of(toml: &str, files: &[(&str, &str)], registry: Registry) -> Vec<SpanData> {
+    spans_at(1.0, toml, files, registry).await
 }
 
 /// The sampling ratio is process-wide: the tests of this file take turns.
 static SAMPLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn spans_at(ratio: f64, toml: &str, lines: &str, registry: Registry) -> Vec<SpanData> {
+async fn spans_at(
+    ratio: f64,
+    toml: &str,
+    files: &[(&str, &str)],
+    registry: Registry,
+) -> Vec<SpanData> {
     let _turn = SAMPLING.lock().await;
     ergon_core::telemetry::sampling::set_ratio(ratio);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("input.jsonl"), lines).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let file = dir.path().join("tasks.toml");
     std::fs::write(&file, toml).unwrap();
     let plan = Plan::build(&config::load(&file).unwrap(), &registry).unwrap();
@@ -124,7 +132,7 @@ backoff = "1ms"
 timeout = "5s"
 "#;
     let registry = Registry::with_builtins().consumer("flaky", |_| Ok(Flaky(AtomicU32::new(0))));
-    let spans = spans_of(toml, "{\"n\":1}\n", registry).await;
+    let spans = spans_of(toml, &[("input.jsonl", "{\"n\":1}\n")], registry).await;
 
     let task_run = only(&spans, "task_run");
     assert_eq!(
@@ -262,7 +270,7 @@ limit = 4
     let registry = Registry::with_builtins()
         .hybrid("split", |_| Ok(Split))
         .consumer("sink", |_| Ok(Sink));
-    let spans = spans_of(toml, "{\"n\":1}\n{\"n\":2}\n", registry).await;
+    let spans = spans_of(toml, &[("input.jsonl", "{\"n\":1}\n{\"n\":2}\n")], registry).await;
 
     let transactions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "transaction").collect();
     let task_of = |s: &SpanData| str_attr(s, "ergon.task").unwrap();
@@ -313,11 +321,162 @@ type = "sink"
 input = "orders"
 "#;
     let registry = Registry::with_builtins().consumer("sink", |_| Ok(Sink));
-    let spans = spans_at(0.0, toml, "{\"n\":1}\n{\"n\":2}\n", registry).await;
+    let spans = spans_at(
+        0.0,
+        toml,
+        &[("input.jsonl", "{\"n\":1}\n{\"n\":2}\n")],
+        registry,
+    )
+    .await;
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
         names.contains(&"task_run") && names.contains(&"consume_loop"),
         "{names:?}"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn trace_context_crosses_files_into_a_hybrid_and_out_to_the_next_task() {
+    let toml = r#"
+[connectors.orders]
+type = "file"
+path = "input.jsonl"
+trace_field = "tp"
+
+[connectors.items]
+type = "file"
+path = "items.jsonl"
+trace_field = "tp"
+
+[tasks.a_split]
+type = "split"
+input = "orders"
+output = "items"
+
+[tasks.b_sink]
+type = "sink"
+input = "items"
+
+[tasks.b_sink.policy.loop]
+streaming = true
+limit = 4
+
+[tasks.b_sink.policy.fetch.empty]
+backoff = "5ms"
+"#;
+    let upstream = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let lines = format!(
+        "{{\"tp\":\"00-{upstream}-00f067aa0ba902b7-01\",\"n\":1}}\n{{\"tp\":\"00-{upstream}-00f067aa0ba902b8-01\",\"n\":2}}\n"
+    );
+    let registry = Registry::with_builtins()
+        .hybrid("split", |_| Ok(Split))
+        .consumer("sink", |_| Ok(Sink));
+    let files = [("input.jsonl", lines.as_str()), ("items.jsonl", "")];
+    let spans = spans_of(toml, &files, registry).await;
+
+    let task_of = |s: &SpanData| str_attr(s, "ergon.task").unwrap();
+    let transactions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "transaction").collect();
+    let (split, sink): (Vec<&SpanData>, Vec<&SpanData>) =
+        transactions.iter().partition(|s| task_of(s) == "a_split");
+    assert_eq!((split.len(), sink.len()), (2, 4));
+    for tx in &split {
+        // The input line's trace context: the hybrid continues the upstream trace.
+        assert_eq!(tx.span_context.trace_id().to_string(), upstream);
+        assert!(tx.parent_span_is_remote);
+    }
+    for tx in &sink {
+        // Through items.jsonl: each line carried its dispatch attempt's context.
+        assert_eq!(tx.span_context.trace_id().to_string(), upstream);
+        let parent = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == tx.parent_span_id)
+            .expect("the parent span was exported");
+        assert_eq!(parent.name, "attempt");
+        assert_eq!(
+            str_attr(tx, "messaging.destination.name").as_deref(),
+            Some("items")
+        );
+    }
+}
+
+/// Log lines captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn log_lines_inside_a_traced_span_carry_its_trace_and_span_ids() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = traces::provider(exporter.clone(), Resource::builder_empty().build());
+    for format in [LogFormat::Json, LogFormat::Text] {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let line_format = telemetry::logs::LineFormat::new(format, false);
+        let catcher = line_format.dispatch_catcher();
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(move || sink.clone())
+            .event_format(line_format);
+        let gate = traces::Gate {
+            events: tracing_subscriber::filter::LevelFilter::INFO,
+        };
+        let subscriber = tracing_subscriber::registry()
+            .with(catcher)
+            .with(gate)
+            .with(traces::layer(&provider))
+            .with(lines);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(outside = true, "Before any span");
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            tracing::info!(order = 7, "Inside the span");
+        });
+        provider.force_flush().unwrap();
+        let work = exporter
+            .get_finished_spans()
+            .unwrap()
+            .into_iter()
+            .rfind(|s| s.name == "work")
+            .unwrap();
+        let (trace_id, span_id) = (
+            work.span_context.trace_id().to_string(),
+            work.span_context.span_id().to_string(),
+        );
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(!lines[0].contains("trace_id"), "{}", lines[0]);
+        match format {
+            LogFormat::Json => {
+                let inside: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+                assert_eq!(inside["message"], "Inside the span");
+                assert_eq!(inside["fields"]["order"], 7);
+                assert_eq!(inside["level"], "INFO");
+                assert_eq!(inside["span"], "work");
+                assert_eq!(inside["trace_id"], trace_id.as_str());
+                assert_eq!(inside["span_id"], span_id.as_str());
+                let outside: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+                assert_eq!(outside["fields"]["outside"], true);
+            }
+            LogFormat::Text => {
+                assert!(lines[1].contains("Inside the span"), "{}", lines[1]);
+                assert!(
+                    lines[1].ends_with(&format!("trace_id={trace_id} span_id={span_id}")),
+                    "{}",
+                    lines[1]
+                );
+            }
+        }
+    }
 }

@@ -40,6 +40,13 @@ pub struct FileConfig {
     /// string, or an integer written out) instead of `FILE:LINE`. Lines that are not a
     /// JSON object with that field keep the `FILE:LINE` id. Default: none.
     pub id_field: Option<String>,
+    /// Carry the W3C trace context through the file in this top-level field of JSON
+    /// object lines: an input line's string value becomes the transaction's `traceparent`,
+    /// and a dispatched transaction's `traceparent` is written into its line (inserted
+    /// first, keeping the payload's key order; a payload that already has the field is
+    /// rewritten with its keys sorted). Lines that are not JSON objects pass unchanged.
+    /// Default: none (payloads are written exactly as given).
+    pub trace_field: Option<String>,
 }
 
 impl FileConfig {
@@ -82,6 +89,12 @@ impl FileConfig {
             return Err(ConfigIssue::new(
                 "id_field",
                 "must not be empty (leave it out for `FILE:LINE` ids)",
+            ));
+        }
+        if self.trace_field.as_deref() == Some("") {
+            return Err(ConfigIssue::new(
+                "trace_field",
+                "must not be empty (leave it out to write payloads unchanged)",
             ));
         }
         Ok(())

@@ -119,6 +119,8 @@ pub struct FileConnector {
 struct Shared {
     input: Input,
     output: Appender,
+    /// `trace_field`: where dispatched lines carry their `traceparent`.
+    trace_field: Option<String>,
     dead_letters: Appender,
     acked: AtomicU64,
     dropped: AtomicU64,
@@ -132,7 +134,7 @@ impl FileConnector {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         let path = path.into();
         let dead_letter = config::default_dead_letter(&path);
-        Self::build(path, dead_letter, None)
+        Self::build(path, dead_letter, None, None)
     }
 
     /// A connector for a `[connectors.NAME]` table: validates `config` and resolves its
@@ -151,14 +153,25 @@ impl FileConnector {
                 format!("must not be the same file as `path` ({})", path.display()),
             ));
         }
-        Ok(Self::build(path, dead_letter, config.id_field.clone()))
+        Ok(Self::build(
+            path,
+            dead_letter,
+            config.id_field.clone(),
+            config.trace_field.clone(),
+        ))
     }
 
-    fn build(path: PathBuf, dead_letter: PathBuf, id_field: Option<String>) -> Self {
+    fn build(
+        path: PathBuf,
+        dead_letter: PathBuf,
+        id_field: Option<String>,
+        trace_field: Option<String>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                input: Input::new(path.clone(), id_field),
+                input: Input::new(path.clone(), id_field, trace_field.clone()),
                 output: Appender::new(path),
+                trace_field,
                 dead_letters: Appender::new(dead_letter),
                 acked: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
@@ -284,7 +297,7 @@ impl Connector for FileConnector {
             shared.output.append(|buf| {
                 transactions
                     .iter()
-                    .try_for_each(|tx| writer::encode_line(buf, tx))
+                    .try_for_each(|tx| writer::encode_line(buf, tx, shared.trace_field.as_deref()))
             })
         })
         .await

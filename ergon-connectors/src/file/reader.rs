@@ -28,6 +28,7 @@ pub(crate) struct Input {
     /// The path as shown in `file.path`.
     shown_path: String,
     id_field: Option<String>,
+    trace_field: Option<String>,
     /// Opened by the first fetch; locked only on the blocking pool.
     lines: Mutex<Option<Lines>>,
     /// Transactions to hand out before reading more: requeued ones and read-ahead.
@@ -43,7 +44,11 @@ struct Lines {
 }
 
 impl Input {
-    pub(crate) fn new(path: PathBuf, id_field: Option<String>) -> Self {
+    pub(crate) fn new(
+        path: PathBuf,
+        id_field: Option<String>,
+        trace_field: Option<String>,
+    ) -> Self {
         let file_name = path.file_name().map_or_else(
             || path.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
@@ -53,6 +58,7 @@ impl Input {
             file_name,
             path,
             id_field,
+            trace_field,
             lines: Mutex::default(),
             ready: Mutex::default(),
         }
@@ -160,11 +166,19 @@ impl Input {
             .as_deref()
             .and_then(|field| id_from_field(line, field))
             .unwrap_or_else(|| format!("{}:{number}", self.file_name));
-        Transaction::builder(id)
+        let builder = Transaction::builder(id)
             .payload(line.to_vec())
             .meta(meta::PATH, self.shown_path.as_str())
-            .meta(meta::LINE, number.to_string())
-            .build()
+            .meta(meta::LINE, number.to_string());
+        let trace = self
+            .trace_field
+            .as_deref()
+            .and_then(|field| id_from_field(line, field));
+        match trace {
+            Some(parent) => builder.meta(ergon_core::transaction::meta::TRACEPARENT, parent),
+            None => builder,
+        }
+        .build()
     }
 
     /// The input file.
@@ -189,6 +203,7 @@ fn trim_newline(line: &[u8]) -> &[u8] {
 
 /// The value of the top-level `field` of a JSON object line, when it is a string or an
 /// integer; the rest of the line is skipped without being built.
+/// The string (or integer) value of a top-level `field` of a JSON object line.
 fn id_from_field(line: &[u8], field: &str) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let id = FieldOf(field).deserialize(&mut de).ok()?;

@@ -140,13 +140,22 @@ pub(crate) fn is_final(err: &io::Error) -> bool {
     )
 }
 
-/// Appends `transaction`'s payload and a newline to `buf`.
+/// Appends `transaction`'s payload and a newline to `buf`, with its `traceparent` in
+/// `trace_field` when one is given (see [`FileConfig::trace_field`](super::FileConfig)).
 ///
 /// A payload must fit on one line. One with line breaks is accepted when it is JSON (they
 /// can only be whitespace between its tokens, so removing them leaves the same value, with
 /// its keys and numbers as they were); otherwise it is a business error.
-pub(crate) fn encode_line(buf: &mut Vec<u8>, transaction: &Transaction) -> Result<(), TaskError> {
-    let payload: &[u8] = transaction.payload();
+pub(crate) fn encode_line(
+    buf: &mut Vec<u8>,
+    transaction: &Transaction,
+    trace_field: Option<&str>,
+) -> Result<(), TaskError> {
+    let traced = trace_field.and_then(|field| {
+        let parent = transaction.meta(ergon_core::transaction::meta::TRACEPARENT)?;
+        with_field(transaction.payload(), field, parent)
+    });
+    let payload: &[u8] = traced.as_deref().unwrap_or(transaction.payload());
     if payload.contains(&b'\n') || payload.contains(&b'\r') {
         if serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_err() {
             return Err(TaskError::business(format!(
@@ -162,13 +171,39 @@ pub(crate) fn encode_line(buf: &mut Vec<u8>, transaction: &Transaction) -> Resul
     Ok(())
 }
 
+/// `payload` with `field` set to `value`, when `payload` is a JSON object: inserted first
+/// (the payload's own keys keep their order), or, when the field is there already, the
+/// object rewritten with the new value.
+fn with_field(payload: &[u8], field: &str, value: &str) -> Option<Vec<u8>> {
+    let open = payload.iter().position(|b| !b.is_ascii_whitespace())?;
+    if payload[open] != b'{' {
+        return None;
+    }
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(payload).ok()?;
+    if object.contains_key(field) {
+        object.insert(field.to_owned(), value.into());
+        return serde_json::to_vec(&object).ok();
+    }
+    let mut out = Vec::with_capacity(payload.len() + field.len() + value.len() + 8);
+    out.extend_from_slice(&payload[..=open]);
+    out.extend(serde_json::to_vec(field).ok()?);
+    out.push(b':');
+    out.extend(serde_json::to_vec(value).ok()?);
+    if !object.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(&payload[open + 1..]);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn line(payload: &str) -> Result<String, TaskError> {
         let mut buf = Vec::new();
-        encode_line(&mut buf, &Transaction::new("t", payload.to_owned()))?;
+        encode_line(&mut buf, &Transaction::new("t", payload.to_owned()), None)?;
         Ok(String::from_utf8(buf).unwrap())
     }
 
@@ -184,5 +219,34 @@ mod tests {
         let err = line("two\nlines").unwrap_err();
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("transaction t"), "{err}");
+    }
+
+    #[test]
+    fn the_trace_field_carries_the_traceparent_of_json_objects_only() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let traced = |payload: &str| {
+            let tx = Transaction::builder("t")
+                .payload(payload.to_owned())
+                .meta("traceparent", parent)
+                .build();
+            let mut buf = Vec::new();
+            encode_line(&mut buf, &tx, Some("tp")).unwrap();
+            String::from_utf8(buf).unwrap()
+        };
+        assert_eq!(
+            traced(r#"{"z":1,"a":2}"#),
+            format!("{{\"tp\":\"{parent}\",\"z\":1,\"a\":2}}\n")
+        );
+        assert_eq!(traced(" {}"), format!(" {{\"tp\":\"{parent}\"}}\n"));
+        assert_eq!(
+            traced(r#"{"tp":"old","b":1}"#),
+            format!("{{\"b\":1,\"tp\":\"{parent}\"}}\n")
+        );
+        assert_eq!(traced("[1,2]"), "[1,2]\n");
+        assert_eq!(traced("plain text"), "plain text\n");
+        // Without a traceparent, nothing is added.
+        let mut buf = Vec::new();
+        encode_line(&mut buf, &Transaction::new("t", "{\"a\":1}"), Some("tp")).unwrap();
+        assert_eq!(buf, b"{\"a\":1}\n");
     }
 }

@@ -2,11 +2,14 @@
 //! line carries the span's `trace_id` and `span_id`, so a log search leads to the trace.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -15,10 +18,19 @@ use tracing_subscriber::registry::LookupSpan;
 use super::config::LogFormat;
 
 /// Formats events as `format` says, with trace ids when the current span has them.
+///
+/// The ids live in the OpenTelemetry layer's span data, reachable only through the
+/// subscriber, which an event being formatted cannot ask for (`tracing` hides it during
+/// the call): add [`LineFormat::dispatch_catcher`] to the subscriber so the formatter
+/// gets a handle on it.
 pub struct LineFormat {
     format: LogFormat,
     text: Format<Full, SystemTime>,
+    dispatch: Arc<OnceLock<WeakDispatch>>,
 }
+
+/// The layer that hands the subscriber to a [`LineFormat`] when it is registered.
+pub struct DispatchCatcher(Arc<OnceLock<WeakDispatch>>);
 
 impl LineFormat {
     /// A formatter for `format`; `ansi` colors text lines (on a terminal).
@@ -26,7 +38,38 @@ impl LineFormat {
         Self {
             format,
             text: Format::default().with_target(false).with_ansi(ansi),
+            dispatch: Arc::default(),
         }
+    }
+
+    /// The layer to put in the same subscriber, so lines can carry trace ids.
+    pub fn dispatch_catcher(&self) -> DispatchCatcher {
+        DispatchCatcher(self.dispatch.clone())
+    }
+
+    /// The OpenTelemetry ids of the current span, when it has valid ones.
+    fn current_trace_ids<S, N>(&self, ctx: &FmtContext<'_, S, N>) -> Option<(String, String)>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
+        let id = ctx.lookup_current()?.id();
+        let dispatch = self.dispatch.get()?.upgrade()?;
+        let otel = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
+        let span = otel.span();
+        let context = span.span_context();
+        context.is_valid().then(|| {
+            (
+                context.trace_id().to_string(),
+                context.span_id().to_string(),
+            )
+        })
+    }
+}
+
+impl<S: Subscriber> Layer<S> for DispatchCatcher {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.0.set(subscriber.downgrade());
     }
 }
 
@@ -41,7 +84,7 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let ids = current_trace_ids(ctx);
+        let ids = self.current_trace_ids(ctx);
         match self.format {
             LogFormat::Json => write_json(ctx, &mut writer, event, ids.as_ref()),
             LogFormat::Text => match ids {
@@ -55,26 +98,6 @@ where
             },
         }
     }
-}
-
-/// The OpenTelemetry ids of the current span, when it has valid ones.
-fn current_trace_ids<S, N>(ctx: &FmtContext<'_, S, N>) -> Option<(String, String)>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    let id = ctx.lookup_current()?.id();
-    let otel = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(&id, dispatch)
-    })?;
-    let span = otel.span();
-    let context = span.span_context();
-    context.is_valid().then(|| {
-        (
-            context.trace_id().to_string(),
-            context.span_id().to_string(),
-        )
-    })
 }
 
 fn write_json<S, N>(
