@@ -102,7 +102,7 @@ fn unknown_top_level_and_task_keys() {
         &[],
         &[
             "unknown field `runner`",
-            "expected one of `tasks`, `connectors`, `services`",
+            "expected one of `tasks`, `connectors`, `services`, `telemetry`",
         ],
     );
     assert_config_error(
@@ -265,6 +265,54 @@ fn running_an_unknown_task_name() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("no task named `nope`; defined: bridge"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn telemetry_table_errors_name_the_key() {
+    assert_config_error(
+        &format!("{VALID}\n[telemetry]\nprotocol = \"grpc\"\n"),
+        &[],
+        &[
+            "telemetry.protocol",
+            "unsupported OTLP protocol \"grpc\"",
+            "http/protobuf",
+        ],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[telemetry]\nsampling_ratio = 1.5\n"),
+        &[],
+        &["telemetry.sampling_ratio", "outside 0.0..=1.0"],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[telemetry]\nendpoint = \"127.0.0.1:4318\"\n"),
+        &[],
+        &["telemetry.endpoint", "not an http:// or https:// URL"],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[telemetry.http]\nport = 9464\nstall_afterr = \"1s\"\n"),
+        &[],
+        &[
+            "telemetry.http.stall_afterr: unknown field",
+            "`stall_after`",
+        ],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[telemetry.logs]\nformat = \"xml\"\n"),
+        &[],
+        &["telemetry.logs.format", "unknown variant `xml`", "`json`"],
+    );
+}
+
+#[test]
+fn a_bad_otel_variable_stops_the_run_with_its_name() {
+    let case = write(&format!("{VALID}\n[tasks.bridge.policy.loop]\nlimit = 1\n"));
+    let out = runner(&case, &["run"], &[("OTEL_TRACES_SAMPLER_ARG", "lots")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("OTEL_TRACES_SAMPLER_ARG=\"lots\" is not a ratio"),
         "{stderr}"
     );
 }
