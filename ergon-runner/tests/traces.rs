@@ -53,6 +53,30 @@ impl Consumer for Sink {
     }
 }
 
+/// `split` from `input.jsonl` (its table ending with `orders_extra`) into the `items`
+/// connector `items_table` defines, and `sink` streaming the four items from there.
+fn split_then_sink(orders_extra: &str, items_table: &str) -> String {
+    format!(
+        "[connectors.orders]\ntype = \"file\"\npath = \"input.jsonl\"\n{orders_extra}\n{items_table}
+[tasks.a_split]
+type = \"split\"
+input = \"orders\"
+output = \"items\"
+
+[tasks.b_sink]
+type = \"sink\"
+input = \"items\"
+
+[tasks.b_sink.policy.loop]
+streaming = true
+limit = 4
+
+[tasks.b_sink.policy.fetch.empty]
+backoff = \"5ms\"
+"
+    )
+}
+
 /// Runs the tasks of `toml` (with `files` written beside it, `(name, content)`) under a
 /// subscriber with ergon's tracing layer, and returns the finished spans.
 async fn spans_of(toml: &str, files: &[(&str, &str)], registry: Registry) -> Vec<SpanData> {
@@ -246,31 +270,16 @@ timeout = "5s"
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_hybrids_outbound_transactions_continue_its_trace_in_the_next_task() {
-    let toml = r#"
-[connectors.orders]
-type = "file"
-path = "input.jsonl"
-
-[connectors.handoff]
-type = "memory"
-
-[tasks.a_split]
-type = "split"
-input = "orders"
-output = "handoff"
-
-[tasks.b_sink]
-type = "sink"
-input = "handoff"
-
-[tasks.b_sink.policy.loop]
-streaming = true
-limit = 4
-"#;
+    let toml = split_then_sink("", "[connectors.items]\ntype = \"memory\"\n");
     let registry = Registry::with_builtins()
         .hybrid("split", |_| Ok(Split))
         .consumer("sink", |_| Ok(Sink));
-    let spans = spans_of(toml, &[("input.jsonl", "{\"n\":1}\n{\"n\":2}\n")], registry).await;
+    let spans = spans_of(
+        &toml,
+        &[("input.jsonl", "{\"n\":1}\n{\"n\":2}\n")],
+        registry,
+    )
+    .await;
 
     let transactions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "transaction").collect();
     let task_of = |s: &SpanData| str_attr(s, "ergon.task").unwrap();
@@ -338,33 +347,9 @@ input = "orders"
 
 #[tokio::test(flavor = "current_thread")]
 async fn trace_context_crosses_files_into_a_hybrid_and_out_to_the_next_task() {
-    let toml = r#"
-[connectors.orders]
-type = "file"
-path = "input.jsonl"
-trace_field = "tp"
-
-[connectors.items]
-type = "file"
-path = "items.jsonl"
-trace_field = "tp"
-
-[tasks.a_split]
-type = "split"
-input = "orders"
-output = "items"
-
-[tasks.b_sink]
-type = "sink"
-input = "items"
-
-[tasks.b_sink.policy.loop]
-streaming = true
-limit = 4
-
-[tasks.b_sink.policy.fetch.empty]
-backoff = "5ms"
-"#;
+    let items =
+        "[connectors.items]\ntype = \"file\"\npath = \"items.jsonl\"\ntrace_field = \"tp\"\n";
+    let toml = split_then_sink("trace_field = \"tp\"\n", items);
     let upstream = "4bf92f3577b34da6a3ce929d0e0e4736";
     let lines = format!(
         "{{\"tp\":\"00-{upstream}-00f067aa0ba902b7-01\",\"n\":1}}\n{{\"tp\":\"00-{upstream}-00f067aa0ba902b8-01\",\"n\":2}}\n"
@@ -373,7 +358,7 @@ backoff = "5ms"
         .hybrid("split", |_| Ok(Split))
         .consumer("sink", |_| Ok(Sink));
     let files = [("input.jsonl", lines.as_str()), ("items.jsonl", "")];
-    let spans = spans_of(toml, &files, registry).await;
+    let spans = spans_of(&toml, &files, registry).await;
 
     let task_of = |s: &SpanData| str_attr(s, "ergon.task").unwrap();
     let transactions: Vec<&SpanData> = spans.iter().filter(|s| s.name == "transaction").collect();
