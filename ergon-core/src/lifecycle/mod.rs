@@ -49,22 +49,6 @@ pub struct TransactionOutcome {
     pub dispatched: u32,
     /// The exception step's own final error, when it failed too.
     pub exception_error: Option<TaskError>,
-    /// Attempts and time per step (time only while [`timing`](crate::telemetry::timing)
-    /// is on).
-    pub steps: StepTally,
-}
-
-/// Per-step attempts and microseconds of one transaction, indexed by
-/// [`Step::index`](crate::step::Step::index). A step run more than once (prepare, per
-/// outbound transaction) adds up.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct StepTally {
-    /// Attempts made per step (0: the step did not run).
-    pub attempts: [u32; 7],
-    /// Attempts beyond the first per step (per run, for a step run more than once).
-    pub retries: [u32; 7],
-    /// Microseconds spent per step, 0 when timing is off.
-    pub micros: [u32; 7],
 }
 
 /// A task in its role: what happens to each transaction the loop hands it.

@@ -4,11 +4,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::Span;
 
-use super::{StepTally, TransactionOutcome};
+use super::TransactionOutcome;
 use crate::connector::{Failure, Settlement};
 use crate::context::Context;
 use crate::envelope::{self, AttemptHook, step_span};
@@ -16,7 +16,7 @@ use crate::error::TaskError;
 use crate::policy::{FailureAction, RetryPolicy, RolePolicy};
 
 use crate::step::Step;
-use crate::telemetry::{names, timing};
+use crate::telemetry::names;
 use crate::transaction::Transaction;
 
 /// The steps of a role before the exception step, and its exception handler.
@@ -68,15 +68,24 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
             .map_err(|_| budget),
     };
     let (failure, error) = match tally.settle_budget(finished) {
-        Ok(()) => return tally.acked(),
+        Ok(()) => return traced_outcome(traced, tally.acked()),
         Err(failed) => failed.split(cx.task_name_arc()),
     };
     // Boxed: the failure path is the rare one, and inline its state would make every
     // transaction's future larger.
-    Box::pin(tally.failed(cx, tx, failure, policy, hook, |_| {
+    let outcome = Box::pin(tally.failed(cx, tx, failure, policy, hook, |_| {
         role.exception(cx, tx, &error)
     }))
-    .await
+    .await;
+    traced_outcome(traced, outcome)
+}
+
+/// Records `outcome` on the caller's transaction span (the current one) when traced.
+fn traced_outcome(traced: bool, outcome: TransactionOutcome) -> TransactionOutcome {
+    if traced {
+        crate::runner::spans::record_outcome(&Span::current(), &outcome);
+    }
+    outcome
 }
 
 /// Runs one step in its envelope, inline in the role's own future (see [`Tally::begin`]
@@ -97,11 +106,8 @@ pub(super) struct Tally {
     retries: u32,
     /// The step running now, which a budget expiry interrupts.
     current: Option<Step>,
-    /// When the current step started, while timing is on.
-    started: Option<Instant>,
     /// Whether steps get spans.
     traced: bool,
-    steps: StepTally,
     pub(super) dispatched: u32,
 }
 
@@ -117,9 +123,7 @@ impl Tally {
         Self {
             retries: 0,
             current: None,
-            started: None,
             traced,
-            steps: StepTally::default(),
             dispatched: 0,
         }
     }
@@ -129,16 +133,9 @@ impl Tally {
         self.traced
     }
 
-    /// Adds a finished step's attempts and time.
-    fn count<T>(&mut self, step: Step, done: &envelope::Attempted<T>) {
+    /// Adds a finished step's retries (the hook counted its attempts).
+    fn count<T>(&mut self, done: &envelope::Attempted<T>) {
         self.retries += done.retries();
-        let i = step.index();
-        self.steps.attempts[i] += done.attempts;
-        self.steps.retries[i] += done.retries();
-        if let Some(started) = self.started.take() {
-            self.steps.micros[i] =
-                self.steps.micros[i].saturating_add(timing::micros_since(started));
-        }
     }
 
     /// Starts `step`: it is now the one a budget expiry interrupts. Returns its span, for
@@ -147,7 +144,6 @@ impl Tally {
     /// copies of the larger future.
     pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Span {
         self.current = Some(step);
-        self.started = timing::start();
         if self.traced {
             step_span!(step.as_str(), policy)
         } else {
@@ -161,7 +157,7 @@ impl Tally {
         step: Step,
         done: envelope::Attempted<T>,
     ) -> Result<T, StepFailure> {
-        self.count(step, &done);
+        self.count(&done);
         done.result.map_err(|error| StepFailure {
             step,
             error,
@@ -191,7 +187,6 @@ impl Tally {
             retries: self.retries,
             dispatched: self.dispatched,
             exception_error: None,
-            steps: self.steps,
         }
     }
 
@@ -214,7 +209,7 @@ impl Tally {
         let retry = policy.exception_policy();
         let span = self.begin(step, retry);
         let handled = envelope::run(step.as_str(), span, retry, handler, hook).await;
-        self.count(step, &handled);
+        self.count(&handled);
         let exception_error = handled.result.err();
         if let Some(err) = &exception_error {
             tracing::error!(
@@ -236,7 +231,6 @@ impl Tally {
             retries: self.retries,
             dispatched: self.dispatched,
             exception_error,
-            steps: self.steps,
         }
     }
 }

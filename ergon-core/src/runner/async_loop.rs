@@ -29,6 +29,7 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, Span};
 
+use super::stats::StatsHook;
 use super::{LimitBudget, WorkerStats, spans};
 use crate::connector::{Connector, Settlement};
 use crate::context::Context;
@@ -104,8 +105,8 @@ enum Finished {
 pub(crate) struct Settled {
     pub(crate) outcome: TransactionOutcome,
     pub(crate) settle: Attempted<()>,
-    /// Microseconds in the settle step and in the whole transaction, while timing is on.
-    pub(crate) micros: Option<(u32, u32)>,
+    /// Microseconds of the whole transaction, while timing is on.
+    pub(crate) micros: Option<u32>,
 }
 
 /// A fetch: how many were asked for, whether the batch is sampled, what came back and
@@ -239,7 +240,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 let Some((tx, batch)) = buffer.pop_front() else {
                     break;
                 };
-                in_flight.push(self.drive(&*input, tx, batch, &drain));
+                let span = spans::transaction_span(&self.cx, &tx, &batch, L::OPERATION);
+                in_flight.push(self.drive(&*input, tx, span, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
 
@@ -352,25 +354,23 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     }
 
     /// One transaction: its lifecycle and settlement, in its span when traced, unless the
-    /// drain timeout cuts it off.
+    /// drain timeout cuts it off. Its attempts are counted into the worker's stats as they
+    /// happen (the stats are the attempt hook).
     async fn drive(
         &self,
         input: &dyn Connector,
         tx: Transaction,
-        batch: Span,
+        span: Span,
         drain: &CancellationToken,
     ) -> Finished {
-        let span = spans::transaction_span(&self.cx, &tx, &batch, L::OPERATION);
-        drop(batch);
         let traced = !span.is_disabled();
-        let ended = span.clone();
         let run = async {
             let started = timing::start();
+            let mut hook = StatsHook(&self.stats);
             let outcome = self
                 .lifecycle
-                .run(&self.cx, &self.policy, &tx, traced, &mut ())
+                .run(&self.cx, &self.policy, &tx, traced, &mut hook)
                 .await;
-            let settling = started.map(|_| std::time::Instant::now());
             let settle = settle(
                 self.cx.task_name(),
                 input,
@@ -379,13 +379,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 self.policy.settle_policy(),
             )
             .await;
-            spans::record_outcome(&ended, &outcome);
-            let micros = started.zip(settling).map(|(started, settling)| {
-                (
-                    timing::micros_since(settling),
-                    timing::micros_since(started),
-                )
-            });
+            let micros = started.map(timing::micros_since);
             Settled {
                 outcome,
                 settle,

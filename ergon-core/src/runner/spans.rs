@@ -79,7 +79,7 @@ pub(super) fn transaction_span(
 }
 
 /// Records how a traced transaction ended.
-pub(super) fn record_outcome(span: &Span, outcome: &TransactionOutcome) {
+pub(crate) fn record_outcome(span: &Span, outcome: &TransactionOutcome) {
     if span.is_disabled() {
         return;
     }

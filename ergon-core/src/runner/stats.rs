@@ -6,12 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::async_loop::Settled;
 use crate::connector::Settlement;
-use crate::envelope::Attempted;
-use crate::error::Category;
+use std::time::Duration;
+
+use crate::envelope::{AttemptHook, Attempted};
+use crate::error::{Category, TaskError};
 use crate::step::Step;
 use crate::telemetry::histogram::{
     BATCH_SIZE_BOUNDS, DURATION_BOUNDS_MICROS, Histogram, HistogramSnapshot,
 };
+use crate::telemetry::timing;
 use crate::transaction::Transaction;
 
 /// Counters of one worker. Each worker owns its own, so updates never contend.
@@ -77,7 +80,8 @@ impl Default for WorkerStats {
 /// Point-in-time copies of one or more workers' histograms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistogramsSnapshot {
-    /// Microseconds per step run, indexed by [`Step::index`] (only while timing is on).
+    /// Microseconds per attempt of each step, indexed by [`Step::index`] (only while
+    /// timing is on; the settle step is counted, not timed).
     pub step_micros: [HistogramSnapshot; 7],
     /// Microseconds per transaction, lifecycle and settlement (only while timing is on).
     pub transaction_micros: HistogramSnapshot,
@@ -246,28 +250,14 @@ impl WorkerStats {
         }
     }
 
-    /// A finished transaction: its outcome, settlement and times.
+    /// A finished transaction: its outcome, settlement and time (its lifecycle's attempts
+    /// were counted by [`StatsHook`] as they happened).
     pub(crate) fn record(&self, done: &Settled) {
         let outcome = &done.outcome;
         let settled = done.settle.result.is_ok();
-        let timed = done.micros.is_some();
-        for step in Step::ALL {
-            let i = step.index();
-            let attempts = outcome.steps.attempts[i];
-            if attempts > 0 {
-                let micros = timed.then_some(outcome.steps.micros[i]);
-                self.count_step(step, attempts, outcome.steps.retries[i], micros);
-            }
-        }
-        let settle_micros = done.micros.map(|(settle, _)| settle);
         let settle_retries = done.settle.retries();
-        self.count_step(
-            Step::Settle,
-            done.settle.attempts,
-            settle_retries,
-            settle_micros,
-        );
-        if let Some((_, total)) = done.micros {
+        self.count_step(Step::Settle, done.settle.attempts, settle_retries, None);
+        if let Some(total) = done.micros {
             self.transaction_micros.record(u64::from(total));
         }
         self.processed.fetch_add(1, Relaxed);
@@ -320,5 +310,38 @@ impl WorkerStats {
 
     pub(crate) fn set_in_flight(&self, n: usize) {
         self.in_flight.store(n as u64, Relaxed);
+    }
+}
+
+/// Counts every attempt of a transaction's steps into the worker's stats as it ends (and
+/// its duration, while timing is on): the hook the consume loop runs lifecycles with.
+pub(crate) struct StatsHook<'a>(pub(crate) &'a WorkerStats);
+
+impl AttemptHook for StatsHook<'_> {
+    #[inline]
+    fn on_attempt(
+        &mut self,
+        step: &'static str,
+        attempt: u32,
+        _: Result<(), &TaskError>,
+        elapsed: Duration,
+    ) {
+        let Some(step) = Step::named(step) else {
+            return;
+        };
+        let i = step.index();
+        self.0.attempts[i].fetch_add(1, Relaxed);
+        if attempt > 1 {
+            self.0.step_retries[i].fetch_add(1, Relaxed);
+        }
+        if timing::enabled() {
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            self.0.step_micros[i].record(micros);
+        }
+    }
+
+    #[inline]
+    fn wants_elapsed(&self) -> bool {
+        timing::enabled()
     }
 }

@@ -38,6 +38,20 @@ impl Step {
         Step::Settle,
     ];
 
+    /// The step called `name` ([`Step::as_str`]), if any.
+    pub fn named(name: &str) -> Option<Step> {
+        Some(match name {
+            "fetch" => Step::Fetch,
+            "process" => Step::Process,
+            "prepare" => Step::Prepare,
+            "dispatch" => Step::Dispatch,
+            "success" => Step::Success,
+            "exception" => Step::Exception,
+            "settle" => Step::Settle,
+            _ => return None,
+        })
+    }
+
     /// The step's position in [`Step::ALL`], for per-step counters.
     pub const fn index(self) -> usize {
         self as usize
