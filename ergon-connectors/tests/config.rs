@@ -48,6 +48,17 @@ fn rabbitmq_tables_are_checked_with_the_key_named() {
         "{}",
         issue.message
     );
+    let issue = configure_err(
+        &RabbitKind,
+        serde_json::json!({ "queue": "orders", "tls": { "ca_file": "no/such/ca.pem" } }),
+    );
+    assert_eq!(issue.path, "tls.ca_file");
+    assert!(issue.message.contains("cannot read"), "{}", issue.message);
+    assert!(
+        issue.message.contains("no/such/ca.pem"),
+        "{}",
+        issue.message
+    );
 }
 
 #[cfg(feature = "file")]
@@ -66,7 +77,7 @@ mod file {
             issue.message.contains("unknown field `dead_leter`"),
             "{issue}"
         );
-        for allowed in ["path", "dead_letter", "id_field"] {
+        for allowed in ["path", "dead_letter", "id_field", "trace_field"] {
             assert!(issue.message.contains(&format!("`{allowed}`")), "{issue}");
         }
     }

@@ -498,3 +498,86 @@ async fn a_killed_connection_is_reopened_and_nothing_is_lost() {
     assert_eq!(depth(&channel, &queue).await, 0, "and all acked in the end");
     delete(&channel, &[&queue]).await;
 }
+
+/// A TLS listener on loopback (the test certificate for `localhost`, signed by the test
+/// CA in `tests/tls/`) forwarding each connection to the plain broker: an `amqps://`
+/// broker for the test. Returns its port.
+async fn tls_front_for_the_broker() -> u16 {
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let server = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_works_with_the_brokers_ca_and_fails_clearly_without_it() {
+    let port = tls_front_for_the_broker().await;
+    let channel = raw().await;
+    let queue = unique("tls");
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls/ca.pem");
+    let tls_config = |ca_file: Option<std::path::PathBuf>| {
+        let mut config = config(&queue);
+        config.url = format!("amqps://guest:guest@localhost:{port}/%2f")
+            .as_str()
+            .into();
+        config.tls.ca_file = ca_file;
+        config
+    };
+
+    let trusted = connector(tls_config(Some(ca))).await;
+    trusted.dispatch(&transactions(3)).await.unwrap();
+    let fetched = fetch_n(&trusted, 3).await;
+    assert_eq!(fetched.len(), 3);
+    for tx in &fetched {
+        trusted.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    trusted.close().await.unwrap();
+    assert_eq!(depth(&channel, &queue).await, 0, "all acked over TLS");
+
+    // The system's roots do not know the test CA: the handshake fails, and says so
+    // without the password.
+    let err = match RabbitConnector::connect(Arc::new(tls_config(None)), "test".into()).await {
+        Ok(_) => panic!("connected to a broker whose certificate nothing vouches for"),
+        Err(err) => err.chain().to_string(),
+    };
+    assert!(
+        err.contains(&format!("amqps://guest:***@localhost:{port}")),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    delete(&channel, &[&queue]).await;
+}

@@ -28,9 +28,11 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct RabbitConfig {
     /// The broker, `amqp://user:password@host:port/vhost` or `amqps://…` (TLS, verified
-    /// against the system's certificates). Never printed with its password. Default:
-    /// `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// against the system's certificates and `tls.ca_file`). Never printed with its
+    /// password. Default: `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub url: AmqpUrl,
+    /// TLS settings of an `amqps://` URL.
+    pub tls: TlsConfig,
     /// The queue consumed from (as an input), and the default routing key of dispatches
     /// (as an output). Required for an input.
     pub queue: Option<String>,
@@ -64,6 +66,7 @@ impl Default for RabbitConfig {
     fn default() -> Self {
         Self {
             url: AmqpUrl("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+            tls: TlsConfig::default(),
             queue: None,
             prefetch: 256,
             fetch_wait: Duration::from_millis(200),
@@ -74,6 +77,39 @@ impl Default for RabbitConfig {
             dead_letter: None,
             reconnect: ReconnectConfig::default(),
         }
+    }
+}
+
+/// `[connectors.NAME.tls]`: what an `amqps://` connection trusts.
+///
+/// ```toml
+/// [connectors.orders.tls]
+/// ca_file = "certs/rabbit-ca.pem"     # relative to the config file
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// A PEM file of certificate authorities to trust for the broker, in addition to the
+    /// system's: a private CA, or the broker's self-signed certificate. Default: none.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl TlsConfig {
+    /// The PEM text of `ca_file`, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or holds no PEM certificate (the message names the file).
+    pub fn ca_pem(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+        Ok(Some(pem))
     }
 }
 
@@ -93,6 +129,9 @@ impl RabbitConfig {
         if self.prefetch == 0 {
             return Err(ConfigIssue::new("prefetch", "must be at least 1"));
         }
+        self.tls
+            .ca_pem()
+            .map_err(|message| ConfigIssue::new("tls.ca_file", message))?;
         if self.queue.as_deref() == Some("") {
             return Err(ConfigIssue::new("queue", "must not be empty"));
         }

@@ -62,7 +62,8 @@ impl ConnectorKind for RabbitKind {
         table: serde_json::Value,
         env: &ConfigEnv,
     ) -> Result<Arc<dyn MakeConnector>, ConfigIssue> {
-        let config: RabbitConfig = decode(table)?;
+        let mut config: RabbitConfig = decode(table)?;
+        config.tls.ca_file = config.tls.ca_file.map(|path| env.resolve(&path));
         config.validate()?;
         Ok(Arc::new(MakeRabbit {
             config: Arc::new(config),

@@ -48,7 +48,25 @@ impl Session {
     ) -> Result<Session, lapin::Error> {
         let properties = ConnectionProperties::default()
             .with_connection_name(LongString::from(format!("ergon {name} #{generation}")));
-        let connection = Connection::connect(config.url.expose(), properties).await?;
+        let connection = match config.tls.ca_pem() {
+            Ok(None) => Connection::connect(config.url.expose(), properties).await?,
+            Ok(Some(pem)) => {
+                let tls = lapin::tcp::OwnedTLSConfig {
+                    identity: None,
+                    cert_chain: Some(pem),
+                };
+                let runtime = lapin::runtime::default_runtime()?;
+                Connection::connect_with_config(config.url.expose(), properties, tls, runtime)
+                    .await?
+            }
+            Err(message) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("tls.ca_file: {message}"),
+                )
+                .into());
+            }
+        };
         let publish = connection.create_channel().await?;
         declare(config, &publish).await?;
         publish
