@@ -342,3 +342,64 @@ async fn an_idle_polling_worker_stays_live_and_ready() {
     assert!(health.readiness().ok, "{:?}", health.readiness());
     assert_eq!(get(address, "/health/ready").await.0, 200);
 }
+
+/// A TCP proxy to the local RabbitMQ that can be cut: `cut()` closes the listener and
+/// every connection through it, so the broker looks gone for good.
+struct BrokerProxy {
+    port: u16,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl BrokerProxy {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tasks = Arc::new(Mutex::new(Vec::new()));
+        let spawned = tasks.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                let relay = tokio::spawn(async move {
+                    let mut broker = TcpStream::connect("127.0.0.1:5672").await.expect(
+                        "RabbitMQ is not reachable at 127.0.0.1:5672; this test needs the local broker",
+                    );
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                });
+                spawned.lock().unwrap().push(relay);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Self { port, tasks }
+    }
+
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_fails_when_a_connector_cannot_reconnect() {
+    let proxy = BrokerProxy::start().await;
+    let queue = format!("ergon-test-health-{}", std::process::id());
+    let toml = format!(
+        "[connectors.rabbit]\ntype = \"rabbitmq\"\nurl = \"amqp://guest:guest@127.0.0.1:{}/%2f\"\nqueue = \"{queue}\"\n\
+         [connectors.rabbit.declare]\narguments = {{ \"x-expires\" = 60000 }}\n\
+         [tasks.check]\ntype = \"check\"\ninput = \"rabbit\"\n[tasks.check.policy.loop]\nstreaming = true\n",
+        proxy.port
+    );
+    let (address, health, _dir) = watched(&toml).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (status, body) = get(address, "/health/ready").await;
+    assert_eq!(status, 200, "connected and polling: {body}");
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let (status, body) = get(address, "/health/live").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("connector `rabbit`"), "{body}");
+    assert!(!health.liveness().ok);
+}
