@@ -73,6 +73,8 @@
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "local")]
+pub mod local;
 #[cfg(feature = "memory")]
 pub mod memory;
 #[cfg(feature = "rabbitmq")]
@@ -88,8 +90,8 @@ use ergon_core::config::ConnectorKind;
 ///
 /// ```
 /// let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
-/// # #[cfg(all(feature = "memory", feature = "file", feature = "rabbitmq"))]
-/// assert_eq!(names, ["memory", "file", "rabbitmq"]);
+/// # #[cfg(all(feature = "memory", feature = "file", feature = "local", feature = "rabbitmq"))]
+/// assert_eq!(names, ["memory", "file", "local", "rabbitmq"]);
 /// ```
 pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
     let kinds: Vec<Arc<dyn ConnectorKind>> = vec![
@@ -97,6 +99,8 @@ pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
         Arc::new(memory::MemoryKind),
         #[cfg(feature = "file")]
         Arc::new(file::FileKind),
+        #[cfg(feature = "local")]
+        Arc::new(local::LocalKind),
         #[cfg(feature = "rabbitmq")]
         Arc::new(rabbitmq::RabbitKind),
     ];

@@ -19,10 +19,15 @@ fn configure_err(kind: &dyn ConnectorKind, table: serde_json::Value) -> ConfigIs
 }
 
 #[test]
-#[cfg(all(feature = "memory", feature = "file", feature = "rabbitmq"))]
+#[cfg(all(
+    feature = "memory",
+    feature = "file",
+    feature = "local",
+    feature = "rabbitmq"
+))]
 fn the_kinds_of_this_build() {
     let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
-    assert_eq!(names, ["memory", "file", "rabbitmq"]);
+    assert_eq!(names, ["memory", "file", "local", "rabbitmq"]);
 }
 
 #[test]

@@ -40,6 +40,11 @@ enum Command {
     /// List the file's tasks and the task implementations, connector and service types of
     /// this binary.
     List,
+    /// Feed and inspect the local queues (`type = "local"`) of the file.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Run one transaction through a task's whole lifecycle and print every step.
     Process {
         /// The task name (`[tasks.NAME]`).
@@ -50,6 +55,36 @@ enum Command {
         /// The transaction id.
         #[arg(long, default_value = "cli-1")]
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueAction {
+    /// Enqueue JSON lines (a line's `id` field is its id) from a file or stdin.
+    Enqueue {
+        /// The connector (`[connectors.NAME]`, `type = "local"`).
+        connector: String,
+        /// The JSON lines file; stdin when absent or `-`.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Show ready, in-flight, expired and dead transactions per local queue.
+    Stats {
+        /// Connectors; every local one when none is named.
+        connectors: Vec<String>,
+    },
+    /// List dead letters with their failure, one JSON object per line.
+    DeadLetters {
+        /// The connector.
+        connector: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put every dead letter back at the end of its queue.
+    RequeueDead {
+        /// The connector.
+        connector: String,
     },
 }
 
@@ -102,12 +137,31 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
             Ok(plan) => commands::run::run(&plan, &names, &|name| std::env::var(name).ok()).await,
             Err(err) => Err(err),
         },
+        Command::Queue { action } => queue(&cli.config, action),
         Command::Process { name, payload, id } => match load(&cli.config, registry) {
             Ok(plan) => commands::process::run(&plan, &name, &id, &payload).await,
             Err(err) => Err(err),
         },
     };
     result.unwrap_or_else(|err| config_error(&err))
+}
+
+fn queue(file: &std::path::Path, action: QueueAction) -> Result<u8, ConfigError> {
+    let loaded = config::load(file)?;
+    let out = match action {
+        QueueAction::Enqueue { connector, file } => {
+            commands::queue::enqueue(&loaded, &connector, file.as_deref())?
+        }
+        QueueAction::Stats { connectors } => commands::queue::stats(&loaded, &connectors)?,
+        QueueAction::DeadLetters { connector, limit } => {
+            commands::queue::dead_letters(&loaded, &connector, limit)?
+        }
+        QueueAction::RequeueDead { connector } => {
+            commands::queue::requeue_dead(&loaded, &connector)?
+        }
+    };
+    print!("{out}");
+    Ok(0)
 }
 
 fn load(file: &std::path::Path, registry: &Registry) -> Result<Plan, ConfigError> {

@@ -170,6 +170,9 @@ fn list_without_a_config_shows_what_the_binary_offers() {
         stdout.contains("forward              role=consumer model=async"),
         "{stdout}"
     );
-    assert!(stdout.contains("connector types: file, memory"), "{stdout}");
+    assert!(
+        stdout.contains("connector types: file, local, memory, rabbitmq"),
+        "{stdout}"
+    );
     assert!(stdout.contains("service types: memory_kv"), "{stdout}");
 }

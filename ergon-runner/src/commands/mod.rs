@@ -2,5 +2,6 @@
 
 pub mod list;
 pub mod process;
+pub mod queue;
 pub mod run;
 pub mod validate;

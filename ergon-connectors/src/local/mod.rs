@@ -1,0 +1,354 @@
+//! `type = "local"`: a durable queue in an embedded SQLite database file, the default
+//! for running ergon on one machine without a broker.
+//!
+//! Why SQLite: one file, no server, decades of crash-safety testing, and a lock that
+//! several processes can share — so `workers = 4` or three `ergon-runner` processes on
+//! the same file compete for the same queue safely. WAL mode lets readers run beside the
+//! writer, and with `synchronous = NORMAL` a commit survives the process being killed.
+//! (A pure-Rust store such as `redb` allows one process per file.)
+//!
+//! * **Dispatch** appends transactions (id, payload, metadata) in one transaction.
+//! * **Fetch** leases the oldest visible transactions: they become invisible for `lease`,
+//!   their delivery count goes up, and each carries a receipt (`local.receipt`) naming
+//!   the lease. A lease that runs out (the worker died or hangs) makes the transaction
+//!   visible again: it is delivered again, with `local.deliveries` showing how often.
+//! * **Settle**: `Ack` and `Drop` delete the row — coalesced, one write per
+//!   `ack_interval` or per 256 settlements, flushed at close; an ack lost in a crash only
+//!   means a redelivery. `Requeue` makes it visible at once. `DeadLetter` moves it, with
+//!   the failure (task, step, category, error, attempts), to the dead-letter table. A
+//!   settlement only touches a row still under the lease that fetched it.
+//!
+//! At least once, like every ergon connector: nothing acked is lost, and after a crash
+//! the transactions in flight are delivered again when their lease runs out.
+//!
+//! The `ergon-runner queue` command enqueues JSON lines, shows depths and dead letters,
+//! and requeues dead letters.
+
+mod config;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
+use ergon_core::transaction::Metadata;
+use ergon_core::{Connector, Settlement, TaskError, Transaction};
+
+pub use config::LocalConfig;
+pub use store::{DeadLetter, Depths, Leased, NewRow, Store};
+
+/// Metadata keys the local connector adds to fetched transactions.
+pub mod meta {
+    /// `SEQ:LEASE`: which row and which lease a settlement applies to.
+    pub const RECEIPT: &str = "local.receipt";
+    /// How many times the transaction has been delivered, this time included.
+    pub const DELIVERIES: &str = "local.deliveries";
+}
+
+/// Settlements waiting beyond this many are flushed at once.
+const ACK_BATCH: usize = 256;
+
+/// The `local` connector kind (`type = "local"`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalKind;
+
+impl ConnectorKind for LocalKind {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn configure(
+        &self,
+        table: serde_json::Value,
+        env: &ConfigEnv,
+    ) -> Result<Arc<dyn MakeConnector>, ConfigIssue> {
+        let config: LocalConfig = decode(table)?;
+        config.validate()?;
+        let (path, queue) = config.resolved(env);
+        Ok(Arc::new(MakeLocal {
+            config,
+            path,
+            queue,
+        }))
+    }
+}
+
+struct MakeLocal {
+    config: LocalConfig,
+    path: PathBuf,
+    queue: String,
+}
+
+#[async_trait]
+impl MakeConnector for MakeLocal {
+    async fn connect(&self, _worker: usize) -> Result<Arc<dyn Connector>, TaskError> {
+        let connector =
+            LocalConnector::open(self.path.clone(), self.queue.clone(), &self.config).await?;
+        Ok(Arc::new(connector))
+    }
+}
+
+/// One worker's connection to a local queue (see the module docs).
+pub struct LocalConnector {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    path: PathBuf,
+    queue: String,
+    config: LocalConfig,
+    /// Acked or dropped rows not deleted yet: `(seq, lease)`.
+    pending: Mutex<Vec<(i64, i64)>>,
+    flush_now: Notify,
+    closed: CancellationToken,
+}
+
+impl LocalConnector {
+    /// Opens `queue` in the database at `path` (created when missing).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or is not an SQLite database (non-retryable, naming it).
+    pub async fn open(
+        path: PathBuf,
+        queue: String,
+        config: &LocalConfig,
+    ) -> Result<LocalConnector, TaskError> {
+        let opened = path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&opened))
+            .await
+            .map_err(|err| {
+                TaskError::system(format!("opening {} panicked: {err}", path.display()))
+            })?
+            .map_err(|err| fail(&path, "cannot open", err).non_retryable())?;
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            path,
+            queue,
+            config: config.clone(),
+            pending: Mutex::new(Vec::new()),
+            flush_now: Notify::new(),
+            closed: CancellationToken::new(),
+        });
+        let flusher = tokio::spawn(flush_acks(shared.clone()));
+        Ok(LocalConnector {
+            shared,
+            flusher: Mutex::new(Some(flusher)),
+        })
+    }
+
+    /// What the queue holds now.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn depths(&self) -> Result<Depths, TaskError> {
+        let queue = self.shared.queue.clone();
+        self.blocking("cannot read the depth of", move |store| {
+            store.depths(&queue)
+        })
+        .await
+    }
+
+    /// Runs `op` on the store off the async workers.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&mut Store) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, TaskError> {
+        on_store(&self.shared, what, op).await
+    }
+}
+
+async fn on_store<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    what: &'static str,
+    op: impl FnOnce(&mut Store) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, TaskError> {
+    let inner = shared.clone();
+    tokio::task::spawn_blocking(move || op(&mut lock(&inner.store)))
+        .await
+        .map_err(|err| {
+            TaskError::system(format!(
+                "local queue {}: {what} panicked: {err}",
+                shared.path.display()
+            ))
+        })?
+        .map_err(|err| fail(&shared.path, what, err))
+}
+
+#[async_trait]
+impl Connector for LocalConnector {
+    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+        let (queue, lease) = (self.shared.queue.clone(), self.shared.config.lease);
+        let token = fastrand::i64(1..);
+        let rows = self
+            .blocking("cannot fetch from", move |store| {
+                store.lease(&queue, max, lease, token)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| transaction(row, token))
+            .collect())
+    }
+
+    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+        let receipt = receipt(tx)?;
+        match settlement {
+            Settlement::Ack | Settlement::Drop(_) => {
+                let pending = {
+                    let mut pending = lock(&self.shared.pending);
+                    pending.push(receipt);
+                    pending.len()
+                };
+                if pending >= ACK_BATCH {
+                    self.shared.flush_now.notify_one();
+                }
+                Ok(())
+            }
+            Settlement::Requeue => self
+                .blocking("cannot requeue in", move |store| store.requeue(&[receipt]))
+                .await
+                .map(drop),
+            Settlement::DeadLetter(failure) => {
+                let failure = failure.clone();
+                let (seq, token) = receipt;
+                self.blocking("cannot dead-letter in", move |store| {
+                    store.dead_letter(seq, token, &failure)
+                })
+                .await
+                .map(drop)
+            }
+        }
+    }
+
+    async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
+        if transactions.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(String, bytes::Bytes, String)> = transactions
+            .iter()
+            .map(|tx| {
+                (
+                    tx.id().to_owned(),
+                    tx.payload().clone(),
+                    metadata_json(tx.metadata()),
+                )
+            })
+            .collect();
+        let queue = self.shared.queue.clone();
+        self.blocking("cannot enqueue into", move |store| {
+            let rows: Vec<NewRow<'_>> = rows
+                .iter()
+                .map(|(id, payload, metadata)| NewRow {
+                    id,
+                    payload,
+                    metadata: metadata.clone(),
+                })
+                .collect();
+            store.enqueue(&queue, &rows)
+        })
+        .await
+    }
+
+    async fn count(&self) -> Result<Option<u64>, TaskError> {
+        Ok(Some(self.depths().await?.ready))
+    }
+
+    async fn health(&self) -> Result<(), TaskError> {
+        self.depths().await.map(drop)
+    }
+
+    async fn close(&self) -> Result<(), TaskError> {
+        self.shared.closed.cancel();
+        let flusher = lock(&self.flusher).take();
+        if let Some(flusher) = flusher {
+            let _ = flusher.await;
+        }
+        flush(&self.shared).await
+    }
+}
+
+/// Deletes acked rows every `ack_interval`, or at once when a batch is waiting.
+async fn flush_acks(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(shared.config.ack_interval) => {}
+            () = shared.flush_now.notified() => {}
+            () = shared.closed.cancelled() => return,
+        }
+        if let Err(err) = flush(&shared).await {
+            tracing::warn!(queue = %shared.queue, error = %err.chain(), "Acks not written; those transactions will be delivered again when their lease runs out");
+        }
+    }
+}
+
+async fn flush(shared: &Arc<Shared>) -> Result<(), TaskError> {
+    let acked = std::mem::take(&mut *lock(&shared.pending));
+    if acked.is_empty() {
+        return Ok(());
+    }
+    on_store(shared, "cannot ack in", move |store| store.ack(&acked))
+        .await
+        .map(drop)
+}
+
+fn transaction(row: Leased, token: i64) -> Transaction {
+    let metadata: Metadata = serde_json::from_str(&row.metadata).unwrap_or_default();
+    let mut builder = Transaction::builder(row.id).payload(row.payload);
+    for (key, value) in metadata {
+        builder = builder.meta(key, value);
+    }
+    builder
+        .meta(meta::RECEIPT, format!("{}:{token}", row.seq))
+        .meta(meta::DELIVERIES, row.deliveries.to_string())
+        .build()
+}
+
+/// The metadata to store: everything but this connector's own receipt keys.
+fn metadata_json(metadata: &Metadata) -> String {
+    let kept: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .filter(|(key, _)| !key.starts_with("local."))
+        .map(|(key, value)| (key.clone(), value.as_str().into()))
+        .collect();
+    serde_json::Value::Object(kept).to_string()
+}
+
+fn receipt(tx: &Transaction) -> Result<(i64, i64), TaskError> {
+    tx.meta(meta::RECEIPT)
+        .and_then(|r| r.split_once(':'))
+        .and_then(|(seq, token)| Some((seq.parse().ok()?, token.parse().ok()?)))
+        .ok_or_else(|| {
+            TaskError::system(format!(
+                "transaction {} was not fetched from a local queue (no {} metadata)",
+                tx.id(),
+                meta::RECEIPT
+            ))
+            .non_retryable()
+        })
+}
+
+fn fail(path: &std::path::Path, what: &str, err: rusqlite::Error) -> TaskError {
+    let busy = matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    let error = TaskError::system(format!(
+        "local queue {}: {what} the database",
+        path.display()
+    ))
+    .with_source(err);
+    if busy { error } else { error.non_retryable() }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,240 @@
+//! `queue`: feed and inspect the local queues (`type = "local"`) of the config file.
+//!
+//! ```text
+//! ergon-runner queue enqueue CONNECTOR [--file FILE]    JSON lines from FILE or stdin
+//! ergon-runner queue stats [CONNECTOR...]               ready, in flight, expired, dead
+//! ergon-runner queue dead-letters CONNECTOR [--limit N] the failures, one JSON line each
+//! ergon-runner queue requeue-dead CONNECTOR             put the dead letters back
+//! ```
+
+use std::io::BufRead as _;
+use std::path::Path;
+
+use ergon_connectors::local::{LocalConfig, NewRow, Store};
+use ergon_core::config::{ConfigEnv, decode};
+
+use crate::config::{ConfigError, LoadedConfig};
+
+/// Rows written per SQLite transaction while enqueueing.
+const ENQUEUE_BATCH: usize = 1_000;
+
+/// A local queue named in the config file: its database and queue name.
+struct Named {
+    store: Store,
+    queue: String,
+}
+
+/// Opens the local queue of `[connectors.NAME]`.
+fn open(loaded: &LoadedConfig, name: &str) -> Result<Named, ConfigError> {
+    let file = &loaded.file;
+    let at = |key: String, message: String| ConfigError::new(file, key, message);
+    let table = loaded.config.connectors.get(name).ok_or_else(|| {
+        let known: Vec<&str> = loaded
+            .config
+            .connectors
+            .keys()
+            .map(String::as_str)
+            .collect();
+        at(
+            format!("connectors.{name}"),
+            format!("no such connector; the file defines {known:?}"),
+        )
+    })?;
+    let mut table = table.clone();
+    let kind = table.as_object_mut().and_then(|t| t.remove("type"));
+    if kind.as_ref().and_then(|k| k.as_str()) != Some("local") {
+        return Err(at(
+            format!("connectors.{name}.type"),
+            format!(
+                "`queue` works on `type = \"local\"` connectors, not {}",
+                kind.unwrap_or_default()
+            ),
+        ));
+    }
+    let config: LocalConfig = decode(table)
+        .map_err(|issue| at(format!("connectors.{name}.{}", issue.path), issue.message))?;
+    let env = ConfigEnv {
+        name: name.to_owned(),
+        base_dir: loaded.base_dir.clone(),
+    };
+    let (path, queue) = config.resolved(&env);
+    let store = Store::open(&path).map_err(|err| {
+        at(
+            format!("connectors.{name}.path"),
+            format!("cannot open {}: {err}", path.display()),
+        )
+    })?;
+    Ok(Named { store, queue })
+}
+
+/// The local connectors of the file, by name.
+fn local_connectors(loaded: &LoadedConfig) -> Vec<String> {
+    loaded
+        .config
+        .connectors
+        .iter()
+        .filter(|(_, table)| table.get("type").and_then(|t| t.as_str()) == Some("local"))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Enqueues the JSON lines of `source` (a file, or stdin when `None` or `-`) into
+/// `connector`. Each line's `id` field (a string or a number) is its id, else
+/// `LABEL:LINE`. All or nothing: a line that is not JSON stops the command before
+/// anything is written, naming the line.
+///
+/// # Errors
+///
+/// An unknown or non-local connector, an unreadable source, a line that is not JSON.
+pub fn enqueue(
+    loaded: &LoadedConfig,
+    connector: &str,
+    source: Option<&Path>,
+) -> Result<String, ConfigError> {
+    let mut named = open(loaded, connector)?;
+    let (label, reader): (String, Box<dyn std::io::BufRead>) = match source {
+        Some(path) if path != Path::new("-") => {
+            let file = std::fs::File::open(path)
+                .map_err(|err| ConfigError::new(path, "", format!("cannot read: {err}")))?;
+            let label = path
+                .file_name()
+                .map_or_else(|| "input".into(), |n| n.to_string_lossy().into_owned());
+            (label, Box::new(std::io::BufReader::new(file)))
+        }
+        _ => (
+            "stdin".into(),
+            Box::new(std::io::BufReader::new(std::io::stdin())),
+        ),
+    };
+    let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line =
+            line.map_err(|err| ConfigError::new(Path::new(&label), format!("line {number}"), err))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(&line).map_err(|err| {
+            ConfigError::new(
+                Path::new(&label),
+                format!("line {number}"),
+                format!("not JSON: {err}; nothing was enqueued"),
+            )
+        })?;
+        let id = match &value["id"] {
+            serde_json::Value::String(id) => id.clone(),
+            serde_json::Value::Number(id) => id.to_string(),
+            _ => format!("{label}:{number}"),
+        };
+        rows.push((id, line.into_bytes()));
+    }
+    for chunk in rows.chunks(ENQUEUE_BATCH) {
+        let batch: Vec<NewRow<'_>> = chunk
+            .iter()
+            .map(|(id, payload)| NewRow {
+                id,
+                payload,
+                metadata: "{}".into(),
+            })
+            .collect();
+        named.store.enqueue(&named.queue, &batch).map_err(|err| {
+            ConfigError::new(
+                &loaded.file,
+                format!("connectors.{connector}"),
+                format!("enqueue failed: {err}"),
+            )
+        })?;
+    }
+    Ok(format!(
+        "enqueued {} transaction(s) into {connector} (queue {})\n",
+        rows.len(),
+        named.queue
+    ))
+}
+
+/// One line per local connector (all of them when `connectors` is empty): ready, in
+/// flight, expired leases (to be delivered again) and dead letters.
+///
+/// # Errors
+///
+/// An unknown or non-local connector, or a database that cannot be read.
+pub fn stats(loaded: &LoadedConfig, connectors: &[String]) -> Result<String, ConfigError> {
+    let names = if connectors.is_empty() {
+        local_connectors(loaded)
+    } else {
+        connectors.to_vec()
+    };
+    let mut out = String::new();
+    for name in names {
+        let named = open(loaded, &name)?;
+        let depths = named.store.depths(&named.queue).map_err(|err| {
+            ConfigError::new(
+                &loaded.file,
+                format!("connectors.{name}"),
+                format!("cannot read: {err}"),
+            )
+        })?;
+        out.push_str(&format!(
+            "{name:<20} queue={} ready={} in_flight={} expired={} dead={}\n",
+            named.queue, depths.ready, depths.in_flight, depths.expired, depths.dead
+        ));
+    }
+    Ok(out)
+}
+
+/// The dead letters of `connector`, oldest first, one JSON object per line.
+///
+/// # Errors
+///
+/// An unknown or non-local connector, or a database that cannot be read.
+pub fn dead_letters(
+    loaded: &LoadedConfig,
+    connector: &str,
+    limit: usize,
+) -> Result<String, ConfigError> {
+    let named = open(loaded, connector)?;
+    let dead = named
+        .store
+        .dead_letters(&named.queue, limit)
+        .map_err(|err| {
+            ConfigError::new(
+                &loaded.file,
+                format!("connectors.{connector}"),
+                format!("cannot read: {err}"),
+            )
+        })?;
+    let mut out = String::new();
+    for letter in dead {
+        let failure: serde_json::Value = serde_json::from_str(&letter.failure).unwrap_or_default();
+        let payload = String::from_utf8_lossy(&letter.payload);
+        let line = serde_json::json!({
+            "id": letter.id,
+            "deliveries": letter.deliveries,
+            "failure": failure,
+            "failed_at_ms": letter.failed_at,
+            "payload": payload,
+        });
+        out.push_str(&format!("{line}\n"));
+    }
+    Ok(out)
+}
+
+/// Puts every dead letter of `connector` back at the end of its queue.
+///
+/// # Errors
+///
+/// An unknown or non-local connector, or a database that cannot be written.
+pub fn requeue_dead(loaded: &LoadedConfig, connector: &str) -> Result<String, ConfigError> {
+    let mut named = open(loaded, connector)?;
+    let moved = named.store.requeue_dead(&named.queue).map_err(|err| {
+        ConfigError::new(
+            &loaded.file,
+            format!("connectors.{connector}"),
+            format!("cannot requeue: {err}"),
+        )
+    })?;
+    Ok(format!(
+        "requeued {moved} dead letter(s) into {connector} (queue {})\n",
+        named.queue
+    ))
+}
