@@ -180,6 +180,18 @@ const CASES: &[Case] = &[
         tx: 100_000,
     },
     Case {
+        name: "local_enqueue",
+        parent: local::parent,
+        child: local::child,
+        tx: 100_000,
+    },
+    Case {
+        name: "local_consume",
+        parent: local::parent,
+        child: local::child,
+        tx: 100_000,
+    },
+    Case {
         name: "telemetry_off",
         parent: telemetry::parent,
         child: telemetry::child,
@@ -886,7 +898,7 @@ mod amqp {
 
     const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
     /// Every message's body.
-    const BODY: [u8; 100] = [b'x'; 100];
+    pub(super) const BODY: [u8; 100] = [b'x'; 100];
     /// Transactions in flight in the engine when consuming.
     const CONCURRENCY: usize = 64;
     /// Transactions in flight in the engine when publishing: each waits for its confirm,
@@ -1098,9 +1110,9 @@ mod amqp {
     }
 
     /// Generates `n` transactions of [`BODY`] and dispatches each unchanged.
-    struct Publish {
-        next: AtomicU64,
-        n: u64,
+    pub(super) struct Publish {
+        pub(super) next: AtomicU64,
+        pub(super) n: u64,
     }
 
     impl Producer for Publish {
@@ -1293,5 +1305,116 @@ mod telemetry {
                 return;
             }
         }
+    }
+}
+
+/// `local_enqueue`, `local_consume`: the local queue (SQLite file in a temporary
+/// directory). Enqueue: a producer at concurrency 64 dispatching 100,000 100-byte
+/// transactions into it, one dispatch per transaction. Consume: 100,000 pre-enqueued
+/// (not timed) fetched, processed by a no-op consumer at concurrency 64 and acked.
+/// Prints `bench <case> tx= tx_per_s=` (best of the rounds).
+mod local {
+    use super::*;
+    use ergon_connectors::local::{LocalConfig, LocalConnector, NewRow, Store};
+    use ergon_core::ProducerPolicy;
+
+    pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let mut runs = Vec::new();
+        for _ in 0..bench.rounds {
+            runs.push(bench.sample(case, "engine")?["tx_per_s"]);
+        }
+        let best = runs.iter().copied().fold(0.0_f64, f64::max);
+        eprintln!("# {}: runs {runs:.0?}", case.name);
+        Ok(format!(
+            "bench {} tx={} tx_per_s={best:.0}",
+            case.name,
+            bench.tx(case)
+        ))
+    }
+
+    pub(super) fn child(_variant: &str) -> Result<Sample, String> {
+        let n = env_or("ERGON_BENCH_TX", 100_000);
+        let case = std::env::var(CHILD_ENV).unwrap_or_default();
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("queue.db");
+        runtime().block_on(async {
+            let queue = LocalConnector::open(path.clone(), "bench".into(), &LocalConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let queue = Arc::new(queue);
+            let elapsed = if case.starts_with("local_enqueue") {
+                enqueue(queue.clone(), n).await?
+            } else {
+                fill(&path, n)?;
+                consume(queue.clone(), n).await?
+            };
+            queue.close().await.map_err(|e| e.to_string())?;
+            let depths = queue.depths().await.map_err(|e| e.to_string())?;
+            let expected = if case.starts_with("local_enqueue") {
+                n
+            } else {
+                0
+            };
+            if depths.ready != expected || depths.in_flight != 0 {
+                return Err(format!(
+                    "queue holds {depths:?} after the run, expected {expected} ready"
+                ));
+            }
+            let mut sample = Sample::new();
+            sample.insert("tx".into(), n as f64);
+            sample.insert("tx_per_s".into(), n as f64 / elapsed.as_secs_f64());
+            Ok(sample)
+        })
+    }
+
+    async fn enqueue(output: Arc<LocalConnector>, n: u64) -> Result<Duration, String> {
+        let mut policy = ProducerPolicy::default();
+        policy.r#loop.concurrency = 64;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let cx = Context::builder("bench").output(output).build();
+        let task = Arc::new(amqp::Publish {
+            next: AtomicU64::new(0),
+            n,
+        });
+        let started = Instant::now();
+        ConsumeLoop::producer(task, cx, Arc::new(policy))
+            .run()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
+    }
+
+    fn fill(path: &std::path::Path, n: u64) -> Result<(), String> {
+        let mut store = Store::open(path).map_err(|e| e.to_string())?;
+        let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<NewRow<'_>> = chunk
+                .iter()
+                .map(|id| NewRow {
+                    id,
+                    payload: &amqp::BODY,
+                    metadata: "{}".into(),
+                })
+                .collect();
+            store.enqueue("bench", &rows).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn consume(input: Arc<LocalConnector>, n: u64) -> Result<Duration, String> {
+        let mut policy = ConsumerPolicy::default();
+        policy.r#loop.concurrency = 64;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        let cx = Context::builder("bench").input(input).build();
+        let started = Instant::now();
+        let end = ConsumeLoop::consumer(Arc::new(inmemory::Noop), cx, Arc::new(policy))
+            .run()
+            .await
+            .map_err(|e| e.to_string())?;
+        let elapsed = started.elapsed();
+        if end != ergon_core::runner::LoopEnd::Exhausted {
+            return Err(format!("the loop ended with {end:?}, n = {n}"));
+        }
+        Ok(elapsed)
     }
 }

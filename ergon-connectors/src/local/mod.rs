@@ -105,6 +105,8 @@ struct Shared {
     config: LocalConfig,
     /// Acked or dropped rows not deleted yet: `(seq, lease)`.
     pending: Mutex<Vec<(i64, i64)>>,
+    /// Dispatched rows waiting for the writer, and whether it is writing.
+    appends: Mutex<Appends>,
     flush_now: Notify,
     closed: CancellationToken,
 }
@@ -133,6 +135,7 @@ impl LocalConnector {
             queue,
             config: config.clone(),
             pending: Mutex::new(Vec::new()),
+            appends: Mutex::new(Appends::default()),
             flush_now: Notify::new(),
             closed: CancellationToken::new(),
         });
@@ -229,33 +232,36 @@ impl Connector for LocalConnector {
         }
     }
 
+    /// Group commit: the rows join the batch the writer takes next, and the call returns
+    /// when the transaction that wrote them committed. Concurrent dispatches share one
+    /// commit (one per dispatch measured 13 k tx/s at concurrency 64).
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
         if transactions.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(String, bytes::Bytes, String)> = transactions
-            .iter()
-            .map(|tx| {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let start_writer = {
+            let mut appends = lock(&self.shared.appends);
+            appends.rows.extend(transactions.iter().map(|tx| {
                 (
                     tx.id().to_owned(),
                     tx.payload().clone(),
                     metadata_json(tx.metadata()),
                 )
-            })
-            .collect();
-        let queue = self.shared.queue.clone();
-        self.blocking("cannot enqueue into", move |store| {
-            let rows: Vec<NewRow<'_>> = rows
-                .iter()
-                .map(|(id, payload, metadata)| NewRow {
-                    id,
-                    payload,
-                    metadata: metadata.clone(),
-                })
-                .collect();
-            store.enqueue(&queue, &rows)
-        })
-        .await
+            }));
+            appends.waiting.push(done);
+            !std::mem::replace(&mut appends.writing, true)
+        };
+        if start_writer {
+            let shared = self.shared.clone();
+            tokio::task::spawn_blocking(move || write_appends(&shared));
+        }
+        written.await.map_err(|_| {
+            TaskError::system(format!(
+                "local queue {}: the writer stopped",
+                self.shared.path.display()
+            ))
+        })?
     }
 
     async fn count(&self) -> Result<Option<u64>, TaskError> {
@@ -273,6 +279,58 @@ impl Connector for LocalConnector {
             let _ = flusher.await;
         }
         flush(&self.shared).await
+    }
+}
+
+/// Dispatched rows waiting to be written, with the callers waiting for the commit.
+#[derive(Default)]
+struct Appends {
+    rows: Vec<(String, bytes::Bytes, String)>,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), TaskError>>>,
+    writing: bool,
+}
+
+/// The writer: commits whatever has been dispatched, batch after batch, until nothing
+/// waits (then the next dispatch starts it again).
+fn write_appends(shared: &Shared) {
+    loop {
+        let (rows, waiting) = {
+            let mut appends = lock(&shared.appends);
+            if appends.waiting.is_empty() {
+                appends.writing = false;
+                return;
+            }
+            (
+                std::mem::take(&mut appends.rows),
+                std::mem::take(&mut appends.waiting),
+            )
+        };
+        let batch: Vec<NewRow<'_>> = rows
+            .iter()
+            .map(|(id, payload, metadata)| NewRow {
+                id,
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        let written = lock(&shared.store).enqueue(&shared.queue, &batch);
+        let (retryable, message) = match &written {
+            Ok(()) => (false, String::new()),
+            Err(err) => (is_busy(err), err.to_string()),
+        };
+        for caller in waiting {
+            let result = match &written {
+                Ok(()) => Ok(()),
+                Err(_) => {
+                    let err = TaskError::system(format!(
+                        "local queue {}: cannot enqueue into the database: {message}",
+                        shared.path.display()
+                    ));
+                    Err(if retryable { err } else { err.non_retryable() })
+                }
+            };
+            let _ = caller.send(result);
+        }
     }
 }
 
@@ -337,16 +395,21 @@ fn receipt(tx: &Transaction) -> Result<(i64, i64), TaskError> {
 }
 
 fn fail(path: &std::path::Path, what: &str, err: rusqlite::Error) -> TaskError {
-    let busy = matches!(
-        err.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
+    let busy = is_busy(&err);
     let error = TaskError::system(format!(
         "local queue {}: {what} the database",
         path.display()
     ))
     .with_source(err);
     if busy { error } else { error.non_retryable() }
+}
+
+/// Whether another connection held the lock past the busy timeout: worth retrying.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

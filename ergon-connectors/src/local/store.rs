@@ -7,6 +7,10 @@
 //!                      visible_at (ms; later than now while leased) · deliveries · lease
 //! ergon_dead_letters   the row as it was, plus task · step · category · error · attempts · failed_at
 //! ```
+//!
+//! The index is `(queue, seq, visible_at)`: a fetch walks the queue in order and skips
+//! the few leased rows at its head. (An index led by `visible_at` made every fetch sort
+//! all visible rows to find the oldest: 26 k tx/s consumed at 100,000 queued.)
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -87,7 +91,7 @@ CREATE TABLE IF NOT EXISTS ergon_queue (
     deliveries INTEGER NOT NULL DEFAULT 0,
     lease INTEGER
 );
-CREATE INDEX IF NOT EXISTS ergon_queue_ready ON ergon_queue (queue, visible_at, seq);
+CREATE INDEX IF NOT EXISTS ergon_queue_order ON ergon_queue (queue, seq, visible_at);
 CREATE TABLE IF NOT EXISTS ergon_dead_letters (
     seq INTEGER PRIMARY KEY,
     queue TEXT NOT NULL,
