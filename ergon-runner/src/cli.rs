@@ -67,6 +67,10 @@ enum QueueAction {
         /// The JSON lines file; stdin when absent or `-`.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Refuse the whole input when a line is not JSON (default: enqueue it as it is,
+        /// for the task to reject and dead-letter).
+        #[arg(long)]
+        strict: bool,
     },
     /// Show ready, in-flight, expired and dead transactions per local queue.
     Stats {
@@ -149,9 +153,11 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
 fn queue(file: &std::path::Path, action: QueueAction) -> Result<u8, ConfigError> {
     let loaded = config::load(file)?;
     let out = match action {
-        QueueAction::Enqueue { connector, file } => {
-            commands::queue::enqueue(&loaded, &connector, file.as_deref())?
-        }
+        QueueAction::Enqueue {
+            connector,
+            file,
+            strict,
+        } => commands::queue::enqueue(&loaded, &connector, file.as_deref(), strict)?,
         QueueAction::Stats { connectors } => commands::queue::stats(&loaded, &connectors)?,
         QueueAction::DeadLetters { connector, limit } => {
             commands::queue::dead_letters(&loaded, &connector, limit)?

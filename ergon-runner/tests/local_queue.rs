@@ -122,12 +122,20 @@ fn queue_commands_enqueue_show_and_requeue() {
     let (dir, config) = setup("30s");
     enqueue(dir.path(), &config, 3);
     assert_eq!(stats(&config), (3, 0, 0, 0));
-    // A bad line stops the command before anything is written, naming the line.
+    // With --strict, a bad line stops the command before anything is written, naming
+    // the line; without, it is enqueued as it is and named.
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"id\":\"x\"}\nnot json\n").unwrap();
     let out = runner(
         &config,
-        &["queue", "enqueue", "inbox", "--file", bad.to_str().unwrap()],
+        &[
+            "queue",
+            "enqueue",
+            "inbox",
+            "--strict",
+            "--file",
+            bad.to_str().unwrap(),
+        ],
     )
     .output()
     .unwrap();
@@ -138,6 +146,16 @@ fn queue_commands_enqueue_show_and_requeue() {
         "{stderr}"
     );
     assert_eq!(stats(&config), (3, 0, 0, 0));
+    let out = run(
+        &config,
+        &["queue", "enqueue", "inbox", "--file", bad.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("enqueued 2 transaction(s)") && stdout.contains("bad.jsonl line(s) [2]"),
+        "{stdout}"
+    );
+    assert_eq!(stats(&config), (5, 0, 0, 0));
     // stdin works too; `queue` refuses a connector that is not local.
     let mut child = runner(&config, &["queue", "enqueue", "inbox"])
         .stdin(Stdio::piped())
@@ -152,7 +170,7 @@ fn queue_commands_enqueue_show_and_requeue() {
         .write_all(b"{\"id\":\"s-1\"}\n")
         .unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
-    assert_eq!(stats(&config).0, 4);
+    assert_eq!(stats(&config).0, 6);
     let out = runner(&config, &["queue", "stats", "done"])
         .output()
         .unwrap();

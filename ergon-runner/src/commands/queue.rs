@@ -1,7 +1,8 @@
 //! `queue`: feed and inspect the local queues (`type = "local"`) of the config file.
 //!
 //! ```text
-//! ergon-runner queue enqueue CONNECTOR [--file FILE]    JSON lines from FILE or stdin
+//! ergon-runner queue enqueue CONNECTOR [--file FILE] [--strict]
+//!                                                       JSON lines from FILE or stdin
 //! ergon-runner queue stats [CONNECTOR...]               ready, in flight, expired, dead
 //! ergon-runner queue dead-letters CONNECTOR [--limit N] the failures, one JSON line each
 //! ergon-runner queue requeue-dead CONNECTOR             put the dead letters back
@@ -78,18 +79,22 @@ fn local_connectors(loaded: &LoadedConfig) -> Vec<String> {
         .collect()
 }
 
-/// Enqueues the JSON lines of `source` (a file, or stdin when `None` or `-`) into
+/// Enqueues the lines of `source` (a file, or stdin when `None` or `-`) into
 /// `connector`. Each line's `id` field (a string or a number) is its id, else
-/// `LABEL:LINE`. All or nothing: a line that is not JSON stops the command before
-/// anything is written, naming the line.
+/// `LABEL:LINE`. A line that is not JSON is enqueued as it is, as the file connector
+/// delivers it (the task rejects it as a business error and it is dead-lettered, intact),
+/// and named in the report; with `strict` it stops the command before anything is
+/// written.
 ///
 /// # Errors
 ///
-/// An unknown or non-local connector, an unreadable source, a line that is not JSON.
+/// An unknown or non-local connector, an unreadable source, with `strict` a line that is
+/// not JSON.
 pub fn enqueue(
     loaded: &LoadedConfig,
     connector: &str,
     source: Option<&Path>,
+    strict: bool,
 ) -> Result<String, ConfigError> {
     let mut named = open(loaded, connector)?;
     let (label, reader): (String, Box<dyn std::io::BufRead>) = match source {
@@ -107,6 +112,7 @@ pub fn enqueue(
         ),
     };
     let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut invalid = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let line =
@@ -114,17 +120,23 @@ pub fn enqueue(
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line).map_err(|err| {
-            ConfigError::new(
-                Path::new(&label),
-                format!("line {number}"),
-                format!("not JSON: {err}; nothing was enqueued"),
-            )
-        })?;
-        let id = match &value["id"] {
-            serde_json::Value::String(id) => id.clone(),
-            serde_json::Value::Number(id) => id.to_string(),
-            _ => format!("{label}:{number}"),
+        let id = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(value) => match &value["id"] {
+                serde_json::Value::String(id) => id.clone(),
+                serde_json::Value::Number(id) => id.to_string(),
+                _ => format!("{label}:{number}"),
+            },
+            Err(err) if strict => {
+                return Err(ConfigError::new(
+                    Path::new(&label),
+                    format!("line {number}"),
+                    format!("not JSON: {err}; nothing was enqueued"),
+                ));
+            }
+            Err(_) => {
+                invalid.push(number);
+                format!("{label}:{number}")
+            }
         };
         rows.push((id, line.into_bytes()));
     }
@@ -145,11 +157,17 @@ pub fn enqueue(
             )
         })?;
     }
-    Ok(format!(
+    let mut report = format!(
         "enqueued {} transaction(s) into {connector} (queue {})\n",
         rows.len(),
         named.queue
-    ))
+    );
+    if !invalid.is_empty() {
+        report.push_str(&format!(
+            "not JSON, enqueued as they are (the task will reject them): {label} line(s) {invalid:?}\n"
+        ));
+    }
+    Ok(report)
 }
 
 /// One line per local connector (all of them when `connectors` is empty): ready, in

@@ -163,6 +163,71 @@ fn list_shows_the_task_and_the_binarys_pieces() {
         stdout.contains("order_validation     role=consumer model=async"),
         "{stdout}"
     );
-    assert!(stdout.contains("connector types: file, memory"), "{stdout}");
+    assert!(
+        stdout.contains("connector types: file, local, memory, rabbitmq"),
+        "{stdout}"
+    );
     assert!(stdout.contains("service types: memory_kv"), "{stdout}");
+}
+
+#[test]
+fn streams_the_orders_from_the_embedded_durable_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["streaming.toml", "orders.jsonl"] {
+        std::fs::copy(here.join(file), dir.path().join(file)).unwrap();
+    }
+    let config = dir.path().join("streaming.toml");
+    let orders = dir.path().join("orders.jsonl");
+    let out = quickstart(
+        &config,
+        &[
+            "queue",
+            "enqueue",
+            "orders",
+            "--file",
+            orders.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("enqueued 22 transaction(s)"),
+        "{out:?}"
+    );
+
+    // Streaming never ends on its own: the test stops it after the 22 orders.
+    let out = Command::new(env!("CARGO_BIN_EXE_quickstart"))
+        .arg("--config")
+        .arg(&config)
+        .env("ERGON__TASKS__VALIDATE_ORDERS__POLICY__LOOP__LIMIT", "22")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("processed=22 succeeded=15 failed=7"),
+        "{stdout}"
+    );
+    assert_eq!(json_lines(&dir.path().join("out/accepted.jsonl")).len(), 15);
+
+    let stats =
+        String::from_utf8_lossy(&quickstart(&config, &["queue", "stats"]).stdout).to_string();
+    assert!(
+        stats.contains("ready=0 in_flight=0 expired=0 dead=7"),
+        "{stats}"
+    );
+    let dead = quickstart(&config, &["queue", "dead-letters", "orders"]);
+    let dead: Vec<serde_json::Value> = String::from_utf8_lossy(&dead.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 7);
+    assert!(
+        dead.iter().all(|d| d["failure"]["category"] == "business"),
+        "{dead:?}"
+    );
 }
