@@ -16,12 +16,30 @@ fn example_copy() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn quickstart(config: &Path, args: &[&str]) -> Output {
+    quickstart_with(config, args, &[])
+}
+
+/// Runs the quickstart with `env` set.
+fn quickstart_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_quickstart"))
         .arg("--config")
         .arg(config)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// The stdout of a run that must succeed.
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn json_lines(path: &Path) -> Vec<serde_json::Value> {
@@ -35,14 +53,7 @@ fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn validates_the_orders_and_writes_accepted_and_rejected_files() {
     let (dir, config) = example_copy();
-    let out = quickstart(&config, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&quickstart(&config, &[]));
     assert!(
         stdout.contains(
             "task validate_orders: processed=22 succeeded=15 failed=7 business=7 system=0 timeout=0 \
@@ -195,19 +206,8 @@ fn streams_the_orders_from_the_embedded_durable_queue() {
     );
 
     // Streaming never ends on its own: the test stops it after the 22 orders.
-    let out = Command::new(env!("CARGO_BIN_EXE_quickstart"))
-        .arg("--config")
-        .arg(&config)
-        .env("ERGON__TASKS__VALIDATE_ORDERS__POLICY__LOOP__LIMIT", "22")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let limit = [("ERGON__TASKS__VALIDATE_ORDERS__POLICY__LOOP__LIMIT", "22")];
+    let stdout = succeeded(&quickstart_with(&config, &[], &limit));
     assert!(
         stdout.contains("processed=22 succeeded=15 failed=7"),
         "{stdout}"
