@@ -269,7 +269,7 @@ impl Connector for LocalConnector {
     }
 
     async fn health(&self) -> Result<(), TaskError> {
-        self.depths().await.map(drop)
+        self.blocking("cannot read", |store| store.ping()).await
     }
 
     async fn close(&self) -> Result<(), TaskError> {

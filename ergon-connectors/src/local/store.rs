@@ -189,6 +189,7 @@ impl Store {
         self.per_lease(
             leased,
             "DELETE FROM ergon_queue WHERE seq = ?1 AND lease = ?2",
+            false,
         )
     }
 
@@ -196,11 +197,20 @@ impl Store {
     pub fn requeue(&mut self, leased: &[(i64, i64)]) -> rusqlite::Result<usize> {
         self.per_lease(
             leased,
-            &format!("UPDATE ergon_queue SET visible_at = {}, lease = NULL WHERE seq = ?1 AND lease = ?2", now_ms()),
+            "UPDATE ergon_queue SET visible_at = ?3, lease = NULL WHERE seq = ?1 AND lease = ?2",
+            true,
         )
     }
 
-    fn per_lease(&mut self, leased: &[(i64, i64)], sql: &str) -> rusqlite::Result<usize> {
+    /// Runs `sql` once per `(seq, lease)` as `?1`, `?2` (and the time as `?3` when
+    /// `with_time`), in one transaction.
+    fn per_lease(
+        &mut self,
+        leased: &[(i64, i64)],
+        sql: &str,
+        with_time: bool,
+    ) -> rusqlite::Result<usize> {
+        let now = now_ms();
         let tx = self
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -208,7 +218,11 @@ impl Store {
         {
             let mut statement = tx.prepare_cached(sql)?;
             for (seq, token) in leased {
-                changed += statement.execute(params![seq, token])?;
+                changed += if with_time {
+                    statement.execute(params![seq, token, now])?
+                } else {
+                    statement.execute(params![seq, token])?
+                };
             }
         }
         tx.commit()?;
@@ -226,14 +240,14 @@ impl Store {
         let tx = self
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let described = format!(
-            "{{\"task\":{},\"step\":{},\"category\":{},\"error\":{},\"attempts\":{}}}",
-            json_string(&failure.task),
-            json_string(failure.step),
-            json_string(failure.category.as_str()),
-            json_string(&failure.message),
-            failure.attempts
-        );
+        let described = serde_json::json!({
+            "task": &*failure.task,
+            "step": failure.step,
+            "category": failure.category.as_str(),
+            "error": failure.message,
+            "attempts": failure.attempts,
+        })
+        .to_string();
         let moved = tx.execute(
             "INSERT INTO ergon_dead_letters (seq, queue, id, payload, metadata, deliveries, failure, failed_at)
              SELECT seq, queue, id, payload, metadata, deliveries, ?3, ?4 FROM ergon_queue
@@ -246,6 +260,11 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(moved == 1)
+    }
+
+    /// Whether the database answers (a health check that reads no rows).
+    pub fn ping(&self) -> rusqlite::Result<()> {
+        self.db.query_row("SELECT 1", [], |_| Ok(()))
     }
 
     /// What `queue` holds now.
@@ -323,8 +342,4 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn json_string(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
 }
