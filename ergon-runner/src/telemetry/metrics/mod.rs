@@ -225,7 +225,7 @@ pub fn collect(board: &WorkerBoard) -> Vec<Family> {
     ));
     families.push(per_step(
         "ergon.step.duration",
-        "Time a transaction spent in a step",
+        "Duration of each attempt of a step (of the whole step for fetch; settle is counted, not timed)",
         "s",
         Kind::Histogram,
         &|t, i| {
