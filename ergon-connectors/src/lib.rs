@@ -44,6 +44,20 @@
 //!
 //! The keys and their defaults are documented on [`file::FileConfig`].
 //!
+//! ## `type = "local"` ([`local`])
+//!
+//! The embedded durable queue: a named queue in an SQLite file (WAL), with leases
+//! (visibility timeout, delivery count), coalesced acks, group-committed dispatches and a
+//! dead-letter table; several workers and processes can share one file. The keys are
+//! documented on [`local::LocalConfig`]; `ergon-runner queue` feeds and inspects it.
+//!
+//! ```toml
+//! [connectors.orders]
+//! type = "local"
+//! path = "data/queue.db"                # relative to the config file
+//! lease = "30s"
+//! ```
+//!
 //! ## `type = "rabbitmq"` ([`rabbitmq`])
 //!
 //! A RabbitMQ queue: consumed with manual, coalesced acknowledgements and a prefetch;
@@ -66,6 +80,7 @@
 //!
 //! * `memory`: the [`memory`] connector.
 //! * `file`: the [`file`](mod@file) connector (adds `tokio`, whose blocking pool runs the file I/O).
+//! * `local`: the [`local`] connector (adds `rusqlite` with SQLite bundled).
 //! * `rabbitmq`: the [`rabbitmq`] connector (adds `lapin`, with rustls on `ring` for
 //!   `amqps://`).
 //!

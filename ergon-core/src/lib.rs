@@ -31,7 +31,8 @@
 //!   transaction's path.
 //! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives every role, and the
 //!   [`ThreadPool`](runner::ThreadPool) blocking tasks run on.
-//! * [`telemetry`]: span and attribute names.
+//! * [`telemetry`]: attribute names, per-batch sampling, the timing switch, W3C trace
+//!   context in and out of transactions, lock-free histograms.
 //!
 //! ## Feature flags
 //!
