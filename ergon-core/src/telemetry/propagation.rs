@@ -2,7 +2,7 @@
 //!
 //! Inbound: [`remote_parent`] reads a transaction's `traceparent`, and the loop makes it
 //! the parent of the transaction's span. Outbound: the dispatch step writes the current
-//! span's context into every transaction it sends ([`inject`]), so the next task — in
+//! span's context into every transaction it sends (`inject`), so the next task — in
 //! this process or another, across RabbitMQ or a file — continues the same trace.
 
 use std::str::FromStr as _;
