@@ -285,9 +285,12 @@ impl ConnectorKind for Stuck {
     }
 }
 
-/// Starts the tasks of `toml` with a health endpoint (`stall_after` 200 ms); returns its
+/// Starts the tasks of `toml` with a health endpoint (`stall_after` as given); returns its
 /// address and the health, sampled by its watcher.
-async fn watched(toml: &str) -> (std::net::SocketAddr, Arc<Health>, tempfile::TempDir) {
+async fn watched(
+    toml: &str,
+    stall_after: Duration,
+) -> (std::net::SocketAddr, Arc<Health>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::with_builtins()
         .connector_kind(Arc::new(Stuck))
@@ -299,7 +302,7 @@ async fn watched(toml: &str) -> (std::net::SocketAddr, Arc<Health>, tempfile::Te
         .board(board.clone());
     let health = Arc::new(Health::new(
         board.clone(),
-        Duration::from_millis(200),
+        stall_after,
         manager.shutdown_token(),
     ));
     tokio::spawn(manager.run());
@@ -319,10 +322,11 @@ async fn watched(toml: &str) -> (std::net::SocketAddr, Arc<Health>, tempfile::Te
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveness_fails_when_a_fetch_stalls() {
     let toml = "[connectors.jam]\ntype = \"stuck\"\n[tasks.check]\ntype = \"check\"\ninput = \"jam\"\n[tasks.check.policy.loop]\nstreaming = true\n";
-    let (address, _health, _dir) = watched(toml).await;
+    // A long enough window that the first check cannot be late on a loaded host.
+    let (address, _health, _dir) = watched(toml, Duration::from_millis(500)).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(get(address, "/health/live").await.0, 200, "not stalled yet");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, body) = get(address, "/health/live").await;
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -335,7 +339,7 @@ async fn liveness_fails_when_a_fetch_stalls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_polling_worker_stays_live_and_ready() {
     let toml = "[connectors.queue]\ntype = \"memory\"\n[tasks.check]\ntype = \"check\"\ninput = \"queue\"\n[tasks.check.policy.loop]\nstreaming = true\n[tasks.check.policy.fetch.empty]\nbackoff = \"20ms\"\nbackoff_cap = \"50ms\"\n";
-    let (address, health, _dir) = watched(toml).await;
+    let (address, health, _dir) = watched(toml, Duration::from_millis(200)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (status, body) = get(address, "/health/live").await;
     assert_eq!(status, 200, "{body}");
@@ -391,7 +395,7 @@ async fn liveness_fails_when_a_connector_cannot_reconnect() {
          [tasks.check]\ntype = \"check\"\ninput = \"rabbit\"\n[tasks.check.policy.loop]\nstreaming = true\n",
         proxy.port
     );
-    let (address, health, _dir) = watched(&toml).await;
+    let (address, health, _dir) = watched(&toml, Duration::from_millis(200)).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (status, body) = get(address, "/health/ready").await;
     assert_eq!(status, 200, "connected and polling: {body}");
