@@ -11,14 +11,12 @@ use std::time::Duration;
 use crate::envelope::{AttemptHook, Attempted};
 use crate::error::{Category, TaskError};
 use crate::step::Step;
-use crate::telemetry::histogram::{
-    BATCH_SIZE_BOUNDS, DURATION_BOUNDS_MICROS, Histogram, HistogramSnapshot,
-};
+use crate::telemetry::histogram::{BatchSize, Histogram, HistogramSnapshot, Micros};
 use crate::telemetry::timing;
 use crate::transaction::Transaction;
 
 /// Counters of one worker. Each worker owns its own, so updates never contend.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct WorkerStats {
     processed: AtomicU64,
     succeeded: AtomicU64,
@@ -41,40 +39,9 @@ pub struct WorkerStats {
     fetched: AtomicU64,
     attempts: [AtomicU64; 7],
     step_retries: [AtomicU64; 7],
-    step_micros: [Histogram; 7],
-    transaction_micros: Histogram,
-    batch_sizes: Histogram,
-}
-
-impl Default for WorkerStats {
-    fn default() -> Self {
-        Self {
-            processed: AtomicU64::default(),
-            succeeded: AtomicU64::default(),
-            failed_business: AtomicU64::default(),
-            failed_system: AtomicU64::default(),
-            failed_timeout: AtomicU64::default(),
-            retries: AtomicU64::default(),
-            dead_lettered: AtomicU64::default(),
-            requeued: AtomicU64::default(),
-            dropped: AtomicU64::default(),
-            exception_failed: AtomicU64::default(),
-            settle_failed: AtomicU64::default(),
-            abandoned: AtomicU64::default(),
-            abandoned_attempts: AtomicU64::default(),
-            dispatched: AtomicU64::default(),
-            in_flight: AtomicU64::default(),
-            fetches_started: AtomicU64::default(),
-            fetches: AtomicU64::default(),
-            empty_fetches: AtomicU64::default(),
-            fetched: AtomicU64::default(),
-            attempts: Default::default(),
-            step_retries: Default::default(),
-            step_micros: std::array::from_fn(|_| Histogram::new(DURATION_BOUNDS_MICROS)),
-            transaction_micros: Histogram::new(DURATION_BOUNDS_MICROS),
-            batch_sizes: Histogram::new(BATCH_SIZE_BOUNDS),
-        }
-    }
+    step_micros: [Histogram<Micros>; 7],
+    transaction_micros: Histogram<Micros>,
+    batch_sizes: Histogram<BatchSize>,
 }
 
 /// Point-in-time copies of one or more workers' histograms.

@@ -3,23 +3,41 @@
 //! Each worker owns its histograms, so recording is three uncontended atomic adds; the
 //! exporters merge the workers' [`HistogramSnapshot`]s when they read.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Upper bounds (inclusive, microseconds) for durations: 100 µs to 60 s.
-pub const DURATION_BOUNDS_MICROS: &[u64] = &[
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
-];
+/// The bucket bounds of a kind of histogram, chosen by type so that a worker's stats can
+/// be built with `Default`.
+pub trait Bounds {
+    /// Upper bounds (inclusive), ascending; one more bucket holds what is above the last.
+    const BOUNDS: &'static [u64];
+}
 
-/// Upper bounds (inclusive) for batch sizes.
-pub const BATCH_SIZE_BOUNDS: &[u64] = &[1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000];
-
-/// Counts of values at or below each bound, plus one bucket above the last.
+/// Durations in microseconds, 100 µs to 60 s.
 #[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [u64],
+pub struct Micros;
+
+impl Bounds for Micros {
+    const BOUNDS: &'static [u64] = &[
+        100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+        1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000, 60_000_000,
+    ];
+}
+
+/// Transactions per fetch.
+#[derive(Debug)]
+pub struct BatchSize;
+
+impl Bounds for BatchSize {
+    const BOUNDS: &'static [u64] = &[1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000];
+}
+
+/// Counts of values at or below each bound of `B`, plus one bucket above the last.
+#[derive(Debug)]
+pub struct Histogram<B> {
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
+    bounds: PhantomData<B>,
 }
 
 /// A point-in-time copy of one or more [`Histogram`]s with the same bounds.
@@ -33,20 +51,21 @@ pub struct HistogramSnapshot {
     pub sum: u64,
 }
 
-impl Histogram {
-    /// An empty histogram with `bounds` (ascending).
-    pub fn new(bounds: &'static [u64]) -> Self {
+impl<B: Bounds> Default for Histogram<B> {
+    fn default() -> Self {
         Self {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            buckets: (0..=B::BOUNDS.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
+            bounds: PhantomData,
         }
     }
+}
 
+impl<B: Bounds> Histogram<B> {
     /// Records one value.
     #[inline]
     pub fn record(&self, value: u64) {
-        let bucket = self.bounds.partition_point(|&bound| bound < value);
+        let bucket = B::BOUNDS.partition_point(|&bound| bound < value);
         self.buckets[bucket].fetch_add(1, Relaxed);
         self.sum.fetch_add(value, Relaxed);
     }
@@ -54,7 +73,7 @@ impl Histogram {
     /// Reads the buckets.
     pub fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
-            bounds: self.bounds,
+            bounds: B::BOUNDS,
             buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
             sum: self.sum.load(Relaxed),
         }
@@ -93,7 +112,11 @@ mod tests {
 
     #[test]
     fn values_land_in_the_first_bucket_whose_bound_they_do_not_exceed() {
-        let h = Histogram::new(&[10, 100]);
+        struct Two;
+        impl Bounds for Two {
+            const BOUNDS: &'static [u64] = &[10, 100];
+        }
+        let h = Histogram::<Two>::default();
         for v in [0, 10, 11, 100, 101, 5_000] {
             h.record(v);
         }
