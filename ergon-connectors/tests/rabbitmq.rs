@@ -581,3 +581,35 @@ async fn amqps_works_with_the_brokers_ca_and_fails_clearly_without_it() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     delete(&channel, &[&queue]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_delivery_after_acked_stragglers_keeps_the_channel_open() {
+    let channel = raw().await;
+    let queue = unique("stragglers");
+    let mut config = config(&queue);
+    config.prefetch = 10;
+    let connector = connector(config).await;
+    connector.dispatch(&transactions(10)).await.unwrap();
+    let fetched = fetch_n(&connector, 10).await;
+    assert_eq!(fetched.len(), 10);
+    // Nine settled above the first (still "in flight"): more than half the prefetch waits
+    // above a gap, so they are acked one by one.
+    for tx in &fetched[1..] {
+        connector.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Now the first: the multiple ack must not name a tag already acked alone (the broker
+    // would close the channel and requeue the first delivery).
+    connector
+        .settle(&fetched[0], &Settlement::Ack)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    connector.close().await.unwrap();
+    assert_eq!(
+        depth(&channel, &queue).await,
+        0,
+        "every delivery acked, none requeued"
+    );
+    delete(&channel, &[&queue]).await;
+}

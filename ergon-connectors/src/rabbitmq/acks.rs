@@ -51,20 +51,25 @@ impl AckWindow {
     }
 
     /// Advances the frontier over done tags; returns the tag to ack with `multiple` when
-    /// that covers at least one delivery waiting for an ack.
+    /// that covers at least one delivery waiting for an ack: the highest such tag, never an
+    /// answered one (acking a tag already acked alone or nacked is an unknown delivery tag
+    /// to the broker, which closes the channel and requeues everything unacked on it).
     pub(crate) fn take_multiple(&mut self) -> Option<u64> {
         let mut covered = 0;
+        let mut highest = None;
         while let Some(entry) = self.done.first_entry() {
             if *entry.key() != self.frontier + 1 {
                 break;
             }
+            let tag = *entry.key();
             if entry.remove() == Done::Ack {
                 covered += 1;
+                highest = Some(tag);
             }
             self.frontier += 1;
         }
         self.pending -= covered;
-        (covered > 0).then_some(self.frontier)
+        highest
     }
 
     /// The tags waiting above a gap, to ack one by one; they count as answered after.
@@ -132,8 +137,19 @@ mod tests {
         w.ack(1);
         assert_eq!(
             w.take_multiple(),
-            Some(3),
-            "covers 1; 2 and 3 were answered"
+            Some(1),
+            "covers 1 only: 2 and 3 were acked alone, and acking them again would close the channel"
         );
+        w.ack(4);
+        assert_eq!(w.take_multiple(), Some(4));
+    }
+
+    #[test]
+    fn the_multiple_ack_never_names_an_answered_tag() {
+        let mut w = AckWindow::default();
+        w.ack(1);
+        w.answered(2);
+        assert_eq!(w.take_multiple(), Some(1), "2 was nacked: not acked again");
+        assert_eq!(w.take_multiple(), None);
     }
 }
