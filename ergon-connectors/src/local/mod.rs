@@ -153,22 +153,14 @@ impl LocalConnector {
     /// The database cannot be read.
     pub async fn depths(&self) -> Result<Depths, TaskError> {
         let queue = self.shared.queue.clone();
-        self.blocking("cannot read the depth of", move |store| {
+        on_store(&self.shared, "cannot read the depth of", move |store| {
             store.depths(&queue)
         })
         .await
     }
-
-    /// Runs `op` on the store off the async workers.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        op: impl FnOnce(&mut Store) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, TaskError> {
-        on_store(&self.shared, what, op).await
-    }
 }
 
+/// Runs `op` on the store off the async workers.
 async fn on_store<T: Send + 'static>(
     shared: &Arc<Shared>,
     what: &'static str,
@@ -191,11 +183,10 @@ impl Connector for LocalConnector {
     async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
         let (queue, lease) = (self.shared.queue.clone(), self.shared.config.lease);
         let token = fastrand::i64(1..);
-        let rows = self
-            .blocking("cannot fetch from", move |store| {
-                store.lease(&queue, max, lease, token)
-            })
-            .await?;
+        let rows = on_store(&self.shared, "cannot fetch from", move |store| {
+            store.lease(&queue, max, lease, token)
+        })
+        .await?;
         Ok(rows
             .into_iter()
             .map(|row| transaction(row, token))
@@ -216,14 +207,15 @@ impl Connector for LocalConnector {
                 }
                 Ok(())
             }
-            Settlement::Requeue => self
-                .blocking("cannot requeue in", move |store| store.requeue(&[receipt]))
-                .await
-                .map(drop),
+            Settlement::Requeue => on_store(&self.shared, "cannot requeue in", move |store| {
+                store.requeue(&[receipt])
+            })
+            .await
+            .map(drop),
             Settlement::DeadLetter(failure) => {
                 let failure = failure.clone();
                 let (seq, token) = receipt;
-                self.blocking("cannot dead-letter in", move |store| {
+                on_store(&self.shared, "cannot dead-letter in", move |store| {
                     store.dead_letter(seq, token, &failure)
                 })
                 .await
@@ -269,7 +261,7 @@ impl Connector for LocalConnector {
     }
 
     async fn health(&self) -> Result<(), TaskError> {
-        self.blocking("cannot read", |store| store.ping()).await
+        on_store(&self.shared, "cannot read", |store| store.ping()).await
     }
 
     async fn close(&self) -> Result<(), TaskError> {

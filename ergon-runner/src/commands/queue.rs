@@ -68,6 +68,21 @@ fn open(loaded: &LoadedConfig, name: &str) -> Result<Named, ConfigError> {
     Ok(Named { store, queue })
 }
 
+/// Turns a database error of `connector` into a config error naming its table.
+fn failed<'a, E: std::fmt::Display>(
+    loaded: &'a LoadedConfig,
+    connector: &'a str,
+    what: &'a str,
+) -> impl FnOnce(E) -> ConfigError + 'a {
+    move |err| {
+        ConfigError::new(
+            &loaded.file,
+            format!("connectors.{connector}"),
+            format!("{what}: {err}"),
+        )
+    }
+}
+
 /// The local connectors of the file, by name.
 fn local_connectors(loaded: &LoadedConfig) -> Vec<String> {
     loaded
@@ -149,13 +164,11 @@ pub fn enqueue(
                 metadata: "{}".into(),
             })
             .collect();
-        named.store.enqueue(&named.queue, &batch).map_err(|err| {
-            ConfigError::new(
-                &loaded.file,
-                format!("connectors.{connector}"),
-                format!("enqueue failed: {err}"),
-            )
-        })?;
+        named.store.enqueue(&named.queue, &batch).map_err(failed(
+            loaded,
+            connector,
+            "enqueue failed",
+        ))?;
     }
     let mut report = format!(
         "enqueued {} transaction(s) into {connector} (queue {})\n",
@@ -185,13 +198,11 @@ pub fn stats(loaded: &LoadedConfig, connectors: &[String]) -> Result<String, Con
     let mut out = String::new();
     for name in names {
         let named = open(loaded, &name)?;
-        let depths = named.store.depths(&named.queue).map_err(|err| {
-            ConfigError::new(
-                &loaded.file,
-                format!("connectors.{name}"),
-                format!("cannot read: {err}"),
-            )
-        })?;
+        let depths =
+            named
+                .store
+                .depths(&named.queue)
+                .map_err(failed(loaded, &name, "cannot read"))?;
         out.push_str(&format!(
             "{name:<20} queue={} ready={} in_flight={} expired={} dead={}\n",
             named.queue, depths.ready, depths.in_flight, depths.expired, depths.dead
@@ -214,13 +225,7 @@ pub fn dead_letters(
     let dead = named
         .store
         .dead_letters(&named.queue, limit)
-        .map_err(|err| {
-            ConfigError::new(
-                &loaded.file,
-                format!("connectors.{connector}"),
-                format!("cannot read: {err}"),
-            )
-        })?;
+        .map_err(failed(loaded, connector, "cannot read"))?;
     let mut out = String::new();
     for letter in dead {
         let failure: serde_json::Value = serde_json::from_str(&letter.failure).unwrap_or_default();
@@ -244,13 +249,11 @@ pub fn dead_letters(
 /// An unknown or non-local connector, or a database that cannot be written.
 pub fn requeue_dead(loaded: &LoadedConfig, connector: &str) -> Result<String, ConfigError> {
     let mut named = open(loaded, connector)?;
-    let moved = named.store.requeue_dead(&named.queue).map_err(|err| {
-        ConfigError::new(
-            &loaded.file,
-            format!("connectors.{connector}"),
-            format!("cannot requeue: {err}"),
-        )
-    })?;
+    let moved = named.store.requeue_dead(&named.queue).map_err(failed(
+        loaded,
+        connector,
+        "cannot requeue",
+    ))?;
     Ok(format!(
         "requeued {moved} dead letter(s) into {connector} (queue {})\n",
         named.queue
