@@ -26,7 +26,7 @@ pub(crate) async fn settle(
 ) -> Attempted<()> {
     let name = Step::Settle.as_str();
     let call = |_| input.settle(tx, settlement);
-    let settled = envelope::run(name, tracing::Span::none(), policy, call, &mut ()).await;
+    let settled = envelope::run(name, None, policy, call, &mut ()).await;
     if let Err(err) = &settled.result {
         tracing::error!(
             { names::TASK } = task,

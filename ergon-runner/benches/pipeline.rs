@@ -1191,16 +1191,17 @@ mod amqp {
 }
 
 /// `telemetry_*`: `inmemory_c64` (one loop, concurrency 64) with telemetry off, with
-/// spans through ergon's tracing layer but no exporter, and exporting by OTLP/HTTP to a
+/// spans recorded into ergon's span pipeline but no exporter, and exporting by OTLP/HTTP to a
 /// receiver in the same process at 100 % and 1 % sampling. Each case alternates its
 /// variant with `off` and prints `bench <case> tx= tx_per_s= ratio_to_off=`.
 mod telemetry {
     use std::io::{Read as _, Write as _};
 
     use super::*;
-    use ergon_runner::telemetry::{self, LogFormat, traces};
+    use ergon_runner::telemetry::traces::Traces;
+    use ergon_runner::telemetry::{self, LogFormat};
+    use opentelemetry_otlp::SpanExporter;
     use opentelemetry_sdk::Resource;
-    use opentelemetry_sdk::trace::SdkTracerProvider;
 
     const WARM_UP: u64 = 100_000;
 
@@ -1234,31 +1235,29 @@ mod telemetry {
 
     pub(super) fn child(variant: &str) -> Result<Sample, String> {
         let tx = env_or("ERGON_BENCH_TX", 1_000_000);
-        let provider = match variant {
+        let resource = Resource::builder_empty().build();
+        let traces = match variant {
             "off" => None,
-            "spans" => Some(SdkTracerProvider::builder().build()),
+            "spans" => Some(Traces::new(None::<SpanExporter>, resource)),
             "otlp_100" | "otlp_1" => {
                 let endpoint = format!("http://{}/v1/traces", receiver()?);
-                let resource = Resource::builder_empty().build();
-                Some(traces::otlp_provider(&endpoint, resource)?)
+                Some(Traces::otlp(&endpoint, resource)?)
             }
             other => return Err(format!("unknown variant {other:?}")),
         };
         ergon_core::telemetry::sampling::set_ratio(if variant == "otlp_1" { 0.01 } else { 1.0 });
-        if let Some(provider) = &provider {
-            // What a run installs: warnings as log lines, spans to the provider.
+        if let Some(traces) = &traces {
+            // What a run installs: warnings as log lines, spans to the pipeline.
             let filter = tracing_subscriber::EnvFilter::new("warn");
-            let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(provider));
+            let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(traces));
             tracing::subscriber::set_global_default(subscriber).map_err(|e| e.to_string())?;
         }
         let rt = runtime();
         let sample = timed(tx, WARM_UP, |n| {
             rt.block_on(inmemory::engine(n, 64, 1, inmemory::BATCH_SIZE))
         })?;
-        if let Some(provider) = provider {
-            provider
-                .shutdown()
-                .map_err(|e| format!("flushing spans: {e}"))?;
+        if let Some(traces) = traces {
+            traces.shutdown()?;
         }
         Ok(sample)
     }

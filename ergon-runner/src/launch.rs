@@ -201,7 +201,7 @@ where
             let policy = policy.get::<L::Policy>();
             let stats = Arc::new(WorkerStats::default());
             let lifecycle = (self.bind)((self.factory)(cx)?, cx, &policy, &stats)?;
-            Ok(lifecycle.run(cx, &policy, tx, false, hook).await)
+            Ok(lifecycle.run(cx, &policy, tx, None, hook).await)
         })
     }
 }

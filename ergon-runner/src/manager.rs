@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
+
+use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
 use ergon_core::runner::{LimitBudget, LoopEnd, StatsSnapshot, WorkerStats};
 use ergon_core::{Connector, TaskError};
@@ -18,6 +20,7 @@ use crate::report::progress::Progress;
 use crate::signal::{Signal, Signals};
 use crate::telemetry::board::{PinnedWorker, WorkerBoard};
 use ergon_core::telemetry::names;
+use ergon_core::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, SpanIds, Spans, count};
 
 /// How one task's run went.
 #[derive(Debug, Clone)]
@@ -107,14 +110,12 @@ impl TaskManager {
         let started = Instant::now();
         let mut workers = JoinSet::new();
         let mut handles = Vec::new();
+        let spans = Spans::current();
         for (index, task) in self.tasks.iter().enumerate() {
-            let task_span = tracing::debug_span!(
-                "task_run",
-                { names::TASK } = %task.name,
-                ergon.role = %task.role(),
-                ergon.model = %task.launch.model(),
-                ergon.workers = i64::try_from(task.workers).unwrap_or(i64::MAX),
-            );
+            // The root of the task's trace; it ends when its last worker has.
+            let task_span = spans
+                .as_ref()
+                .map(|spans| Arc::new(task_run_span(spans, task)));
             let limit = task
                 .policy
                 .loop_policy
@@ -131,7 +132,10 @@ impl TaskManager {
                 let input = task.input.as_ref().map(|c| (c.kind, c.name.as_str()));
                 let pinned = self.board.pin(&task.name, worker, input, stats.clone());
                 let running = run_worker(task.clone(), worker, run, pinned);
-                let id = workers.spawn(running.instrument(task_span.clone())).id();
+                let span = task_span.clone();
+                let ids = span.as_ref().map(|span| *span.ids());
+                let running = InSpan::new(running, ids).inspect(move |_| drop(span));
+                let id = workers.spawn(running).id();
                 handles.push(WorkerHandle {
                     id,
                     task: index,
@@ -260,4 +264,22 @@ pub(crate) async fn connect(
             .with_source(err)
             .non_retryable()
         })
+}
+
+/// The span of one task's run, with its role, execution model and worker count.
+fn task_run_span(spans: &Spans, task: &TaskPlan) -> ActiveSpan<'static> {
+    let fields = Fields::Attributes(vec![
+        KeyValue::new(names::TASK, task.name.clone()),
+        KeyValue::new("ergon.role", task.role().to_string()),
+        KeyValue::new("ergon.model", task.launch.model().to_string()),
+        KeyValue::new("ergon.workers", count(task.workers)),
+    ]);
+    ActiveSpan::start(
+        spans,
+        "task_run",
+        SpanIds::new_trace(),
+        Parent::Root,
+        fields,
+    )
+    .into_owned()
 }

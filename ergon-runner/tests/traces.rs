@@ -103,13 +103,13 @@ async fn spans_at(
     let plan = Plan::build(&config::load(&file).unwrap(), &registry).unwrap();
 
     let exporter = InMemorySpanExporter::default();
-    let provider = traces::provider(exporter.clone(), Resource::builder_empty().build());
+    let traces = traces::Traces::new(Some(exporter.clone()), Resource::builder_empty().build());
     let filter = tracing_subscriber::EnvFilter::new("warn");
-    let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(&provider));
+    let subscriber = telemetry::subscriber(LogFormat::Text, false, filter, Some(&traces));
     let _guard = tracing::subscriber::set_default(subscriber);
     let report = TaskManager::new(plan.tasks.clone()).quiet().run().await;
     assert_eq!(report.exit_code(), 0, "{report:?}");
-    provider.force_flush().unwrap();
+    traces.force_flush().unwrap();
     exporter.get_finished_spans().unwrap()
 }
 
@@ -399,13 +399,37 @@ impl std::io::Write for Captured {
     }
 }
 
-#[test]
-fn log_lines_inside_a_traced_span_carry_its_trace_and_span_ids() {
+/// Logs inside its process step, and inside a span of its own there.
+struct Chatty;
+
+impl Consumer for Chatty {
+    type Output = ();
+    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+        tracing::info!("Inside process");
+        let lookup = tracing::info_span!("lookup");
+        let _entered = lookup.enter();
+        tracing::info!(order = 7, "Inside a user span");
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn log_lines_and_user_spans_inside_a_step_carry_its_trace() {
     use tracing_subscriber::layer::SubscriberExt as _;
 
-    let exporter = InMemorySpanExporter::default();
-    let provider = traces::provider(exporter.clone(), Resource::builder_empty().build());
+    let _turn = SAMPLING.lock().await;
+    ergon_core::telemetry::sampling::set_ratio(1.0);
+    let toml = "[connectors.orders]\ntype = \"file\"\npath = \"input.jsonl\"\n\n[tasks.chatty]\ntype = \"chatty\"\ninput = \"orders\"\n";
     for format in [LogFormat::Json, LogFormat::Text] {
+        // A fresh input each time: the file connector consumes what it reads.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.jsonl"), "{\"n\":1}\n").unwrap();
+        let file = dir.path().join("tasks.toml");
+        std::fs::write(&file, toml).unwrap();
+        let registry = Registry::with_builtins().consumer("chatty", |_| Ok(Chatty));
+        let plan = Plan::build(&config::load(&file).unwrap(), &registry).unwrap();
+        let exporter = InMemorySpanExporter::default();
+        let traces = traces::Traces::new(Some(exporter.clone()), Resource::builder_empty().build());
         let captured = Captured::default();
         let sink = captured.clone();
         let line_format = telemetry::logs::LineFormat::new(format, false);
@@ -419,49 +443,72 @@ fn log_lines_inside_a_traced_span_carry_its_trace_and_span_ids() {
         let subscriber = tracing_subscriber::registry()
             .with(catcher)
             .with(gate)
-            .with(traces::layer(&provider))
+            .with(traces.layer())
             .with(lines);
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::info!(outside = true, "Before any span");
-            let span = tracing::info_span!("work");
-            let _entered = span.enter();
-            tracing::info!(order = 7, "Inside the span");
-        });
-        provider.force_flush().unwrap();
-        let work = exporter
-            .get_finished_spans()
-            .unwrap()
-            .into_iter()
-            .rfind(|s| s.name == "work")
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::info!(outside = true, "Before any span");
+        let report = TaskManager::new(plan.tasks.clone()).quiet().run().await;
+        assert_eq!(report.exit_code(), 0, "{report:?}");
+        drop(guard);
+        traces.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+
+        // The user's span is a child of the process step's attempt, in its trace.
+        let lookup = only(&spans, "lookup");
+        let attempt = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == lookup.parent_span_id)
+            .expect("the user span's parent was exported");
+        assert_eq!(attempt.name, "attempt");
+        let step = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == attempt.parent_span_id)
             .unwrap();
-        let (trace_id, span_id) = (
-            work.span_context.trace_id().to_string(),
-            work.span_context.span_id().to_string(),
+        assert_eq!(step.name, "process");
+        assert_eq!(
+            lookup.span_context.trace_id(),
+            attempt.span_context.trace_id()
         );
+        assert!(!lookup.parent_span_is_remote);
+
+        let ids = |s: &SpanData| {
+            (
+                s.span_context.trace_id().to_string(),
+                s.span_context.span_id().to_string(),
+            )
+        };
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
-        assert!(!lines[0].contains("trace_id"), "{}", lines[0]);
-        match format {
-            LogFormat::Json => {
-                let inside: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-                assert_eq!(inside["message"], "Inside the span");
-                assert_eq!(inside["fields"]["order"], 7);
-                assert_eq!(inside["level"], "INFO");
-                assert_eq!(inside["span"], "work");
-                assert_eq!(inside["trace_id"], trace_id.as_str());
-                assert_eq!(inside["span_id"], span_id.as_str());
-                let outside: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-                assert_eq!(outside["fields"]["outside"], true);
+        let line = |needle: &str| {
+            let found: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+            assert_eq!(found.len(), 1, "{needle}: {text}");
+            found[0].to_owned()
+        };
+        let outside = line("Before any span");
+        assert!(!outside.contains("trace_id"), "{outside}");
+        for (needle, span) in [("Inside process", attempt), ("Inside a user span", lookup)] {
+            let (trace_id, span_id) = ids(span);
+            let inside = line(needle);
+            match format {
+                LogFormat::Json => {
+                    let inside: serde_json::Value = serde_json::from_str(&inside).unwrap();
+                    assert_eq!(inside["message"], needle);
+                    assert_eq!(inside["level"], "INFO");
+                    assert_eq!(inside["trace_id"], trace_id.as_str());
+                    assert_eq!(inside["span_id"], span_id.as_str());
+                }
+                LogFormat::Text => assert!(
+                    inside.ends_with(&format!("trace_id={trace_id} span_id={span_id}")),
+                    "{inside}"
+                ),
             }
-            LogFormat::Text => {
-                assert!(lines[1].contains("Inside the span"), "{}", lines[1]);
-                assert!(
-                    lines[1].ends_with(&format!("trace_id={trace_id} span_id={span_id}")),
-                    "{}",
-                    lines[1]
-                );
-            }
+        }
+        if format == LogFormat::Json {
+            let inside: serde_json::Value =
+                serde_json::from_str(&line("Inside a user span")).unwrap();
+            assert_eq!(inside["fields"]["order"], 7);
+            assert_eq!(inside["span"], "lookup");
+            let outside: serde_json::Value = serde_json::from_str(&outside).unwrap();
+            assert_eq!(outside["fields"]["outside"], true);
         }
     }
 }

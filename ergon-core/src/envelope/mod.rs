@@ -25,29 +25,28 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::policy::RetryPolicy;
+use crate::telemetry::trace::{self, ActiveSpan, Fields, Spans, Traced};
 
-pub(crate) use retry::{record_error, run};
+pub(crate) use retry::run;
 
-/// The span of one step run under a [`RetryPolicy`]: named after the step for
-/// OpenTelemetry (`otel.name`), with the policy in force, and room for the error that
-/// ends it. Extra fields follow the policy:
-/// `step_span!(Step::Fetch.as_str(), policy, { names::BATCH_SIZE } = max)`.
-macro_rules! step_span {
-    ($name:expr, $policy:expr $(, $($field:tt)+)?) => {
-        tracing::debug_span!(
-            "step",
-            otel.name = $name,
-            { $crate::telemetry::names::STEP } = $name,
-            { $crate::telemetry::names::MAX_ATTEMPTS } = i64::from($policy.max_attempts),
-            { $crate::telemetry::names::TIMEOUT_MS } =
-                i64::try_from($policy.timeout.as_millis()).unwrap_or(i64::MAX),
-            { $crate::telemetry::names::STATUS } = tracing::field::Empty,
-            { $crate::telemetry::names::ERROR_TYPE } = tracing::field::Empty,
-            $($($field)+)?
-        )
-    };
+/// The span of one step run under `policy`, when its transaction is traced: named after
+/// the step, with the policy in force (and, for the fetch step, the batch size asked for).
+pub(crate) fn step_span<'a>(
+    traced: Option<Traced<'a>>,
+    name: &'static str,
+    policy: &RetryPolicy,
+    fetch_size: Option<usize>,
+) -> Option<ActiveSpan<'a>> {
+    traced.map(|traced| {
+        let fields = Fields::Step {
+            max_attempts: policy.max_attempts,
+            timeout: policy.timeout,
+            fetch_size,
+            attempt: None,
+        };
+        ActiveSpan::child(traced.spans, name, traced.parent, fields)
+    })
 }
-pub(crate) use step_span;
 
 /// The outcome of a step run under the envelope, with the number of attempts it took.
 #[derive(Debug)]
@@ -98,7 +97,8 @@ impl AttemptHook for () {
 /// Runs `call` under the step envelope: retries, per-attempt timeout, backoff, spans.
 ///
 /// `call` receives the attempt number (1-based) and is called once per attempt. Use it in
-/// your own code and services to get the same guarantees as the framework's steps.
+/// your own code and services to get the same guarantees as the framework's steps; inside
+/// a traced step of ergon's it gets a span of its own, with one per attempt below.
 ///
 /// # Examples
 ///
@@ -121,5 +121,18 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, TaskError>>,
 {
-    run(name, step_span!(name, policy), policy, call, &mut ()).await
+    let spans = Spans::current();
+    let parent = trace::current();
+    let traced = spans
+        .as_ref()
+        .zip(parent.as_ref())
+        .map(|(spans, parent)| Traced { spans, parent });
+    run(
+        name,
+        step_span(traced, name, policy, None),
+        policy,
+        call,
+        &mut (),
+    )
+    .await
 }

@@ -3,25 +3,27 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tracing::{Instrument as _, Span};
-
 use super::{AttemptHook, Attempted, attempt::attempt};
-use crate::error::{Category, TaskError};
+use crate::error::TaskError;
 use crate::policy::RetryPolicy;
 use crate::telemetry::names;
+use opentelemetry::trace::SpanId;
 
-/// Runs `call` under `policy` inside `step_span`, reporting each attempt to `hook`.
+use crate::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, Tick};
+
+/// Runs `call` under `policy` inside `span` (the step's), reporting each attempt to `hook`.
 ///
-/// Each attempt gets a child span, unless `step_span` is disabled (no subscriber wants
-/// it, or the transaction is not sampled): then no span is made below it either. A failed
-/// attempt, and a step that fails for good, record `error.type` and an ERROR status.
+/// Each attempt gets a child span, unless the step has none (its transaction is not
+/// traced): then no span is made below it either. A failed attempt, and a step that fails
+/// for good, record their error category. The first attempt starts with the step and the
+/// step ends with its last attempt: one clock tick for both.
 ///
-/// A plain function returning the instrumented future rather than an `async fn` awaiting
-/// it: a step's future is then one state machine (and one copy of it) smaller. Nothing
-/// runs before the first poll either way.
-pub(crate) fn run<T, F, Fut, H>(
+/// A plain function returning the future rather than an `async fn` awaiting it: a
+/// step's future is then one state machine (and one copy of it) smaller. Nothing runs
+/// before the first poll either way.
+pub(crate) fn run<'s, T, F, Fut, H>(
     step: &'static str,
-    step_span: Span,
+    span: Option<ActiveSpan<'s>>,
     policy: &RetryPolicy,
     mut call: F,
     hook: &mut H,
@@ -31,28 +33,57 @@ where
     Fut: Future<Output = Result<T, TaskError>>,
     H: AttemptHook + ?Sized,
 {
-    let traced = !step_span.is_disabled();
-    async move {
+    let ids = span.as_ref().map(|span| *span.ids());
+    let steps = async move {
+        let mut span = span;
         let mut number = 1;
         loop {
             let started = tokio::time::Instant::now();
-            let span = if traced {
-                tracing::debug_span!(
-                    "attempt",
-                    { names::ATTEMPT } = i64::from(number),
-                    { names::STATUS } = tracing::field::Empty,
-                    { names::ERROR_TYPE } = tracing::field::Empty,
-                    { names::ERROR_CATEGORY } = tracing::field::Empty,
-                )
-            } else {
-                Span::none()
+            // The first attempt is recorded with its step unless a retry follows; later
+            // ones get spans of their own.
+            let (attempt_ids, mut attempt_span) = match &mut span {
+                None => (None, None),
+                Some(step) if number == 1 => {
+                    let ids = step.ids().child();
+                    set_inline_attempt(step, Some(ids.span_id));
+                    (Some(ids), None)
+                }
+                Some(step) => {
+                    let fields = Fields::Attempt { number };
+                    let attempt = ActiveSpan::child(step.spans(), "attempt", step.ids(), fields);
+                    (Some(*attempt.ids()), Some(attempt.into_owned()))
+                }
             };
-            let result = attempt(call(number), started, policy.timeout)
-                .instrument(span.clone())
-                .await;
-            if let Err(err) = &result {
-                record_error(&span, err.category());
-            }
+            let result =
+                InSpan::new(attempt(call(number), started, policy.timeout), attempt_ids).await;
+            let retry =
+                matches!(&result, Err(err) if err.is_retryable() && number < policy.max_attempts);
+            let ended = span.as_mut().map(|step| {
+                if retry && attempt_span.is_none() {
+                    // The first attempt, retried: no longer recorded with its step.
+                    set_inline_attempt(step, None);
+                    let parent = Parent::Local(step.ids().span_id);
+                    let ids = attempt_ids.expect("a traced step's attempts have ids");
+                    let fields = Fields::Attempt { number };
+                    let first = ActiveSpan::start_at(
+                        step.spans(),
+                        "attempt",
+                        ids,
+                        parent,
+                        fields,
+                        step.started(),
+                    );
+                    attempt_span = Some(first.into_owned());
+                }
+                let end = Tick::now();
+                if let Some(mut attempt) = attempt_span.take() {
+                    if let Err(err) = &result {
+                        attempt.fail(err.category());
+                    }
+                    attempt.end_at(end);
+                }
+                end
+            });
             // One clock read per attempt on the hot path: the hook `()` ignores `elapsed`.
             let elapsed = if hook.wants_elapsed() {
                 started.elapsed()
@@ -61,7 +92,7 @@ where
             };
             hook.on_attempt(step, number, result.as_ref().map(drop), elapsed);
             match result {
-                Err(err) if err.is_retryable() && number < policy.max_attempts => {
+                Err(err) if retry => {
                     let wait = policy.jittered_delay_after(number);
                     tracing::debug!(
                         { names::STEP } = step,
@@ -75,8 +106,11 @@ where
                     number += 1;
                 }
                 result => {
-                    if traced && let Err(err) = &result {
-                        record_error(&Span::current(), err.category());
+                    if let (Some(mut span), Some(end)) = (span, ended) {
+                        if let Err(err) = &result {
+                            span.fail(err.category());
+                        }
+                        span.end_at(end);
                     }
                     return Attempted {
                         result,
@@ -85,17 +119,13 @@ where
                 }
             }
         }
-    }
-    .instrument(step_span)
+    };
+    InSpan::new(steps, ids)
 }
 
-/// Marks `span` as failed with `category` (a no-op on a disabled span).
-pub(crate) fn record_error(span: &Span, category: Category) {
-    if span.is_disabled() {
-        return;
+/// Records (or stops recording) a step's first attempt with the step itself.
+fn set_inline_attempt(step: &mut ActiveSpan<'_>, id: Option<SpanId>) {
+    if let Fields::Step { attempt, .. } = step.fields_mut() {
+        *attempt = id;
     }
-    let category = category.as_str();
-    span.record(names::STATUS, "ERROR");
-    span.record(names::ERROR_TYPE, category);
-    span.record(names::ERROR_CATEGORY, category);
 }

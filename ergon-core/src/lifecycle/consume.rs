@@ -11,6 +11,7 @@ use crate::error::TaskError;
 use crate::policy::ConsumerPolicy;
 use crate::step::Step;
 use crate::task::Consumer;
+use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Consumer`] in its lifecycle.
@@ -60,22 +61,22 @@ impl<T: Consumer> Lifecycle for ConsumerLifecycle<T> {
         cx: &Context,
         policy: &ConsumerPolicy,
         tx: &Transaction,
-        traced: bool,
+        trace: Option<Traced<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, traced, hook)
+        tally::run(self, cx, policy, tx, trace, hook)
     }
 }
 
 impl<T: Consumer> Steps for ConsumerLifecycle<T> {
     type Policy = ConsumerPolicy;
 
-    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+    fn steps<'a, 't, H: AttemptHook + Send + ?Sized>(
         &'a self,
         cx: &'a Context,
         policy: &'a ConsumerPolicy,
         tx: &'a Transaction,
-        tally: &'a mut Tally,
+        tally: &'a mut Tally<'t>,
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;

@@ -12,6 +12,7 @@ use crate::error::TaskError;
 use crate::policy::HybridPolicy;
 use crate::step::{Step, dispatch::dispatch};
 use crate::task::Hybrid;
+use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Hybrid`] in its lifecycle: the inbound transaction is acked only after the output
@@ -36,22 +37,22 @@ impl<T: Hybrid> Lifecycle for HybridLifecycle<T> {
         cx: &Context,
         policy: &HybridPolicy,
         tx: &Transaction,
-        traced: bool,
+        trace: Option<Traced<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, traced, hook)
+        tally::run(self, cx, policy, tx, trace, hook)
     }
 }
 
 impl<T: Hybrid> Steps for HybridLifecycle<T> {
     type Policy = HybridPolicy;
 
-    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+    fn steps<'a, 't, H: AttemptHook + Send + ?Sized>(
         &'a self,
         cx: &'a Context,
         policy: &'a HybridPolicy,
         tx: &'a Transaction,
-        tally: &'a mut Tally,
+        tally: &'a mut Tally<'t>,
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;

@@ -34,6 +34,7 @@ use crate::context::Context;
 use crate::envelope::AttemptHook;
 use crate::error::TaskError;
 use crate::policy::RolePolicy;
+use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// How one transaction's lifecycle ended.
@@ -68,14 +69,14 @@ pub trait Lifecycle: Send + Sync + 'static {
     }
 
     /// Runs the lifecycle of `tx` and decides its settlement (without performing it),
-    /// reporting every attempt to `hook`. When `traced`, each step and attempt gets a span
-    /// under the current one (the caller's transaction span); otherwise none.
+    /// reporting every attempt to `hook`. With a `trace`, each step and attempt gets a
+    /// span under its parent (the caller's transaction span); otherwise none.
     fn run<H: AttemptHook + Send + ?Sized>(
         &self,
         cx: &Context,
         policy: &Self::Policy,
         tx: &Transaction,
-        traced: bool,
+        trace: Option<Traced<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send;
 }

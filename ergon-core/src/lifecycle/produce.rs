@@ -13,6 +13,7 @@ use crate::policy::ProducerPolicy;
 use crate::runner::Generated;
 use crate::step::{Step, dispatch::dispatch};
 use crate::task::Producer;
+use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Producer`] in its lifecycle. Its transactions come from the input connector, or,
@@ -45,22 +46,22 @@ impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
         cx: &Context,
         policy: &ProducerPolicy,
         tx: &Transaction,
-        traced: bool,
+        trace: Option<Traced<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, traced, hook)
+        tally::run(self, cx, policy, tx, trace, hook)
     }
 }
 
 impl<T: Producer> Steps for ProducerLifecycle<T> {
     type Policy = ProducerPolicy;
 
-    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+    fn steps<'a, 't, H: AttemptHook + Send + ?Sized>(
         &'a self,
         cx: &'a Context,
         policy: &'a ProducerPolicy,
         tx: &'a Transaction,
-        tally: &'a mut Tally,
+        tally: &'a mut Tally<'t>,
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;

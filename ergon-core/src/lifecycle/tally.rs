@@ -6,14 +6,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Span;
-
 use super::TransactionOutcome;
 use crate::connector::{Failure, Settlement};
 use crate::context::Context;
 use crate::envelope::{self, AttemptHook, step_span};
 use crate::error::TaskError;
 use crate::policy::{FailureAction, RetryPolicy, RolePolicy};
+use crate::telemetry::trace::{ActiveSpan, Traced};
 
 use crate::step::Step;
 use crate::telemetry::names;
@@ -25,12 +24,12 @@ pub(super) trait Steps: Send + Sync {
     type Policy: RolePolicy;
 
     /// Runs the steps in order, stopping at the first that fails for good.
-    fn steps<'a, H: AttemptHook + Send + ?Sized>(
+    fn steps<'a, 't, H: AttemptHook + Send + ?Sized>(
         &'a self,
         cx: &'a Context,
         policy: &'a Self::Policy,
         tx: &'a Transaction,
-        tally: &'a mut Tally,
+        tally: &'a mut Tally<'t>,
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a;
 
@@ -54,10 +53,10 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
     cx: &Context,
     policy: &S::Policy,
     tx: &Transaction,
-    traced: bool,
+    trace: Option<Traced<'_>>,
     hook: &mut H,
 ) -> TransactionOutcome {
-    let mut tally = Tally::new(traced);
+    let mut tally = Tally::new(trace);
     let steps = role.steps(cx, policy, tx, &mut tally, hook);
     // Inline rather than a helper `async fn`: one state machine level less per
     // transaction, measurable on the hot path.
@@ -68,24 +67,15 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
             .map_err(|_| budget),
     };
     let (failure, error) = match tally.settle_budget(finished) {
-        Ok(()) => return traced_outcome(traced, tally.acked()),
+        Ok(()) => return tally.acked(),
         Err(failed) => failed.split(cx.task_name_arc()),
     };
     // Boxed: the failure path is the rare one, and inline its state would make every
     // transaction's future larger.
-    let outcome = Box::pin(tally.failed(cx, tx, failure, policy, hook, |_| {
+    Box::pin(tally.failed(cx, tx, failure, policy, hook, |_| {
         role.exception(cx, tx, &error)
     }))
-    .await;
-    traced_outcome(traced, outcome)
-}
-
-/// Records `outcome` on the caller's transaction span (the current one) when traced.
-fn traced_outcome(traced: bool, outcome: TransactionOutcome) -> TransactionOutcome {
-    if traced {
-        crate::runner::spans::record_outcome(&Span::current(), &outcome);
-    }
-    outcome
+    .await
 }
 
 /// Runs one step in its envelope, inline in the role's own future (see [`Tally::begin`]
@@ -102,12 +92,12 @@ pub(super) use step;
 
 /// The running account of one transaction's lifecycle.
 #[derive(Debug)]
-pub(super) struct Tally {
+pub(super) struct Tally<'t> {
     retries: u32,
     /// The step running now, which a budget expiry interrupts.
     current: Option<Step>,
-    /// Whether steps get spans.
-    traced: bool,
+    /// Where steps' spans go, when the transaction is traced.
+    trace: Option<Traced<'t>>,
     pub(super) dispatched: u32,
 }
 
@@ -118,19 +108,19 @@ pub(super) struct StepFailure {
     attempts: u32,
 }
 
-impl Tally {
-    fn new(traced: bool) -> Self {
+impl<'t> Tally<'t> {
+    fn new(trace: Option<Traced<'t>>) -> Self {
         Self {
             retries: 0,
             current: None,
-            traced,
+            trace,
             dispatched: 0,
         }
     }
 
     /// Whether this transaction's steps get spans.
     pub(super) fn traced(&self) -> bool {
-        self.traced
+        self.trace.is_some()
     }
 
     /// Adds a finished step's retries (the hook counted its attempts).
@@ -142,13 +132,9 @@ impl Tally {
     /// [`envelope::run`]. The step's future is awaited by the role itself (not wrapped
     /// here): a wrapper future per step measured 10-15 % slower on the no-op hot path, in
     /// copies of the larger future.
-    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Span {
+    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Option<ActiveSpan<'t>> {
         self.current = Some(step);
-        if self.traced {
-            step_span!(step.as_str(), policy)
-        } else {
-            Span::none()
-        }
+        step_span(self.trace, step.as_str(), policy, None)
     }
 
     /// Ends `step` with what its envelope returned, counting its retries.

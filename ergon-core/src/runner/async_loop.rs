@@ -27,7 +27,6 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, Span};
 
 use super::stats::StatsHook;
 use super::{LimitBudget, WorkerStats, spans};
@@ -42,6 +41,7 @@ use crate::policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy, RetryPolicy, R
 use crate::settle::settle;
 use crate::step::fetch::fetch;
 use crate::task::{Consumer, Hybrid, Producer};
+use crate::telemetry::trace::{ActiveSpan, InSpan, Spans, Traced};
 use crate::telemetry::{sampling, timing};
 use crate::transaction::Transaction;
 
@@ -184,16 +184,27 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     ///
     /// The task has no source (input connector), or fetching failed after its retries (in-flight
     /// transactions are drained and buffered ones requeued first).
+    ///
+    /// Traced when the current `tracing` subscriber carries ergon's span layer
+    /// ([`Spans::current`]): the loop's span, then per sampled batch its spans below.
     pub async fn run(self) -> Result<LoopEnd, TaskError> {
-        let span = spans::loop_span(
-            &self.cx,
-            self.policy.loop_policy(),
-            self.policy.fetch_policy(),
-        );
-        self.run_in_span().instrument(span).await
+        match Spans::current() {
+            None => self.run_in_span(None).await,
+            Some(spans) => {
+                let span = spans::loop_span(
+                    &spans,
+                    &self.cx,
+                    self.policy.loop_policy(),
+                    self.policy.fetch_policy(),
+                );
+                let ids = Some(*span.ids());
+                let running = self.run_in_span(Some(span.traced()));
+                spans.staged(InSpan::new(running, ids)).await
+            }
+        }
     }
 
-    async fn run_in_span(self) -> Result<LoopEnd, TaskError> {
+    async fn run_in_span(self, trace: Option<Traced<'_>>) -> Result<LoopEnd, TaskError> {
         let input = self.lifecycle.source(&self.cx)?;
         let loop_policy = self.policy.loop_policy();
         let fetch_policy = self.policy.fetch_policy();
@@ -203,8 +214,11 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         let empty_backoff = fetch_policy.empty.as_backoff();
         let task_name = self.cx.task_name();
 
-        // Each transaction with its batch's span (none when the batch is not sampled).
-        let mut buffer: VecDeque<(Transaction, Span)> =
+        // What every transaction span of this worker shares.
+        let shared = trace.map(|_| spans::shared_attributes(&self.cx));
+        // Each transaction with its batch's span (none when the batch is not sampled);
+        // a batch's span ends when the last of its transactions has started.
+        let mut buffer: VecDeque<(Transaction, Option<Arc<ActiveSpan<'_>>>)> =
             VecDeque::with_capacity(low_water + batch_size);
         // Declared before `in_flight`, whose futures borrow it.
         let drain = CancellationToken::new();
@@ -240,7 +254,16 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 let Some((tx, batch)) = buffer.pop_front() else {
                     break;
                 };
-                let span = spans::transaction_span(&self.cx, &tx, &batch, L::OPERATION);
+                let span = trace.zip(shared.as_ref()).and_then(|(trace, shared)| {
+                    spans::transaction_span(
+                        trace.spans,
+                        shared,
+                        &tx,
+                        batch.as_deref(),
+                        L::OPERATION,
+                    )
+                });
+                drop(batch);
                 in_flight.push(self.drive(&*input, tx, span, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
@@ -258,9 +281,11 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     let stats = &*self.stats;
                     stats.record_fetch_started();
                     fetching = Some(Box::pin(async move {
-                        let sampled = sampling::sample_batch();
+                        let sampled = trace.is_some() && sampling::sample_batch();
                         let started = timing::start();
-                        let result = fetch(input, &fetch_policy.retry, want, sampled).await;
+                        let result =
+                            fetch(input, &fetch_policy.retry, want, trace.filter(|_| sampled))
+                                .await;
                         let micros = started.map(timing::micros_since);
                         Fetched {
                             want,
@@ -301,7 +326,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 if stop.is_some() {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
-                                    let span = spans::batch_span(fetched.sampled, batch.len());
+                                    let span = trace.filter(|_| fetched.sampled).map(|trace| {
+                                        Arc::new(spans::batch_span(trace.spans, trace.parent, batch.len()))
+                                    });
                                     buffer.extend(batch.into_iter().map(|tx| (tx, span.clone())));
                                 }
                             }
@@ -360,17 +387,23 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         &self,
         input: &dyn Connector,
         tx: Transaction,
-        span: Span,
+        span: Option<ActiveSpan<'_>>,
         drain: &CancellationToken,
     ) -> Finished {
-        let traced = !span.is_disabled();
+        let ids = span.as_ref().map(|span| *span.ids());
         let run = async {
+            // Ends, and is recorded, after the settlement (or when the drain cuts it off).
+            let mut span = span;
             let started = timing::start();
             let mut hook = StatsHook(&self.stats);
+            let trace = span.as_ref().map(ActiveSpan::traced);
             let outcome = self
                 .lifecycle
-                .run(&self.cx, &self.policy, &tx, traced, &mut hook)
+                .run(&self.cx, &self.policy, &tx, trace, &mut hook)
                 .await;
+            if let Some(span) = &mut span {
+                spans::record_outcome(span, &outcome);
+            }
             let settle = settle(
                 self.cx.task_name(),
                 input,
@@ -388,7 +421,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         };
         tokio::select! {
             biased;
-            settled = run.instrument(span) => Finished::Done(settled),
+            settled = InSpan::new(run, ids) => Finished::Done(settled),
             () = drain.cancelled() => Finished::Abandoned(tx),
         }
     }
@@ -424,6 +457,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
 }
 
 /// Drains the transactions not started yet, without their batch spans.
-fn unstarted(buffer: &mut VecDeque<(Transaction, Span)>) -> impl Iterator<Item = Transaction> + '_ {
+fn unstarted<'a>(
+    buffer: &'a mut VecDeque<(Transaction, Option<Arc<ActiveSpan<'_>>>)>,
+) -> impl Iterator<Item = Transaction> + 'a {
     buffer.drain(..).map(|(tx, _)| tx)
 }

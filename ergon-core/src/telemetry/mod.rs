@@ -1,10 +1,12 @@
 //! Telemetry: the names, the switches and the trace context that the engines use.
 //!
-//! ergon-core only *emits*: spans through `tracing` (at DEBUG, so that without a
-//! subscriber asking for them they cost a level check), counters and histograms into
-//! each worker's [`WorkerStats`](crate::runner::WorkerStats). The runner decides where
-//! they go (OTLP, a Prometheus endpoint, logs) and flips the switches here:
+//! ergon-core only *emits*: spans into the [`trace`] sink of the current `tracing`
+//! subscriber (none without one: then they cost one lookup per worker), counters and
+//! histograms into each worker's [`WorkerStats`](crate::runner::WorkerStats). The runner
+//! decides where they go (OTLP, a Prometheus endpoint, logs) and flips the switches here:
 //!
+//! * [`trace`]: ergon's span recording — why it is not `tracing` spans, and how it meets
+//!   `tracing` (log lines, a user's own spans);
 //! * [`sampling`]: the share of batches traced, decided once per batch, so that an
 //!   unsampled batch creates no span below it at all;
 //! * [`timing`]: whether step and transaction durations are measured (two clock
@@ -30,3 +32,4 @@ pub mod names;
 pub mod propagation;
 pub mod sampling;
 pub mod timing;
+pub mod trace;

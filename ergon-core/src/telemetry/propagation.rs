@@ -7,11 +7,9 @@
 
 use std::str::FromStr as _;
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-};
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+use super::trace::SpanIds;
 
 use crate::transaction::{Transaction, meta};
 
@@ -71,37 +69,15 @@ pub fn remote_parent(tx: &Transaction) -> Option<SpanContext> {
     parse_traceparent(tx.meta(meta::TRACEPARENT)?, tx.meta(meta::TRACESTATE))
 }
 
-/// Makes `remote` the parent of `span` (a new span, not yet entered).
-pub(crate) fn continue_remote(span: &Span, remote: SpanContext) {
-    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
-}
-
-/// Writes `span`'s context into each transaction, when `span` is traced; otherwise
-/// returns them unchanged (they keep what they inherited from their parent).
-pub(crate) fn inject(span: &Span, transactions: &[Transaction]) -> Option<Vec<Transaction>> {
-    if span.is_disabled() {
-        return None;
-    }
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    if !span_context.is_valid() {
-        return None;
-    }
-    let parent = format_traceparent(&span_context);
-    let state = span_context.trace_state().header();
-    Some(
-        transactions
-            .iter()
-            .map(|tx| {
-                let tx = tx.with_meta(meta::TRACEPARENT, parent.clone());
-                if state.is_empty() {
-                    tx
-                } else {
-                    tx.with_meta(meta::TRACESTATE, state.clone())
-                }
-            })
-            .collect(),
-    )
+/// Writes `span`'s context into each transaction as its `traceparent`, so the task that
+/// receives them continues the trace. (A `tracestate` they carry is inherited from their
+/// parent transaction, with the rest of its trace metadata.)
+pub(crate) fn inject(span: &SpanIds, transactions: &[Transaction]) -> Vec<Transaction> {
+    let parent = format!("00-{}-{}-01", span.trace_id, span.span_id);
+    transactions
+        .iter()
+        .map(|tx| tx.with_meta(meta::TRACEPARENT, parent.clone()))
+        .collect()
 }
 
 #[cfg(test)]

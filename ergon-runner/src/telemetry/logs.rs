@@ -53,17 +53,19 @@ impl LineFormat {
         S: Subscriber + for<'a> LookupSpan<'a>,
         N: for<'a> FormatFields<'a> + 'static,
     {
-        let id = ctx.lookup_current()?.id();
-        let dispatch = self.dispatch.get()?.upgrade()?;
-        let otel = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
-        let span = otel.span();
-        let context = span.span_context();
-        context.is_valid().then(|| {
-            (
-                context.trace_id().to_string(),
-                context.span_id().to_string(),
-            )
-        })
+        // A user's span (a child of ergon's) first, else the ergon span at work here.
+        let users = ctx.lookup_current().and_then(|span| {
+            let dispatch = self.dispatch.get()?.upgrade()?;
+            let otel = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;
+            let context = otel.span().span_context().clone();
+            context
+                .is_valid()
+                .then(|| (context.trace_id(), context.span_id()))
+        });
+        let (trace_id, span_id) = users.or_else(|| {
+            ergon_core::telemetry::trace::current().map(|ids| (ids.trace_id, ids.span_id))
+        })?;
+        Some((trace_id.to_string(), span_id.to_string()))
     }
 }
 

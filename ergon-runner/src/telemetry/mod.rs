@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! [telemetry] + OTEL_* ──Settings::resolve──▶ Settings ──Telemetry::install──▶ global subscriber
-//!    (fmt layer: text | json, trace ids)  +  (OpenTelemetry layer ─▶ batch ─▶ OTLP /v1/traces)
+//!    (fmt layer: text | json, trace ids)  +  (ergon's span sink ─▶ batch ─▶ OTLP /v1/traces)
 //! TaskManager ──pins workers──▶ WorkerBoard ◀──reads── metrics::otlp (every interval ─▶ /v1/metrics)
 //!                                            ◀──reads── http: /metrics, /health/live, /health/ready
 //! ```
 //!
 //! * [`config`]: the `[telemetry]` table; [`Settings`]: it resolved against `OTEL_*`.
-//! * [`traces`]: tracer provider and `tracing` layer; [`logs`]: the line format.
+//! * [`traces`]: the span pipeline and its `tracing` layers ([`adopt`]: a user's spans
+//!   under ergon's); [`logs`]: the line format.
 //! * [`board`]: where workers are observed; [`metrics`]: families, Prometheus, OTLP.
 //! * [`health`]: liveness and readiness; [`http`]: the endpoint serving them.
 
+pub mod adopt;
 pub mod board;
 pub mod config;
 pub mod health;
@@ -26,7 +28,6 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -176,11 +177,11 @@ fn join(base: &str, path: &str) -> String {
     format!("{}/{path}", base.trim_end_matches('/'))
 }
 
-/// Installed telemetry: the global subscriber and, when traces are exported, the
-/// tracer provider. [`Telemetry::shutdown`] flushes what is buffered.
+/// Installed telemetry: the global subscriber and, when traces are exported, their
+/// pipeline. [`Telemetry::shutdown`] flushes what is buffered.
 pub struct Telemetry {
     settings: Settings,
-    provider: Option<SdkTracerProvider>,
+    traces: Option<traces::Traces>,
 }
 
 impl Telemetry {
@@ -194,22 +195,14 @@ impl Telemetry {
     pub fn install(settings: Settings) -> Result<Telemetry, String> {
         ergon_core::telemetry::sampling::set_ratio(settings.sampling_ratio);
         ergon_core::telemetry::timing::set_enabled(settings.reads_durations());
-        let provider = match &settings.traces_endpoint {
-            Some(endpoint) => Some(traces::otlp_provider(endpoint, settings.otel_resource())?),
+        let traces = match &settings.traces_endpoint {
+            Some(endpoint) => Some(traces::Traces::otlp(endpoint, settings.otel_resource())?),
             None => None,
         };
         let filter = log_filter(&settings.logs)?;
         let ansi = settings.logs.format == LogFormat::Text && std::io::stderr().is_terminal();
-        let lines = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .event_format(logs::LineFormat::new(settings.logs.format, ansi))
-            .with_filter(filter);
-        let spans = provider.as_ref().map(traces::layer);
-        let _ = tracing_subscriber::registry()
-            .with(lines)
-            .with(spans)
-            .try_init();
-        Ok(Telemetry { settings, provider })
+        let _ = subscriber(settings.logs.format, ansi, filter, traces.as_ref()).try_init();
+        Ok(Telemetry { settings, traces })
     }
 
     /// Logs only, as text at `info` (or `RUST_LOG`): for the commands that run nothing.
@@ -229,8 +222,8 @@ impl Telemetry {
 
     /// Exports the spans still buffered and stops the exporter.
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider
-            && let Err(err) = provider.shutdown()
+        if let Some(traces) = self.traces
+            && let Err(err) = traces.shutdown()
         {
             eprintln!("ergon-runner: flushing traces failed: {err}");
         }
@@ -238,27 +231,31 @@ impl Telemetry {
 }
 
 /// The subscriber of a run: log lines on stderr in `format`, filtered by `filter`, and,
-/// with a `provider`, ergon's spans through [`traces::layer`] behind [`traces::Gate`].
-/// (The benchmarks build theirs here too, so they measure what a run pays.)
+/// with `traces`, ergon's spans and a user's through [`traces::Traces::layer`] behind
+/// [`traces::Gate`]. (The benchmarks and tests build theirs here too, so they measure and
+/// check what a run does.)
 pub fn subscriber(
     format: LogFormat,
     ansi: bool,
     filter: EnvFilter,
-    provider: Option<&SdkTracerProvider>,
+    traces: Option<&traces::Traces>,
 ) -> impl tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a> {
     let events = filter
         .max_level_hint()
         .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
+    let line_format = logs::LineFormat::new(format, ansi);
+    let catcher = line_format.dispatch_catcher();
     let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .event_format(logs::LineFormat::new(format, ansi))
+        .event_format(line_format)
         .with_filter(filter);
-    let (gate, spans) = match provider {
-        Some(provider) => (Some(traces::Gate { events }), Some(traces::layer(provider))),
+    let (gate, spans) = match traces {
+        Some(traces) => (Some(traces::Gate { events }), Some(traces.layer())),
         None => (None, None),
     };
     tracing_subscriber::registry()
         .with(gate)
+        .with(catcher)
         .with(spans)
         .with(lines)
 }

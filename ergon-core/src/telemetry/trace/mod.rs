@@ -1,0 +1,28 @@
+//! ergon's own spans: recorded by the engine in a few nanoseconds each, exported by the
+//! runner as OpenTelemetry spans.
+//!
+//! Not `tracing` spans: a `tracing` span through `tracing-opentelemetry` costs about a
+//! microsecond (registry slots, extensions, an SDK span built and ended), and a traced
+//! transaction makes five — several times the cost of the transaction itself. Here a
+//! span is two clock ticks, a pair of ids and typed fields ([`SpanRecord`]), staged per
+//! thread and turned into OpenTelemetry attributes by the exporter, off the hot path.
+//! `tracing` stays the way in and out: the sink is found in the current subscriber
+//! ([`SpanLayer`]), log lines and a user's own `tracing` spans take the current ergon
+//! span as their parent ([`current`]).
+//!
+//! ```text
+//! ActiveSpan::start ─drop─▶ SpanRecord ─▶ Spans::record ─(staged per loop poll)─▶ SpanSink
+//!                                                      (the runner: SpanData ─▶ OTLP)
+//! ```
+
+mod clock;
+mod ids;
+mod record;
+mod sink;
+mod span;
+
+pub use clock::Tick;
+pub use ids::SpanIds;
+pub use record::{Fields, Parent, SpanRecord, count};
+pub use sink::{SpanLayer, SpanSink, Spans, Staged};
+pub use span::{ActiveSpan, InSpan, Traced, current};
