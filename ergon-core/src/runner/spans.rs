@@ -10,7 +10,9 @@ use crate::lifecycle::TransactionOutcome;
 use crate::policy::{FetchPolicy, LoopPolicy};
 use crate::telemetry::names;
 use crate::telemetry::propagation;
-use crate::telemetry::trace::{ActiveSpan, Fields, Parent, SpanIds, Spans, count, current};
+use crate::telemetry::trace::{
+    ActiveSpan, Fields, MessageId, Parent, SpanIds, Spans, count, current,
+};
 use crate::transaction::Transaction;
 
 /// One worker's loop, with the policy in force, under the current span (the task run).
@@ -94,7 +96,7 @@ pub(super) fn transaction_span<'a>(
     };
     let fields = Fields::Transaction {
         shared: shared.clone(),
-        message_id: tx.id().into(),
+        message_id: MessageId::new(tx.id()),
         operation,
         settlement: None,
         batch: link,

@@ -17,12 +17,14 @@
 
 mod clock;
 mod ids;
+mod message_id;
 mod record;
 mod sink;
 mod span;
 
 pub use clock::Tick;
 pub use ids::SpanIds;
+pub use message_id::MessageId;
 pub use record::{Fields, Parent, SpanRecord, count};
 pub use sink::{SpanLayer, SpanSink, Spans, Staged};
 pub use span::{ActiveSpan, InSpan, Traced, current};

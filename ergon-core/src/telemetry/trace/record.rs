@@ -11,6 +11,7 @@ use opentelemetry::{KeyValue, Value};
 
 use super::clock::Tick;
 use super::ids::SpanIds;
+use super::message_id::MessageId;
 use crate::error::Category;
 use crate::telemetry::names;
 
@@ -72,7 +73,7 @@ pub enum Fields {
         /// The attributes every transaction of its worker shares (task, system, destination).
         shared: Arc<[KeyValue]>,
         /// `messaging.message.id`.
-        message_id: Box<str>,
+        message_id: MessageId,
         /// `messaging.operation.type`.
         operation: &'static str,
         /// `ergon.settlement`, once decided.
@@ -118,7 +119,10 @@ impl SpanRecord {
             } => {
                 let mut list = Vec::with_capacity(shared.len() + 5);
                 list.extend(shared.iter().cloned());
-                list.push(KeyValue::new(names::MESSAGE_ID, message_id.to_string()));
+                list.push(KeyValue::new(
+                    names::MESSAGE_ID,
+                    message_id.as_str().to_owned(),
+                ));
                 list.push(KeyValue::new(names::OPERATION_TYPE, *operation));
                 if let Some(settlement) = settlement {
                     list.push(KeyValue::new(names::SETTLEMENT, *settlement));

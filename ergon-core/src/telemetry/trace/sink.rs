@@ -67,23 +67,20 @@ impl Spans {
     }
 
     /// Records a finished span: staged when a loop of the same sink is being polled on
-    /// this thread, straight to the sink otherwise.
-    pub fn record(&self, span: SpanRecord) {
-        let unstaged = STAGE.with_borrow_mut(|stage| match stage {
+    /// this thread, straight to the sink otherwise. (Boxed until it lands in the stage:
+    /// the span is copied once, from its box into the stage.)
+    pub fn record(&self, span: Box<SpanRecord>) {
+        STAGE.with_borrow_mut(|stage| match stage {
             Some((owner, staged)) if self.same_sink(owner) => {
-                staged.push(span);
+                staged.push(*span);
                 // A loop may run many transactions in one poll: hand them on in bounded
                 // batches rather than growing the stage.
                 if staged.len() >= STAGE_LIMIT {
                     self.0.accept(staged);
                 }
-                None
             }
-            _ => Some(span),
+            _ => self.0.accept(&mut vec![*span]),
         });
-        if let Some(span) = unstaged {
-            self.0.accept(&mut vec![span]);
-        }
     }
 
     /// `future`, with the spans ended while it is polled handed to the sink together

@@ -123,7 +123,7 @@ impl<'a> ActiveSpan<'a> {
     pub fn end_at(mut self, end: Tick) {
         if let Some(mut record) = self.record.take() {
             record.end = end;
-            self.spans().record(*record);
+            self.spans().record(record);
         }
     }
 
@@ -167,7 +167,7 @@ impl Drop for ActiveSpan<'_> {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.end = Tick::now();
-            self.spans().record(*record);
+            self.spans().record(record);
         }
     }
 }
