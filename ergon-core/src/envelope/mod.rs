@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::error::TaskError;
 use crate::policy::RetryPolicy;
-use crate::telemetry::trace::{self, ActiveSpan, Fields, Spans, Traced};
+use crate::telemetry::trace::{self, Spans, StepSpan, Traced};
 
 pub(crate) use retry::run;
 
@@ -36,16 +36,8 @@ pub(crate) fn step_span<'a>(
     name: &'static str,
     policy: &RetryPolicy,
     fetch_size: Option<usize>,
-) -> Option<ActiveSpan<'a>> {
-    traced.map(|traced| {
-        let fields = Fields::Step {
-            max_attempts: policy.max_attempts,
-            timeout: policy.timeout,
-            fetch_size,
-            attempt: None,
-        };
-        ActiveSpan::child(traced.spans, name, traced.parent, fields)
-    })
+) -> Option<StepSpan<'a>> {
+    traced.map(|traced| StepSpan::start(traced, name, policy, fetch_size))
 }
 
 /// The outcome of a step run under the envelope, with the number of attempts it took.

@@ -7,9 +7,7 @@ use super::{AttemptHook, Attempted, attempt::attempt};
 use crate::error::TaskError;
 use crate::policy::RetryPolicy;
 use crate::telemetry::names;
-use opentelemetry::trace::SpanId;
-
-use crate::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, Tick};
+use crate::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, StepSpan, Tick};
 
 /// Runs `call` under `policy` inside `span` (the step's), reporting each attempt to `hook`.
 ///
@@ -23,7 +21,7 @@ use crate::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, Tick};
 /// before the first poll either way.
 pub(crate) fn run<'s, T, F, Fut, H>(
     step: &'static str,
-    span: Option<ActiveSpan<'s>>,
+    span: Option<StepSpan<'s>>,
     policy: &RetryPolicy,
     mut call: F,
     hook: &mut H,
@@ -33,7 +31,7 @@ where
     Fut: Future<Output = Result<T, TaskError>>,
     H: AttemptHook + ?Sized,
 {
-    let ids = span.as_ref().map(|span| *span.ids());
+    let ids = span.as_ref().map(StepSpan::ids);
     let steps = async move {
         let mut span = span;
         let mut number = 1;
@@ -45,12 +43,12 @@ where
                 None => (None, None),
                 Some(step) if number == 1 => {
                     let ids = step.ids().child();
-                    set_inline_attempt(step, Some(ids.span_id));
+                    step.set_inline_attempt(Some(ids.span_id));
                     (Some(ids), None)
                 }
                 Some(step) => {
                     let fields = Fields::Attempt { number };
-                    let attempt = ActiveSpan::child(step.spans(), "attempt", step.ids(), fields);
+                    let attempt = ActiveSpan::child(step.spans(), "attempt", &step.ids(), fields);
                     (Some(*attempt.ids()), Some(attempt.into_owned()))
                 }
             };
@@ -61,7 +59,7 @@ where
             let ended = span.as_mut().map(|step| {
                 if retry && attempt_span.is_none() {
                     // The first attempt, retried: no longer recorded with its step.
-                    set_inline_attempt(step, None);
+                    step.set_inline_attempt(None);
                     let parent = Parent::Local(step.ids().span_id);
                     let ids = attempt_ids.expect("a traced step's attempts have ids");
                     let fields = Fields::Attempt { number };
@@ -121,11 +119,4 @@ where
         }
     };
     InSpan::new(steps, ids)
-}
-
-/// Records (or stops recording) a step's first attempt with the step itself.
-fn set_inline_attempt(step: &mut ActiveSpan<'_>, id: Option<SpanId>) {
-    if let Fields::Step { attempt, .. } = step.fields_mut() {
-        *attempt = id;
-    }
 }

@@ -37,7 +37,7 @@ use crate::transaction::Transaction;
 /// let cx = Context::builder("reject").build();
 /// let tx = Transaction::new("t-1", "{}");
 /// let lifecycle = ConsumerLifecycle::new(Arc::new(Reject));
-/// let outcome = lifecycle.run(&cx, &ConsumerPolicy::default(), &tx, false, &mut ()).await;
+/// let outcome = lifecycle.run(&cx, &ConsumerPolicy::default(), &tx, None, &mut ()).await;
 /// assert!(matches!(outcome.settlement, Settlement::DeadLetter(_)));
 /// # }
 /// ```

@@ -12,7 +12,7 @@ use crate::context::Context;
 use crate::envelope::{self, AttemptHook, step_span};
 use crate::error::TaskError;
 use crate::policy::{FailureAction, RetryPolicy, RolePolicy};
-use crate::telemetry::trace::{ActiveSpan, Traced};
+use crate::telemetry::trace::{StepSpan, Traced};
 
 use crate::step::Step;
 use crate::telemetry::names;
@@ -132,7 +132,7 @@ impl<'t> Tally<'t> {
     /// [`envelope::run`]. The step's future is awaited by the role itself (not wrapped
     /// here): a wrapper future per step measured 10-15 % slower on the no-op hot path, in
     /// copies of the larger future.
-    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Option<ActiveSpan<'t>> {
+    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Option<StepSpan<'t>> {
         self.current = Some(step);
         step_span(self.trace, step.as_str(), policy, None)
     }

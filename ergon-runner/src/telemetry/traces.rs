@@ -33,7 +33,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
-use ergon_core::telemetry::trace::{SpanRecord, SpanSink, Spans};
+use ergon_core::telemetry::trace::{SpanBatch, SpanRecord, SpanSink, Spans, StepRecord};
 
 use super::adopt;
 
@@ -185,10 +185,10 @@ impl Traces {
 /// The engine hands over whole vectors of spans and gets emptied ones back (`spare`):
 /// no span is copied on the way, and no vector's memory changes threads.
 struct Collector {
-    /// Vectors of spans waiting, and how many spans they hold.
-    pending: Mutex<(Vec<Vec<SpanRecord>>, usize)>,
-    /// Emptied vectors, with their room, for the engine to fill again.
-    spare: Mutex<Vec<Vec<SpanRecord>>>,
+    /// Batches of spans waiting, and how many spans they hold.
+    pending: Mutex<(Vec<SpanBatch>, usize)>,
+    /// Emptied batches, with their room, for the engine to fill again.
+    spare: Mutex<Vec<SpanBatch>>,
     /// Held while spans are handed on: a flush waits for the thread's batch in hand.
     exporting: Mutex<()>,
     wake: Condvar,
@@ -199,7 +199,7 @@ struct Collector {
 }
 
 impl SpanSink for Collector {
-    fn accept(&self, spans: &mut Vec<SpanRecord>) {
+    fn accept(&self, spans: &mut SpanBatch) {
         let n = spans.len();
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.1 + n > MAX_PENDING {
@@ -249,17 +249,16 @@ impl Collector {
         };
         let mut emptied = Vec::with_capacity(batches.len());
         for mut batch in batches {
-            match &self.processor {
-                Some(processor) => {
-                    for record in batch.drain(..) {
-                        if let Some(attempt) = record.inline_attempt() {
-                            processor.on_end(span_data(attempt, &self.scope));
-                        }
-                        processor.on_end(span_data(record, &self.scope));
+            if let Some(processor) = &self.processor {
+                let steps = batch.steps.iter().map(StepRecord::to_span_record);
+                for record in steps.chain(batch.spans.drain(..)) {
+                    if let Some(attempt) = record.inline_attempt() {
+                        processor.on_end(span_data(attempt, &self.scope));
                     }
+                    processor.on_end(span_data(record, &self.scope));
                 }
-                None => batch.clear(),
             }
+            batch.clear();
             emptied.push(batch);
         }
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);

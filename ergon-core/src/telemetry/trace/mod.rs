@@ -21,10 +21,12 @@ mod message_id;
 mod record;
 mod sink;
 mod span;
+mod step;
 
 pub use clock::Tick;
 pub use ids::SpanIds;
 pub use message_id::MessageId;
 pub use record::{Fields, Parent, SpanRecord, count};
-pub use sink::{SpanLayer, SpanSink, Spans, Staged};
+pub use sink::{SpanBatch, SpanLayer, SpanSink, Spans, Staged};
 pub use span::{ActiveSpan, InSpan, Traced, current};
+pub use step::{StepRecord, StepSpan};

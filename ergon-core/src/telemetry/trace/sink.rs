@@ -16,12 +16,40 @@ use tracing::Subscriber;
 use tracing_subscriber::Layer;
 
 use super::record::SpanRecord;
+use super::step::StepRecord;
 
 /// Takes finished spans. Called from the engine's threads: it must not block for long.
 pub trait SpanSink: Send + Sync + 'static {
-    /// Takes the spans in `spans`, leaving it empty: best by swapping the whole vector
-    /// for an empty one with room (no span is copied, no memory freed on this thread).
-    fn accept(&self, spans: &mut Vec<SpanRecord>);
+    /// Takes the spans in `batch`, leaving it empty: best by swapping it whole for an
+    /// empty one with room (no span is copied, no memory freed on this thread).
+    fn accept(&self, batch: &mut SpanBatch);
+}
+
+/// Finished spans on their way to a sink: steps apart, in their compact form.
+#[derive(Debug, Default)]
+pub struct SpanBatch {
+    /// Every span but steps.
+    pub spans: Vec<SpanRecord>,
+    /// Steps.
+    pub steps: Vec<StepRecord>,
+}
+
+impl SpanBatch {
+    /// Spans in the batch.
+    pub fn len(&self) -> usize {
+        self.spans.len() + self.steps.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty() && self.steps.is_empty()
+    }
+
+    /// Drops them all, keeping the room.
+    pub fn clear(&mut self) {
+        self.spans.clear();
+        self.steps.clear();
+    }
 }
 
 /// A handle on a [`SpanSink`]: cheap to clone.
@@ -39,7 +67,7 @@ const STAGE_LIMIT: usize = 256;
 
 thread_local! {
     /// The spans of the consume loop being polled on this thread, and where they go.
-    static STAGE: RefCell<Option<(Spans, Vec<SpanRecord>)>> = const { RefCell::new(None) };
+    static STAGE: RefCell<Option<(Spans, SpanBatch)>> = const { RefCell::new(None) };
 }
 
 impl Spans {
@@ -70,16 +98,30 @@ impl Spans {
     /// this thread, straight to the sink otherwise. (Boxed until it lands in the stage:
     /// the span is copied once, from its box into the stage.)
     pub fn record(&self, span: Box<SpanRecord>) {
+        self.stage(move |staged| staged.spans.push(*span));
+    }
+
+    /// Records a finished step.
+    pub fn record_step(&self, step: StepRecord) {
+        self.stage(move |staged| staged.steps.push(step));
+    }
+
+    #[inline(always)]
+    fn stage(&self, push: impl FnOnce(&mut SpanBatch)) {
         STAGE.with_borrow_mut(|stage| match stage {
             Some((owner, staged)) if self.same_sink(owner) => {
-                staged.push(*span);
+                push(staged);
                 // A loop may run many transactions in one poll: hand them on in bounded
                 // batches rather than growing the stage.
                 if staged.len() >= STAGE_LIMIT {
                     self.0.accept(staged);
                 }
             }
-            _ => self.0.accept(&mut vec![*span]),
+            _ => {
+                let mut one = SpanBatch::default();
+                push(&mut one);
+                self.0.accept(&mut one);
+            }
         });
     }
 
@@ -89,7 +131,7 @@ impl Spans {
         Staged {
             inner: future,
             spans: self.clone(),
-            buffer: Vec::new(),
+            buffer: SpanBatch::default(),
         }
     }
 
@@ -111,7 +153,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         spans: Spans,
-        buffer: Vec<SpanRecord>,
+        buffer: SpanBatch,
     }
 }
 
