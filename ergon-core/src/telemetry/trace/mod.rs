@@ -4,15 +4,22 @@
 //! Not `tracing` spans: a `tracing` span through `tracing-opentelemetry` costs about a
 //! microsecond (registry slots, extensions, an SDK span built and ended), and a traced
 //! transaction makes five — several times the cost of the transaction itself. Here a
-//! span is two clock ticks, a pair of ids and typed fields ([`SpanRecord`]), staged per
-//! thread and turned into OpenTelemetry attributes by the exporter, off the hot path.
+//! span is two clock ticks, a pair of ids and typed fields, staged per thread and turned
+//! into OpenTelemetry attributes by the exporter, off the hot path:
+//!
+//! * a transaction, batch, loop or task run is an [`ActiveSpan`] (its [`SpanRecord`] boxed,
+//!   so that an untraced transaction's futures stay small);
+//! * a step is a [`StepSpan`], inline in the step's future, ending as a compact
+//!   [`StepRecord`]; its first attempt is recorded with it unless a retry follows, and
+//!   later attempts are spans of their own.
+//!
 //! `tracing` stays the way in and out: the sink is found in the current subscriber
 //! ([`SpanLayer`]), log lines and a user's own `tracing` spans take the current ergon
 //! span as their parent ([`current`]).
 //!
 //! ```text
-//! ActiveSpan::start ─drop─▶ SpanRecord ─▶ Spans::record ─(staged per loop poll)─▶ SpanSink
-//!                                                      (the runner: SpanData ─▶ OTLP)
+//! ActiveSpan / StepSpan ─end─▶ SpanRecord / StepRecord ─▶ Spans::record* ─(staged per loop
+//!   poll, SpanBatch)─▶ SpanSink (the runner: SpanData ─▶ batch processor ─▶ OTLP)
 //! ```
 
 mod clock;
