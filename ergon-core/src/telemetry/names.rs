@@ -37,6 +37,3 @@ pub const STREAMING: &str = "ergon.policy.streaming";
 pub const MAX_ATTEMPTS: &str = "ergon.policy.max_attempts";
 /// `ergon.policy.timeout_ms`: the step's per-attempt timeout (absent: none).
 pub const TIMEOUT_MS: &str = "ergon.policy.timeout_ms";
-/// `otel.status_code`: `ERROR` on a failed attempt, step or transaction (read by
-/// `tracing-opentelemetry` as the span status).
-pub const STATUS: &str = "otel.status_code";

@@ -73,7 +73,7 @@ pub fn remote_parent(tx: &Transaction) -> Option<SpanContext> {
 /// receives them continues the trace. (A `tracestate` they carry is inherited from their
 /// parent transaction, with the rest of its trace metadata.)
 pub(crate) fn inject(span: &SpanIds, transactions: &[Transaction]) -> Vec<Transaction> {
-    let parent = format!("00-{}-{}-01", span.trace_id, span.span_id);
+    let parent = format_traceparent(&span.span_context());
     transactions
         .iter()
         .map(|tx| tx.with_meta(meta::TRACEPARENT, parent.clone()))
