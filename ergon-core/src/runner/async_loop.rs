@@ -216,10 +216,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
 
         // What every transaction span of this worker shares.
         let shared = trace.map(|_| spans::shared_attributes(&self.cx));
-        // Each transaction with its batch's span (none when the batch is not sampled);
-        // a batch's span ends when the last of its transactions has started.
-        let mut buffer: VecDeque<(Transaction, Option<Arc<ActiveSpan<'_>>>)> =
-            VecDeque::with_capacity(low_water + batch_size);
+        // The transactions fetched and not started yet, and their batches' spans.
+        let mut buffer: VecDeque<Transaction> = VecDeque::with_capacity(low_water + batch_size);
+        let mut batches = spans::OpenBatches::default();
         // Declared before `in_flight`, whose futures borrow it.
         let drain = CancellationToken::new();
         let mut in_flight = FuturesUnordered::new();
@@ -245,25 +244,19 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     stop = Some(reason);
                     waiting = None;
                     drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
-                    self.requeue_all(&*input, unstarted(&mut buffer), false)
-                        .await;
+                    batches.clear();
+                    self.requeue_all(&*input, buffer.drain(..), false).await;
                 }
             }
 
             while in_flight.len() < concurrency {
-                let Some((tx, batch)) = buffer.pop_front() else {
+                let Some(tx) = buffer.pop_front() else {
                     break;
                 };
-                let span = trace.zip(shared.as_ref()).and_then(|(trace, shared)| {
-                    spans::transaction_span(
-                        trace.spans,
-                        shared,
-                        &tx,
-                        batch.as_deref(),
-                        L::OPERATION,
-                    )
+                let span = batches.start_next(|batch| {
+                    let (trace, shared) = trace.zip(shared.as_ref())?;
+                    spans::transaction_span(trace.spans, shared, &tx, batch, L::OPERATION)
                 });
-                drop(batch);
                 in_flight.push(self.drive(&*input, tx, span, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
@@ -327,9 +320,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
                                     let span = trace.filter(|_| fetched.sampled).map(|trace| {
-                                        Arc::new(spans::batch_span(trace.spans, trace.parent, batch.len()))
+                                        spans::batch_span(trace.spans, trace.parent, batch.len())
                                     });
-                                    buffer.extend(batch.into_iter().map(|tx| (tx, span.clone())));
+                                    batches.push(span, batch.len());
+                                    buffer.extend(batch);
                                 }
                             }
                         }
@@ -344,7 +338,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 "Fetch failed after its retries; stopping this worker"
                             );
                             drain_deadline = Some(Box::pin(tokio::time::sleep(loop_policy.drain_timeout)));
-                            self.requeue_all(&*input, unstarted(&mut buffer), false).await;
+                            batches.clear();
+                            self.requeue_all(&*input, buffer.drain(..), false).await;
                             fetch_error = Some(err);
                         }
                     }
@@ -454,11 +449,4 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             }
         }
     }
-}
-
-/// Drains the transactions not started yet, without their batch spans.
-fn unstarted<'a>(
-    buffer: &'a mut VecDeque<(Transaction, Option<Arc<ActiveSpan<'_>>>)>,
-) -> impl Iterator<Item = Transaction> + 'a {
-    buffer.drain(..).map(|(tx, _)| tx)
 }

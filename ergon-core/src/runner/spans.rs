@@ -1,6 +1,7 @@
 //! The consume loop's spans: the loop itself, each sampled batch, each traced
 //! transaction (see [`telemetry`](crate::telemetry) for the tree and the sampling).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
@@ -64,9 +65,46 @@ fn input_attributes(cx: &Context) -> Vec<KeyValue> {
 }
 
 /// A fetched batch of `size`, under the loop's span; it ends when its last transaction
-/// has started.
+/// has started ([`OpenBatches`]).
 pub(super) fn batch_span<'a>(spans: &'a Spans, parent: &SpanIds, size: usize) -> ActiveSpan<'a> {
     ActiveSpan::child(spans, "batch", parent, Fields::Batch { size })
+}
+
+/// The batches whose transactions are still buffered, oldest first, each with its span
+/// (when sampled) and its transactions not started yet. The buffer is first in, first
+/// out, so the transaction at its front belongs to the oldest batch: no per-transaction
+/// handle on its batch is needed.
+#[derive(Default)]
+pub(super) struct OpenBatches<'a> {
+    open: VecDeque<(Option<ActiveSpan<'a>>, usize)>,
+}
+
+impl<'a> OpenBatches<'a> {
+    /// A batch of `size` transactions was buffered.
+    pub(super) fn push(&mut self, span: Option<ActiveSpan<'a>>, size: usize) {
+        if size > 0 {
+            self.open.push_back((span, size));
+        }
+    }
+
+    /// The transaction at the front of the buffer starts: `start` gets its batch's span,
+    /// which ends once its last transaction has started.
+    pub(super) fn start_next<R>(&mut self, start: impl FnOnce(Option<&ActiveSpan<'a>>) -> R) -> R {
+        let Some((span, left)) = self.open.front_mut() else {
+            return start(None);
+        };
+        let started = start(span.as_ref());
+        *left -= 1;
+        if *left == 0 {
+            self.open.pop_front();
+        }
+        started
+    }
+
+    /// The buffer was emptied without starting them: their batches' spans end.
+    pub(super) fn clear(&mut self) {
+        self.open.clear();
+    }
 }
 
 /// The span of one transaction: a child of its `batch`, or of the remote parent its
@@ -111,5 +149,51 @@ pub(crate) fn record_outcome(span: &mut ActiveSpan<'_>, outcome: &TransactionOut
     }
     if let Some(failure) = &outcome.failure {
         span.fail(failure.category);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::telemetry::trace::{SpanBatch, SpanSink};
+
+    /// Keeps the names of the spans it gets.
+    #[derive(Default)]
+    struct Names(Mutex<Vec<&'static str>>);
+
+    impl SpanSink for Arc<Names> {
+        fn accept(&self, batch: &mut SpanBatch) {
+            let names = batch.spans.iter().map(|s| s.name);
+            self.0.lock().unwrap().extend(names);
+            batch.clear();
+        }
+    }
+
+    #[test]
+    fn a_batch_span_ends_when_its_last_transaction_starts() {
+        let names = Arc::new(Names::default());
+        let spans = Spans::new(names.clone());
+        let root = SpanIds::new_trace();
+        let ended = || names.0.lock().unwrap().len();
+        let mut batches = OpenBatches::default();
+        batches.push(Some(batch_span(&spans, &root, 2)), 2);
+        batches.push(None, 1);
+        batches.push(Some(batch_span(&spans, &root, 1)), 1);
+
+        let parents: Vec<Option<SpanIds>> = (0..4)
+            .map(|_| batches.start_next(|batch| batch.map(|b| *b.ids())))
+            .collect();
+        assert!(parents[0].is_some() && parents[0] == parents[1]);
+        assert_eq!(parents[2], None, "the unsampled batch has no span");
+        assert!(parents[3].is_some() && parents[3] != parents[0]);
+        assert_eq!(ended(), 2, "both sampled batches ended once started");
+
+        batches.push(Some(batch_span(&spans, &root, 3)), 3);
+        batches.start_next(|_| ());
+        assert_eq!(ended(), 2);
+        batches.clear();
+        assert_eq!(ended(), 3, "a batch requeued unstarted ends too");
     }
 }
