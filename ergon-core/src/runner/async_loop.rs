@@ -253,9 +253,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 let Some(tx) = buffer.pop_front() else {
                     break;
                 };
-                let span = batches.start_next(|batch| {
-                    let (trace, shared) = trace.zip(shared.as_ref())?;
-                    spans::transaction_span(trace.spans, shared, &tx, batch, L::OPERATION)
+                let span = trace.zip(shared.as_ref()).and_then(|(trace, shared)| {
+                    batches.start_next(|batch| {
+                        spans::transaction_span(trace.spans, shared, &tx, batch, L::OPERATION)
+                    })
                 });
                 in_flight.push(self.drive(&*input, tx, span, &drain));
             }
@@ -319,10 +320,12 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 if stop.is_some() {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
-                                    let span = trace.filter(|_| fetched.sampled).map(|trace| {
-                                        spans::batch_span(trace.spans, trace.parent, batch.len())
-                                    });
-                                    batches.push(span, batch.len());
+                                    if let Some(trace) = trace {
+                                        let span = fetched.sampled.then(|| {
+                                            spans::batch_span(trace.spans, trace.parent, batch.len())
+                                        });
+                                        batches.push(span, batch.len());
+                                    }
                                     buffer.extend(batch);
                                 }
                             }

@@ -71,7 +71,8 @@ pub(super) fn batch_span<'a>(spans: &'a Spans, parent: &SpanIds, size: usize) ->
 }
 
 /// The batches whose transactions are still buffered, oldest first, each with its span
-/// (when sampled) and its transactions not started yet. The buffer is first in, first
+/// (when sampled) and its transactions not started yet (kept only while the loop is
+/// traced). The buffer is first in, first
 /// out, so the transaction at its front belongs to the oldest batch: no per-transaction
 /// handle on its batch is needed.
 #[derive(Default)]
