@@ -1,5 +1,5 @@
 //! A finished span as the engine records it: ids, two ticks and typed fields, with no
-//! attribute list built and nothing allocated on the hot path beyond the message id.
+//! attribute list built (a message id is kept inline when short, see [`MessageId`]).
 //! The exporter turns it into OpenTelemetry attributes ([`SpanRecord::attributes`]) off
 //! the engine's threads.
 
