@@ -2,7 +2,7 @@
 //!
 //! The record ends on the collector's thread: an id on the heap would be allocated on the
 //! engine's thread and freed on the other, the slowest path of most allocators. Ids of up
-//! to [`INLINE`] bytes (a UUID's 36 fit) stay inside the record.
+//! to 38 bytes (a UUID's 36 fit) stay inside the record.
 
 /// Bytes an id may have to be kept inline.
 pub const INLINE: usize = 38;
@@ -10,7 +10,7 @@ pub const INLINE: usize = 38;
 /// A transaction id, inline when short.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MessageId {
-    /// Up to [`INLINE`] bytes, with their length.
+    /// Up to 38 bytes (`INLINE`), with their length.
     Inline(u8, [u8; INLINE]),
     /// A longer one.
     Heap(Box<str>),
