@@ -133,6 +133,14 @@ fn children<'a>(spans: &'a [SpanData], parent: &SpanData) -> Vec<&'a SpanData> {
     found
 }
 
+/// The exported parent of `span`.
+fn parent_of<'a>(spans: &'a [SpanData], span: &SpanData) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|s| s.span_context.span_id() == span.parent_span_id)
+        .expect("the parent span was exported")
+}
+
 fn only<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
     let found: Vec<&SpanData> = spans.iter().filter(|s| s.name == name).collect();
     assert_eq!(found.len(), 1, "spans named {name}: {found:#?}");
@@ -294,15 +302,9 @@ async fn a_hybrids_outbound_transactions_continue_its_trace_in_the_next_task() {
     assert_eq!((upstream.len(), downstream.len()), (2, 4));
     for child in downstream {
         // Its parent is an attempt of the hybrid's dispatch step, in the hybrid's trace...
-        let parent = spans
-            .iter()
-            .find(|s| s.span_context.span_id() == child.parent_span_id)
-            .expect("the parent span was exported");
+        let parent = parent_of(&spans, child);
         assert_eq!(parent.name, "attempt");
-        let dispatch = spans
-            .iter()
-            .find(|s| s.span_context.span_id() == parent.parent_span_id)
-            .unwrap();
+        let dispatch = parent_of(&spans, parent);
         assert_eq!(dispatch.name, "dispatch");
         let origin = upstream
             .iter()
@@ -373,10 +375,7 @@ async fn trace_context_crosses_files_into_a_hybrid_and_out_to_the_next_task() {
     for tx in &sink {
         // Through items.jsonl: each line carried its dispatch attempt's context.
         assert_eq!(tx.span_context.trace_id().to_string(), upstream);
-        let parent = spans
-            .iter()
-            .find(|s| s.span_context.span_id() == tx.parent_span_id)
-            .expect("the parent span was exported");
+        let parent = parent_of(&spans, tx);
         assert_eq!(parent.name, "attempt");
         assert_eq!(
             str_attr(tx, "messaging.destination.name").as_deref(),
@@ -455,15 +454,9 @@ async fn log_lines_and_user_spans_inside_a_step_carry_its_trace() {
 
         // The user's span is a child of the process step's attempt, in its trace.
         let lookup = only(&spans, "lookup");
-        let attempt = spans
-            .iter()
-            .find(|s| s.span_context.span_id() == lookup.parent_span_id)
-            .expect("the user span's parent was exported");
+        let attempt = parent_of(&spans, lookup);
         assert_eq!(attempt.name, "attempt");
-        let step = spans
-            .iter()
-            .find(|s| s.span_context.span_id() == attempt.parent_span_id)
-            .unwrap();
+        let step = parent_of(&spans, attempt);
         assert_eq!(step.name, "process");
         assert_eq!(
             lookup.span_context.trace_id(),

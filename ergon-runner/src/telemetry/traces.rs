@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -201,19 +201,14 @@ struct Collector {
 impl SpanSink for Collector {
     fn accept(&self, spans: &mut SpanBatch) {
         let n = spans.len();
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = lock(&self.pending);
         if pending.1 + n > MAX_PENDING {
             drop(pending);
             self.dropped.fetch_add(n as u64, Relaxed);
             spans.clear();
             return;
         }
-        let spare = self
-            .spare
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default();
+        let spare = lock(&self.spare).pop().unwrap_or_default();
         pending.0.push(std::mem::replace(spans, spare));
         pending.1 += n;
         if pending.1 >= WAKE_AT {
@@ -227,7 +222,7 @@ impl Collector {
     /// wait, until stopped.
     fn run(&self) {
         while !self.stop.load(Relaxed) {
-            let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let pending = lock(&self.pending);
             let waited = self
                 .wake
                 .wait_timeout_while(pending, TICK, |p| p.1 < WAKE_AT && !self.stop.load(Relaxed));
@@ -238,12 +233,9 @@ impl Collector {
 
     /// Converts what is pending and hands it on (drops it, with no exporter).
     fn hand_on(&self) {
-        let _exporting = self
-            .exporting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _exporting = lock(&self.exporting);
         let batches = {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut pending = lock(&self.pending);
             pending.1 = 0;
             std::mem::take(&mut pending.0)
         };
@@ -261,10 +253,15 @@ impl Collector {
             batch.clear();
             emptied.push(batch);
         }
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = lock(&self.spare);
         spare.extend(emptied);
         spare.truncate(MAX_SPARE);
     }
+}
+
+/// Locks `mutex`, through a panic elsewhere (what the collector guards stays consistent).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An ergon span as OpenTelemetry span data.
