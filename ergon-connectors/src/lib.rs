@@ -88,6 +88,7 @@
 
 #[cfg(feature = "file")]
 pub mod file;
+pub mod jsonl;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "memory")]

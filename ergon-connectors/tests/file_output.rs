@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ergon_connectors::file::{FileConnector, meta};
+use ergon_connectors::jsonl;
 use ergon_core::{Category, Connector, Failure, Settlement, Transaction};
 
 fn failure(category: Category, attempts: u32, message: &str) -> Failure {
@@ -214,6 +215,41 @@ async fn bytes_that_are_not_utf8_are_dead_lettered_in_base64() {
     let letters = json_lines(input.dead_letter_path());
     assert_eq!(letters[0]["payload_encoding"], "base64");
     assert_eq!(letters[0]["payload"], "//5h");
+}
+
+#[tokio::test]
+async fn dead_letters_give_back_the_exact_bytes_of_every_line_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.jsonl");
+    let lines: [&[u8]; 8] = [
+        b"12\r34",
+        b"a\0b",
+        b"\xEF\xBB\xBF{\"n\":1}",
+        b"\xff\xfe{}",
+        b" {\"n\": 2} ",
+        b"{\"n\":\r3}",
+        b"\"\\u0041\"",
+        b"{\"b\":1.50,\"a\":2}",
+    ];
+    let mut content = Vec::new();
+    for line in lines {
+        content.extend_from_slice(line);
+        content.push(b'\n');
+    }
+    std::fs::write(&path, content).unwrap();
+
+    let input = FileConnector::new(&path);
+    let batch = input.fetch(100).await.unwrap();
+    assert_eq!(batch.len(), lines.len());
+    for tx in &batch {
+        let dead = Settlement::DeadLetter(failure(Category::Business, 1, "refused"));
+        input.settle(tx, &dead).await.unwrap();
+    }
+    let written = std::fs::read_to_string(input.dead_letter_path()).unwrap();
+    assert_eq!(written.lines().count(), lines.len(), "one line each");
+    for (letter, original) in written.lines().zip(lines) {
+        assert_eq!(jsonl::payload_of(letter).unwrap(), original, "{letter}");
+    }
 }
 
 #[tokio::test]

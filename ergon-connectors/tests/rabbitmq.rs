@@ -6,9 +6,10 @@
 //! mid-stream with nothing lost. Each test uses queues of its own, deleted at the end.
 #![cfg(feature = "rabbitmq")]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use ergon_connectors::rabbitmq::{DeadLetterConfig, RabbitConfig, RabbitConnector, meta};
@@ -17,58 +18,9 @@ use ergon_core::runner::{ConsumeLoop, LoopEnd};
 use ergon_core::{
     Category, Connector, Context, Failure, Hybrid, HybridPolicy, Settlement, TaskError, Transaction,
 };
-use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, Connection, ConnectionProperties};
-
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// A raw channel for setting up and inspecting; fails the test clearly without a broker.
-async fn raw() -> Channel {
-    let connection = Connection::connect(URL, ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|err| {
-            panic!(
-                "RabbitMQ is not reachable at {URL} ({err}); these tests need the local broker \
-                 (Debian: `systemctl start rabbitmq-server`)"
-            )
-        });
-    connection.create_channel().await.unwrap()
-}
-
-/// A queue name no other test (or run) uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "ergon-test-{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Relaxed)
-    )
-}
-
-/// Messages ready in `queue`.
-async fn depth(channel: &Channel, queue: &str) -> u32 {
-    channel
-        .queue_declare(
-            ShortString::from(queue),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .message_count()
-}
-
-async fn delete(channel: &Channel, queues: &[&str]) {
-    for queue in queues {
-        let _ = channel
-            .queue_delete(ShortString::from(*queue), QueueDeleteOptions::default())
-            .await;
-    }
-}
+use support::{URL, delete, depth, kill_connections, raw, unique};
 
 fn config(queue: &str) -> RabbitConfig {
     RabbitConfig {
@@ -437,26 +389,6 @@ async fn a_hybrid_acks_its_input_only_after_the_output_confirmed() {
     assert_eq!(depth(&channel, &inbound).await, 0);
     assert_eq!(depth(&channel, &outbound).await, 40);
     delete(&channel, &[&inbound, &outbound, &dead]).await;
-}
-
-/// Closes the broker connections whose name contains `name` (rabbitmqctl).
-fn kill_connections(name: &str) -> usize {
-    let listing = std::process::Command::new("rabbitmqctl")
-        .args(["list_connections", "-q", "pid", "client_properties"])
-        .output()
-        .expect("rabbitmqctl (from the rabbitmq-server package) is needed for this test");
-    let text = String::from_utf8_lossy(&listing.stdout);
-    let mut killed = 0;
-    for line in text.lines().filter(|l| l.contains(name)) {
-        let pid = line.split_whitespace().next().unwrap();
-        let status = std::process::Command::new("rabbitmqctl")
-            .args(["close_connection", pid, "killed by the test"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        killed += 1;
-    }
-    killed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 //! A connector is the only place that knows a transport (a queue, a file, a table). The
 //! engine calls it for three things: [`Connector::fetch`] a batch, [`Connector::dispatch`]
 //! outbound transactions, and [`Connector::settle`] each fetched transaction once its
-//! lifecycle is over (ack, requeue, dead-letter or drop).
+//! lifecycle is over (ack, requeue, dead-letter or drop). A finite run also asks it
+//! whether its input is [drained](Connector::drained) before it ends.
 
 use std::sync::Arc;
 
@@ -38,6 +39,20 @@ impl Settlement {
     }
 }
 
+/// Whether a settlement was carried out by the transport.
+///
+/// The run summary counts acks, requeues, dead letters and drops only when they were
+/// [`Performed`](SettleOutcome::Performed); the others are counted apart as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// The transport did (or durably recorded, to send coalesced) what was asked.
+    Performed,
+    /// Nothing was done because the delivery no longer belongs to this consumer: its
+    /// channel was lost, or its lease ran out and another worker has it. The transport
+    /// delivers the transaction again, so nothing is lost.
+    Stale,
+}
+
 /// Why a transaction failed: what a dead letter records next to the original payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
@@ -66,7 +81,7 @@ pub struct Failure {
 /// ```
 /// use std::sync::Mutex;
 /// use async_trait::async_trait;
-/// use ergon_core::{Connector, Settlement, TaskError, Transaction};
+/// use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
 ///
 /// struct Fixed { items: Mutex<Vec<Transaction>>, acked: Mutex<Vec<String>> }
 ///
@@ -77,9 +92,9 @@ pub struct Failure {
 ///         let n = max.min(items.len());
 ///         Ok(items.drain(..n).collect())
 ///     }
-///     async fn settle(&self, tx: &Transaction, s: &Settlement) -> Result<(), TaskError> {
+///     async fn settle(&self, tx: &Transaction, s: &Settlement) -> Result<SettleOutcome, TaskError> {
 ///         if *s == Settlement::Ack { self.acked.lock().unwrap().push(tx.id().to_owned()); }
-///         Ok(())
+///         Ok(SettleOutcome::Performed)
 ///     }
 /// }
 /// ```
@@ -90,11 +105,28 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Settles one transaction this connector fetched. Each fetched transaction is settled
     /// exactly once by the engine.
+    ///
+    /// Returns [`SettleOutcome::Stale`] when the transport could not act because the
+    /// delivery is no longer this consumer's (a lost channel, an expired lease) and will be
+    /// delivered again; an error is for a settlement that failed and may be retried.
     async fn settle(
         &self,
         transaction: &Transaction,
         settlement: &Settlement,
-    ) -> Result<(), TaskError>;
+    ) -> Result<SettleOutcome, TaskError>;
+
+    /// Whether the input is drained: nothing waits to be fetched, nothing requeued is
+    /// pending, and the transport is in a state to know (not reconnecting, say).
+    ///
+    /// A finite (`streaming = false`) loop ends only when a fetch came back empty while
+    /// nothing of its own was in flight or buffered *and* this says `true`; otherwise it
+    /// backs off and fetches again. The default trusts that empty fetch, which is right
+    /// for a transport whose `fetch` sees everything there is (an in-process queue); a
+    /// transport whose fetch can come back empty while work remains (a broker's consumer
+    /// between deliveries, a queue whose rows are leased by others) answers here.
+    async fn drained(&self) -> Result<bool, TaskError> {
+        Ok(true)
+    }
 
     /// Sends transactions out; returns once the destination has accepted all of them.
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {

@@ -57,7 +57,7 @@ pub mod telemetry;
 pub mod test_util;
 pub mod transaction;
 
-pub use connector::{Connector, Failure, Settlement};
+pub use connector::{Connector, Failure, SettleOutcome, Settlement};
 pub use context::Context;
 pub use error::{Category, TaskError};
 pub use policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy};

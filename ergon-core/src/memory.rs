@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use async_trait::async_trait;
 
-use crate::connector::{Connector, Failure, Settlement};
+use crate::connector::{Connector, Failure, SettleOutcome, Settlement};
 use crate::error::TaskError;
 use crate::transaction::Transaction;
 
@@ -149,7 +149,7 @@ impl Connector for MemoryConnector {
         &self,
         transaction: &Transaction,
         settlement: &Settlement,
-    ) -> Result<(), TaskError> {
+    ) -> Result<SettleOutcome, TaskError> {
         match settlement {
             Settlement::Ack => {
                 self.acked.fetch_add(1, Relaxed);
@@ -163,7 +163,7 @@ impl Connector for MemoryConnector {
                 .dead_letters
                 .push((transaction.clone(), failure.clone())),
         }
-        Ok(())
+        Ok(SettleOutcome::Performed)
     }
 
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {

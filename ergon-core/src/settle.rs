@@ -1,6 +1,6 @@
 //! Settlement: performing what the lifecycle decided, through the input connector.
 
-use crate::connector::{Connector, Settlement};
+use crate::connector::{Connector, SettleOutcome, Settlement};
 use crate::envelope::{self, Attempted};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
@@ -16,14 +16,15 @@ use crate::transaction::Transaction;
 ///
 /// A settlement that fails for good is logged at ERROR (the transaction may be delivered
 /// again by its source, or, for a dead letter that could not be written, lost) and
-/// returned so the worker can count it.
+/// returned so the worker can count it; so is a [stale](SettleOutcome::Stale) one, which
+/// the worker counts apart from the settlements the transport performed.
 pub(crate) async fn settle(
     task: &str,
     input: &dyn Connector,
     tx: &Transaction,
     settlement: &Settlement,
     policy: &RetryPolicy,
-) -> Attempted<()> {
+) -> Attempted<SettleOutcome> {
     let name = Step::Settle.as_str();
     let call = |_| input.settle(tx, settlement);
     let settled = envelope::run(name, None, policy, call, &mut ()).await;

@@ -1,8 +1,8 @@
 //! Test helpers for tasks and the engine (feature `test-util`).
 //!
 //! * [`ScriptedConnector`]: an in-memory input and output with scripted faults (failing,
-//!   slow or panicking fetches, failing settlements and dispatches) that records every
-//!   fetch, settlement and dispatch attempt.
+//!   slow or panicking fetches, failing or stale settlements, failing dispatches, an input
+//!   that is not drained yet) that records every fetch, settlement and dispatch attempt.
 //! * To run one transaction through a task's whole lifecycle and look at its settlement,
 //!   call [`Lifecycle::run`](crate::lifecycle::Lifecycle::run) on the task in its role
 //!   (for example [`ConsumerLifecycle`](crate::lifecycle::ConsumerLifecycle)).
@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::connector::{Connector, Settlement};
+use crate::connector::{Connector, SettleOutcome, Settlement};
 use crate::error::TaskError;
 use crate::memory::MemoryConnector;
 use crate::transaction::Transaction;
@@ -34,6 +34,9 @@ pub struct ScriptedConnector {
     queue: MemoryConnector,
     failing_fetches: AtomicU32,
     failing_settles: AtomicU32,
+    stale_settles: AtomicU32,
+    undrained_checks: AtomicU32,
+    drained_checks: AtomicU32,
     failing_dispatches: AtomicU32,
     dispatch_attempts: AtomicU32,
     panicking_fetches: AtomicU32,
@@ -77,6 +80,25 @@ impl ScriptedConnector {
     pub fn failing_settles(self, n: u32) -> Self {
         self.failing_settles.store(n, SeqCst);
         self
+    }
+
+    /// The next `n` settlements are not performed and answer
+    /// [`SettleOutcome::Stale`] (as for a delivery whose channel was lost).
+    pub fn stale_settles(self, n: u32) -> Self {
+        self.stale_settles.store(n, SeqCst);
+        self
+    }
+
+    /// The next `n` [`Connector::drained`] checks answer `false` even when the queue is
+    /// empty (as for a broker whose queue still holds messages not delivered yet).
+    pub fn undrained_checks(self, n: u32) -> Self {
+        self.undrained_checks.store(n, SeqCst);
+        self
+    }
+
+    /// [`Connector::drained`] checks so far.
+    pub fn drained_checks(&self) -> u32 {
+        self.drained_checks.load(SeqCst)
     }
 
     /// The next `n` dispatches fail with a (retryable) system error; `u32::MAX` for all.
@@ -167,14 +189,26 @@ impl Connector for ScriptedConnector {
         result
     }
 
-    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+    async fn settle(
+        &self,
+        tx: &Transaction,
+        settlement: &Settlement,
+    ) -> Result<SettleOutcome, TaskError> {
         if take(&self.failing_settles) {
             return Err(TaskError::system("scripted settle failure"));
+        }
+        if take(&self.stale_settles) {
+            return Ok(SettleOutcome::Stale);
         }
         self.log()
             .settlements
             .push((tx.id().to_owned(), settlement.clone()));
         self.queue.settle(tx, settlement).await
+    }
+
+    async fn drained(&self) -> Result<bool, TaskError> {
+        self.drained_checks.fetch_add(1, SeqCst);
+        Ok(!take(&self.undrained_checks) && self.queue.is_empty())
     }
 
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {

@@ -232,16 +232,19 @@ async fn the_exception_step_is_retried_and_its_final_failure_still_settles() {
     assert_eq!(input.dead_lettered(), ["tx-0"]);
 }
 
-/// Rejects every transaction the first time it sees it, accepts it the second time.
+/// Rejects every transaction the first time it sees it, accepts it the second time;
+/// each attempt takes `delay`.
 #[derive(Default)]
 struct SecondTimeLucky {
     seen: Mutex<Vec<String>>,
+    delay: Duration,
 }
 
 impl Consumer for SecondTimeLucky {
     type Output = ();
 
     async fn process_transaction(&self, _: &Context, tx: &Transaction) -> Result<(), TaskError> {
+        tokio::time::sleep(self.delay).await;
         let mut seen = self.seen.lock().unwrap();
         if seen.iter().any(|id| id == tx.id()) {
             Ok(())
@@ -370,7 +373,7 @@ async fn concurrency_is_reached_but_never_exceeded_even_with_small_batches() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn non_streaming_ends_after_the_first_empty_fetch_once_work_drains() {
+async fn non_streaming_ends_once_drained_without_stalling() {
     let input = Arc::new(ScriptedConnector::with_count(25));
     let started = Instant::now();
     let task = Arc::new(Tracked {
@@ -384,7 +387,54 @@ async fn non_streaming_ends_after_the_first_empty_fetch_once_work_drains() {
     assert_eq!(started.elapsed(), Duration::from_millis(200));
     let fetches = input.fetches();
     assert_eq!(fetches.last().unwrap().2, 0, "the last fetch found nothing");
-    assert_eq!(fetches.iter().filter(|(_, _, n)| *n == 0).count(), 1);
+    assert_eq!(
+        input.drained_checks(),
+        1,
+        "the connector is asked only once nothing is in flight"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finite_run_delivers_again_what_slow_transactions_requeued() {
+    let input = Arc::new(ScriptedConnector::with_count(20));
+    let mut requeue = policy(4, 4);
+    requeue.on_failure = FailureAction::Requeue;
+    let task = Arc::new(SecondTimeLucky {
+        delay: Duration::from_millis(50),
+        ..SecondTimeLucky::default()
+    });
+    let (end, stats) = run(task, &input, requeue).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!((stats.requeued, stats.succeeded), (20, 20));
+    assert!(input.queue().is_empty(), "nothing left behind");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finite_run_waits_until_the_connector_reports_drained() {
+    // The transport says "more to come" twice; the messages arrive at 250 ms.
+    let input = Arc::new(ScriptedConnector::new([]).undrained_checks(2));
+    let late = input.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        late.queue()
+            .extend((0..5).map(|n| Transaction::new(format!("late-{n}"), "{}")));
+    });
+    let (end, stats) = run(Arc::new(Tracked::default()), &input, policy(2, 10)).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!(stats.succeeded, 5, "the late messages were processed");
+    assert_eq!(input.drained_checks(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_settlements_are_counted_apart() {
+    let input = Arc::new(ScriptedConnector::with_count(10).stale_settles(3));
+    let (end, stats) = run(Arc::new(Tracked::default()), &input, policy(2, 10)).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!(stats.processed, 10);
+    assert_eq!(
+        (stats.succeeded, stats.settle_stale, stats.settle_failed),
+        (7, 3, 0)
+    );
 }
 
 #[tokio::test(start_paused = true)]

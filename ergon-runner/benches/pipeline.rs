@@ -820,8 +820,12 @@ mod hybrid {
             Ok(Vec::new())
         }
 
-        async fn settle(&self, _: &Transaction, _: &Settlement) -> Result<(), TaskError> {
-            Ok(())
+        async fn settle(
+            &self,
+            _: &Transaction,
+            _: &Settlement,
+        ) -> Result<ergon_core::SettleOutcome, TaskError> {
+            Ok(ergon_core::SettleOutcome::Performed)
         }
 
         async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {

@@ -260,8 +260,12 @@ impl Connector for StuckConnector {
     async fn fetch(&self, _max: usize) -> Result<Vec<Transaction>, TaskError> {
         std::future::pending().await
     }
-    async fn settle(&self, _: &Transaction, _: &ergon_core::Settlement) -> Result<(), TaskError> {
-        Ok(())
+    async fn settle(
+        &self,
+        _: &Transaction,
+        _: &ergon_core::Settlement,
+    ) -> Result<ergon_core::SettleOutcome, TaskError> {
+        Ok(ergon_core::SettleOutcome::Performed)
     }
 }
 

@@ -275,3 +275,84 @@ fn a_runner_killed_mid_run_loses_nothing() {
         "{duplicates} duplicates: more than a lease's worth of in-flight work"
     );
 }
+
+#[test]
+fn any_bytes_enqueued_come_back_exactly_from_dead_letters_and_their_requeue() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tasks.toml");
+    // The output is a directory: every forward fails, once, and is dead-lettered.
+    std::fs::create_dir(dir.path().join("blocked")).unwrap();
+    std::fs::write(
+        &config,
+        r#"
+[connectors.inbox]
+type = "local"
+path = "queue.db"
+
+[connectors.blocked]
+type = "file"
+path = "blocked"
+
+[tasks.drain]
+type = "forward"
+input = "inbox"
+output = "blocked"
+
+[tasks.drain.policy.success.retry]
+max_attempts = 1
+"#,
+    )
+    .unwrap();
+    let lines: [&[u8]; 6] = [
+        b"12\r34",
+        b"a\0b",
+        b"\xEF\xBB\xBF{\"n\":1}",
+        b"\xff\xfe{}",
+        b" {\"id\":\"spaced\", \"n\": 2} ",
+        b"{\"id\":\"o-1\",\"n\":1.50}",
+    ];
+    let mut content = Vec::new();
+    for line in lines {
+        content.extend_from_slice(line);
+        content.extend_from_slice(b"\r\n");
+    }
+    let input = dir.path().join("weird.jsonl");
+    std::fs::write(&input, content).unwrap();
+    let file = input.to_str().unwrap();
+
+    // --strict refuses the file, naming the first line that is not JSON.
+    let out = runner(
+        &config,
+        &["queue", "enqueue", "inbox", "--strict", "--file", file],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("weird.jsonl: line 1"), "{stderr}");
+    // Without it, every line goes in as it is, invalid UTF-8 included.
+    let out = run(&config, &["queue", "enqueue", "inbox", "--file", file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("enqueued 6 transaction(s)") && stdout.contains("line(s) [1, 2, 3, 4]"),
+        "{stdout}"
+    );
+
+    run(&config, &[]);
+    assert_eq!(stats(&config), (0, 0, 0, 6));
+    let out = run(&config, &["queue", "dead-letters", "inbox"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    let payloads: Vec<Vec<u8>> = listed
+        .lines()
+        .map(|line| ergon_connectors::jsonl::payload_of(line).unwrap())
+        .collect();
+    assert_eq!(payloads, lines, "{listed}");
+
+    run(&config, &["queue", "requeue-dead", "inbox"]);
+    let mut store = ergon_connectors::local::Store::open(&dir.path().join("queue.db")).unwrap();
+    let requeued = store
+        .lease("inbox", 100, Duration::from_secs(30), 1)
+        .unwrap();
+    let requeued: Vec<Vec<u8>> = requeued.into_iter().map(|row| row.payload).collect();
+    assert_eq!(requeued, lines, "requeue-dead delivers the same bytes");
+}

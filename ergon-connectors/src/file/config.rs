@@ -32,9 +32,11 @@ pub struct FileConfig {
     pub path: PathBuf,
     /// Where failed transactions go (`on_failure = "dead_letter"`), one JSON object per
     /// line: `id`, `task`, `step`, `category`, `error`, `attempts`, `failed_at` (RFC 3339,
-    /// UTC), `metadata`, `payload` (the original line: embedded as written when it is JSON, else as a
-    /// string) and `payload_encoding` (`"json"`, `"text"` or `"base64"` for bytes that are
-    /// not UTF-8). Default: `<stem>.dead.jsonl` beside `path`.
+    /// UTC), `metadata`, `payload` (the exact bytes of the line read: embedded as written
+    /// when it is one-line JSON with nothing around it, else as a string, else — not
+    /// UTF-8 — in base64) and `payload_encoding` (`"json"`, `"text"` or `"base64"`);
+    /// [`jsonl::decode`](crate::jsonl::decode) gives the bytes back. Default:
+    /// `<stem>.dead.jsonl` beside `path`.
     pub dead_letter: Option<PathBuf>,
     /// Take each input transaction's id from this top-level field of its JSON line (a
     /// string, or an integer written out) instead of `FILE:LINE`. Lines that are not a

@@ -10,7 +10,8 @@
 //! * **Settle**: `Ack` has nothing to do and `Drop` is only counted: a file input is a
 //!   finite, replayable source, read from the start on every run (there is no checkpoint
 //!   yet). `Requeue` delivers the transaction again later in the same run, before lines
-//!   not read yet. `DeadLetter` appends one JSON object line to the dead-letter file (see
+//!   not read yet; a finite run ends only once the file is read to its end and nothing
+//!   requeued waits. `DeadLetter` appends one JSON object line to the dead-letter file (see
 //!   [`FileConfig::dead_letter`]).
 //! * **Dispatch**: each transaction's payload is appended to `path` as one line; the file
 //!   and its directories are created when missing. A call returns once its lines reached
@@ -73,7 +74,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
-use ergon_core::{Connector, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::FileConfig;
 
@@ -259,7 +260,7 @@ impl Connector for FileConnector {
         &self,
         transaction: &Transaction,
         settlement: &Settlement,
-    ) -> Result<(), TaskError> {
+    ) -> Result<SettleOutcome, TaskError> {
         let shared = &self.shared;
         match settlement {
             Settlement::Ack => {
@@ -285,7 +286,13 @@ impl Connector for FileConnector {
                 shared.dead_lettered.fetch_add(1, Relaxed);
             }
         }
-        Ok(())
+        Ok(SettleOutcome::Performed)
+    }
+
+    /// Drained when nothing requeued waits: the loop asks only after a fetch found the end
+    /// of the file, and a requeue from another worker since then is handed out next.
+    async fn drained(&self) -> Result<bool, TaskError> {
+        Ok(self.shared.input.ready() == 0)
     }
 
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {

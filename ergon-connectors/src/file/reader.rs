@@ -16,6 +16,7 @@ use ergon_core::{TaskError, Transaction};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::meta;
+use crate::jsonl::{is_blank, trim_newline};
 
 /// Read buffer of the input file.
 const READ_BUFFER: usize = 64 * 1024;
@@ -118,7 +119,7 @@ impl Input {
             }
             lines.number += 1;
             let line = trim_newline(&lines.buf);
-            if !line.iter().all(u8::is_ascii_whitespace) {
+            if !is_blank(line) {
                 let transaction = self.transaction(line, lines.number);
                 lock(&self.ready).push_back(transaction);
             }
@@ -195,15 +196,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The line without its `\n` or `\r\n`.
-fn trim_newline(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
 /// The value of the top-level `field` of a JSON object line, when it is a string or an
 /// integer; the rest of the line is skipped without being built.
-/// The string (or integer) value of a top-level `field` of a JSON object line.
 fn id_from_field(line: &[u8], field: &str) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let id = FieldOf(field).deserialize(&mut de).ok()?;
@@ -267,12 +261,5 @@ mod tests {
         assert_eq!(id(r#"["id"]"#), None);
         assert_eq!(id(r#"{"id":"o-1""#), None);
         assert_eq!(id(r#"{"id":"o-1"} trailing"#), None);
-    }
-
-    #[test]
-    fn newlines_are_trimmed() {
-        assert_eq!(trim_newline(b"a\r\n"), b"a");
-        assert_eq!(trim_newline(b"a\n"), b"a");
-        assert_eq!(trim_newline(b"a"), b"a");
     }
 }

@@ -16,7 +16,10 @@
 //!   `ack_interval` or per 256 settlements, flushed at close; an ack lost in a crash only
 //!   means a redelivery. `Requeue` makes it visible at once. `DeadLetter` moves it, with
 //!   the failure (task, step, category, error, attempts), to the dead-letter table. A
-//!   settlement only touches a row still under the lease that fetched it.
+//!   settlement only touches a row still under the lease that fetched it; one that finds
+//!   its lease gone is [stale](ergon_core::SettleOutcome::Stale).
+//! * **Drained** (the end of a finite run): no row ready, leased or expired — rows leased
+//!   by another worker or process are waited for, as they may come back.
 //!
 //! At least once, like every ergon connector: nothing acked is lost, and after a crash
 //! the transactions in flight are delivered again when their lease runs out.
@@ -36,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
 use ergon_core::transaction::Metadata;
-use ergon_core::{Connector, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::LocalConfig;
 pub use store::{DeadLetter, Depths, Leased, NewRow, Store};
@@ -193,7 +196,11 @@ impl Connector for LocalConnector {
             .collect())
     }
 
-    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+    async fn settle(
+        &self,
+        tx: &Transaction,
+        settlement: &Settlement,
+    ) -> Result<SettleOutcome, TaskError> {
         let receipt = receipt(tx)?;
         match settlement {
             Settlement::Ack | Settlement::Drop(_) => {
@@ -205,23 +212,34 @@ impl Connector for LocalConnector {
                 if pending >= ACK_BATCH {
                     self.shared.flush_now.notify_one();
                 }
-                Ok(())
+                Ok(SettleOutcome::Performed)
             }
-            Settlement::Requeue => on_store(&self.shared, "cannot requeue in", move |store| {
-                store.requeue(&[receipt])
-            })
-            .await
-            .map(drop),
+            Settlement::Requeue => {
+                let requeued = on_store(&self.shared, "cannot requeue in", move |store| {
+                    store.requeue(&[receipt])
+                })
+                .await?;
+                Ok(under_lease(requeued == 1))
+            }
             Settlement::DeadLetter(failure) => {
                 let failure = failure.clone();
                 let (seq, token) = receipt;
-                on_store(&self.shared, "cannot dead-letter in", move |store| {
+                let moved = on_store(&self.shared, "cannot dead-letter in", move |store| {
                     store.dead_letter(seq, token, &failure)
                 })
-                .await
-                .map(drop)
+                .await?;
+                Ok(under_lease(moved))
             }
         }
+    }
+
+    /// Drained when the queue holds no row but dead letters: none ready, none leased by
+    /// any worker or process (they may be requeued, or their lease may run out), after
+    /// this worker's own acks are written.
+    async fn drained(&self) -> Result<bool, TaskError> {
+        flush(&self.shared).await?;
+        let depths = self.depths().await?;
+        Ok(depths.ready == 0 && depths.in_flight == 0 && depths.expired == 0)
     }
 
     /// Group commit: the rows join the batch the writer takes next, and the call returns
@@ -348,6 +366,16 @@ async fn flush(shared: &Arc<Shared>) -> Result<(), TaskError> {
     on_store(shared, "cannot ack in", move |store| store.ack(&acked))
         .await
         .map(drop)
+}
+
+/// A requeue or dead letter that found its row still under the fetching lease was
+/// performed; otherwise the lease ran out and another delivery has the row.
+fn under_lease(found: bool) -> SettleOutcome {
+    if found {
+        SettleOutcome::Performed
+    } else {
+        SettleOutcome::Stale
+    }
 }
 
 fn transaction(row: Leased, token: i64) -> Transaction {

@@ -15,8 +15,15 @@
 //!   (unroutable) message is an error.
 //! * **Connection loss**: the connection is reopened with capped backoff, the topology
 //!   declared again and consuming resumed. Deliveries of the lost channel are redelivered
-//!   by the broker; settling one of them is a counted no-op, never a tag sent on the new
-//!   channel. [`Connector::health`] says whether the connector is connected.
+//!   by the broker; settling one of them is a [stale](SettleOutcome::Stale) no-op, never a
+//!   tag sent on the new channel, and so is a requeue or reject the lost channel refused.
+//!   Acks recorded but not sent when the channel went are logged with their count: those
+//!   messages are delivered again (at least once). [`Connector::health`] says whether the
+//!   connector is connected.
+//! * **Drained** (the end of a finite run): connected, the queue's message count (a
+//!   passive declare on the consuming channel) is zero, and no delivery has arrived in the
+//!   consumer meanwhile (one that has is kept for the next fetch). Never while
+//!   reconnecting: a finite run waits for the broker, bounded by its `loop.timeout`.
 //!
 //! Files: `config.rs` (the TOML table, [`RabbitConfig`]), `session.rs` (a connection, its
 //! topology and channels), `acks.rs` (which acks to send), `message.rs` (deliveries to
@@ -33,13 +40,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::{FutureExt as _, StreamExt as _};
 use lapin::Confirmation;
-use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions};
-use lapin::types::ShortString;
+use lapin::options::{
+    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions, QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
-use ergon_core::{Connector, Failure, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, Failure, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::{
     AmqpUrl, DeadLetterConfig, DeclareConfig, ExchangeConfig, PublishConfig, QueueKind,
@@ -105,6 +114,8 @@ struct Shared {
     flush_now: Notify,
     /// Settlements of deliveries whose channel was lost (the broker redelivers them).
     stale_settlements: AtomicU64,
+    /// Deliveries a drained check found in the consumer: the next fetch hands them out.
+    held: Mutex<Vec<Transaction>>,
     last_error: Mutex<Option<String>>,
     closed: CancellationToken,
 }
@@ -128,6 +139,7 @@ impl RabbitConnector {
             consuming: AtomicBool::new(false),
             flush_now: Notify::new(),
             stale_settlements: AtomicU64::new(0),
+            held: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
             closed: CancellationToken::new(),
         });
@@ -234,6 +246,13 @@ impl Connector for RabbitConnector {
             .non_retryable());
         }
         self.shared.consuming.store(true, Relaxed);
+        {
+            let mut held = lock(&self.shared.held);
+            if !held.is_empty() {
+                let n = max.min(held.len());
+                return Ok(held.drain(..n).collect());
+            }
+        }
         // While reconnecting: an empty batch, so a streaming loop waits and tries again.
         let Some(session) = self.session(config.fetch_wait).await else {
             return Ok(Vec::new());
@@ -280,7 +299,11 @@ impl Connector for RabbitConnector {
         Ok(batch)
     }
 
-    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+    async fn settle(
+        &self,
+        tx: &Transaction,
+        settlement: &Settlement,
+    ) -> Result<SettleOutcome, TaskError> {
         let Some((generation, tag)) = message::delivery_of(tx) else {
             return Err(TaskError::system(format!(
                 "rabbitmq: transaction {} did not come from this connector",
@@ -291,21 +314,17 @@ impl Connector for RabbitConnector {
         let current = self.shared.current.borrow().clone();
         let Some((session, consume)) = current
             .as_ref()
-            .filter(|s| s.generation == generation)
+            .filter(|s| s.generation == generation && s.connected())
             .and_then(|s| Some((s, s.consuming()?)))
         else {
-            self.shared.stale_settlements.fetch_add(1, Relaxed);
-            tracing::debug!(
-                id = tx.id(),
-                generation,
-                "Settlement of a delivery whose channel was lost; the broker redelivers it"
-            );
-            return Ok(());
+            return Ok(self.stale(tx, generation, "its channel was lost"));
         };
         let config = &self.shared.config;
-        let wire = |err: lapin::Error| {
+        // A channel that refuses a nack or reject is closed: the broker redelivers.
+        let refused = |err: lapin::Error| {
             session.lost.cancel();
-            broker_error(config, "settlement failed", &err)
+            tracing::warn!(connector = %self.shared.name, error = %err, "RabbitMQ settlement refused; the channel is lost");
+            self.stale(tx, generation, "the channel refused the settlement")
         };
         match settlement {
             Settlement::Ack | Settlement::Drop(_) => self.record_ack(consume, tag),
@@ -314,11 +333,9 @@ impl Connector for RabbitConnector {
                     multiple: false,
                     requeue: true,
                 };
-                consume
-                    .channel
-                    .basic_nack(tag, options)
-                    .await
-                    .map_err(wire)?;
+                if let Err(err) = consume.channel.basic_nack(tag, options).await {
+                    return Ok(refused(err));
+                }
                 lock(&consume.acks).answered(tag);
             }
             Settlement::DeadLetter(failure) => match &config.dead_letter {
@@ -331,16 +348,62 @@ impl Connector for RabbitConnector {
                 }
                 None => {
                     let options = BasicRejectOptions { requeue: false };
-                    consume
-                        .channel
-                        .basic_reject(tag, options)
-                        .await
-                        .map_err(wire)?;
+                    if let Err(err) = consume.channel.basic_reject(tag, options).await {
+                        return Ok(refused(err));
+                    }
                     lock(&consume.acks).answered(tag);
                 }
             },
         }
-        Ok(())
+        Ok(SettleOutcome::Performed)
+    }
+
+    /// See the module docs: connected, nothing ready in the queue, nothing arrived.
+    async fn drained(&self) -> Result<bool, TaskError> {
+        let config = &self.shared.config;
+        let current = self.shared.current.borrow().clone();
+        let Some(session) = current.filter(|s| s.connected()) else {
+            return Ok(false);
+        };
+        let (Some(consume), Some(queue)) = (session.consuming(), config.queue.as_deref()) else {
+            return Ok(false);
+        };
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = consume
+            .channel
+            .queue_declare(ShortString::from(queue), options, FieldTable::default())
+            .await;
+        let ready = match declared {
+            Ok(declared) => declared.message_count(),
+            Err(err) => {
+                session.lost.cancel();
+                return Err(broker_error(
+                    config,
+                    "cannot count the queue's messages",
+                    &err,
+                ));
+            }
+        };
+        if ready > 0 {
+            return Ok(false);
+        }
+        // A delivery the broker sent before answering is in the consumer by now.
+        let arrived = consume.deliveries.lock().await.next().now_or_never();
+        match arrived {
+            None => Ok(true),
+            Some(Some(Ok(delivery))) => {
+                let tx = message::transaction(delivery, session.generation);
+                lock(&self.shared.held).push(tx);
+                Ok(false)
+            }
+            Some(_) => {
+                session.lost.cancel();
+                Ok(false)
+            }
+        }
     }
 
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
@@ -384,6 +447,17 @@ impl Connector for RabbitConnector {
 }
 
 impl RabbitConnector {
+    /// Counts and logs a settlement that found its delivery gone (see the module docs).
+    fn stale(&self, tx: &Transaction, generation: u64, why: &str) -> SettleOutcome {
+        self.shared.stale_settlements.fetch_add(1, Relaxed);
+        tracing::debug!(
+            id = tx.id(),
+            generation,
+            "Settlement not performed: {why}; the broker delivers the message again"
+        );
+        SettleOutcome::Stale
+    }
+
     /// Records an ack, waking the flusher when half the prefetch (at most 100) is waiting.
     fn record_ack(&self, consume: &session::Consume, tag: u64) {
         let pending = {
@@ -411,11 +485,15 @@ async fn supervise(shared: Arc<Shared>) {
                 return;
             }
             shared.current.send_replace(None);
+            let acks_unsent = session
+                .consuming()
+                .map_or(0, |consume| lock(&consume.acks).pending());
             tracing::warn!(
                 connector = %shared.name,
                 url = %config.url,
                 generation = session.generation,
-                "RabbitMQ connection lost; reconnecting (unacked deliveries will be redelivered)"
+                acks_unsent,
+                "RabbitMQ connection lost; reconnecting (unacked deliveries, and acked ones whose ack was not sent yet, will be redelivered)"
             );
         }
         // Reconnect, with capped backoff, until it works or the connector is closed.
@@ -473,8 +551,9 @@ async fn flush(shared: &Shared, session: &Session, closing: bool) {
     let Some(consume) = session.consuming() else {
         return;
     };
-    let (multiple, stragglers) = {
+    let (multiple, stragglers, sending) = {
         let mut acks = lock(&consume.acks);
+        let before = acks.pending();
         let multiple = acks.take_multiple();
         let half = usize::from(shared.config.prefetch).div_ceil(2);
         let stragglers = if closing || acks.pending() >= half {
@@ -482,7 +561,7 @@ async fn flush(shared: &Shared, session: &Session, closing: bool) {
         } else {
             Vec::new()
         };
-        (multiple, stragglers)
+        (multiple, stragglers, before - acks.pending())
     };
     let sent = async {
         if let Some(tag) = multiple {
@@ -500,7 +579,7 @@ async fn flush(shared: &Shared, session: &Session, closing: bool) {
         Ok::<(), lapin::Error>(())
     };
     if let Err(err) = sent.await {
-        tracing::warn!(connector = %shared.name, error = %err, "RabbitMQ ack failed; the broker will redeliver");
+        tracing::warn!(connector = %shared.name, error = %err, acks_lost = sending, "RabbitMQ ack failed; the broker will redeliver those messages");
         session.lost.cancel();
     }
 }

@@ -21,7 +21,8 @@ pub struct LoopPolicy {
     #[serde(with = "super::duration::option")]
     pub timeout: Option<Duration>,
     /// Keep polling when the input is empty (with `fetch.empty` backoff) instead of
-    /// finishing after the first empty fetch. Default: false.
+    /// finishing once it is drained (an empty fetch with nothing in flight, confirmed by
+    /// the connector: see [`Connector::drained`](crate::Connector::drained)). Default: false.
     pub streaming: bool,
     /// On shutdown, how long in-flight transactions may still run; the rest are requeued.
     /// Default: `"30s"`.
@@ -90,8 +91,10 @@ impl FetchPolicy {
     }
 }
 
-/// Backoff between empty fetches in streaming mode: `backoff * backoff_multiplier^(n-1)`
-/// after the n-th empty fetch in a row, capped at `backoff_cap`; reset by a non-empty fetch.
+/// Backoff between empty fetches: `backoff * backoff_multiplier^(n-1)` after the n-th
+/// empty fetch in a row, capped at `backoff_cap`; reset by a non-empty fetch. A streaming
+/// loop waits so between polls; a finite one waits so while work is in flight or the
+/// input is not drained yet (cut short whenever a transaction finishes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmptyFetchPolicy {

@@ -13,6 +13,12 @@
 //! `max(batch_size, concurrency)` transactions are buffered), so concurrency stays full
 //! across batch boundaries.
 //!
+//! A finite (not streaming) loop ends only when its input is drained: a fetch came back
+//! empty while nothing was in flight or buffered, and the connector confirmed it
+//! ([`Connector::drained`]). An empty fetch with work still in flight (which may be
+//! requeued, or hold a broker's prefetch) only waits, with the `fetch.empty` backoff cut
+//! short whenever a transaction finishes, and fetches again.
+//!
 //! Stopping, for any reason (shutdown signal, loop timeout, fetch failure), works the same
 //! way: no new fetch, buffered transactions not yet started are requeued, in-flight ones
 //! may finish until `drain_timeout`, and the ones still running then are cancelled and
@@ -30,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::stats::StatsHook;
 use super::{LimitBudget, WorkerStats, spans};
-use crate::connector::{Connector, Settlement};
+use crate::connector::{Connector, SettleOutcome, Settlement};
 use crate::context::Context;
 use crate::envelope::Attempted;
 use crate::error::TaskError;
@@ -48,7 +54,8 @@ use crate::transaction::Transaction;
 /// Why a consume loop ended (without error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoopEnd {
-    /// Not streaming, and a fetch found the input empty.
+    /// Not streaming, and the input is drained: an empty fetch with nothing in flight,
+    /// confirmed by [`Connector::drained`].
     Exhausted,
     /// The task's `limit` was reached.
     LimitReached,
@@ -104,18 +111,20 @@ enum Finished {
 /// A transaction's outcome, its settlement and their times.
 pub(crate) struct Settled {
     pub(crate) outcome: TransactionOutcome,
-    pub(crate) settle: Attempted<()>,
+    pub(crate) settle: Attempted<SettleOutcome>,
     /// Microseconds of the whole transaction, while timing is on.
     pub(crate) micros: Option<u32>,
 }
 
-/// A fetch: how many were asked for, whether the batch is sampled, what came back and
-/// how long it took (while timing is on).
+/// A fetch: how many were asked for, whether the batch is sampled, what came back, how
+/// long it took (while timing is on) and, for an empty fetch of an idle finite loop,
+/// whether the input is drained.
 struct Fetched {
     want: usize,
     sampled: bool,
     result: Attempted<Vec<Transaction>>,
     micros: Option<u32>,
+    drained: bool,
 }
 
 type FetchFuture<'a> = Pin<Box<dyn Future<Output = Fetched> + Send + 'a>>;
@@ -273,6 +282,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 } else {
                     let input = &*input;
                     let stats = &*self.stats;
+                    // Nothing of this worker's can come back to the input while this fetch
+                    // runs: an empty answer may mean the end, if the connector agrees.
+                    let may_end =
+                        !loop_policy.streaming && in_flight.is_empty() && buffer.is_empty();
                     stats.record_fetch_started();
                     fetching = Some(Box::pin(async move {
                         let sampled = trace.is_some() && sampling::sample_batch();
@@ -281,11 +294,14 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             fetch(input, &fetch_policy.retry, want, trace.filter(|_| sampled))
                                 .await;
                         let micros = started.map(timing::micros_since);
+                        let empty = result.result.as_ref().is_ok_and(Vec::is_empty);
+                        let drained = may_end && empty && drained(input, task_name).await;
                         Fetched {
                             want,
                             sampled,
                             result,
                             micros,
+                            drained,
                         }
                     }));
                 }
@@ -307,14 +323,12 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             if let Some(limit) = &self.limit {
                                 limit.give_back(want.saturating_sub(batch.len()));
                             }
-                            if batch.is_empty() {
-                                if loop_policy.streaming {
-                                    empty_streak += 1;
-                                    let wait = empty_backoff.delay_after(empty_streak);
-                                    waiting = Some(Box::pin(tokio::time::sleep(wait)));
-                                } else {
-                                    source_end = Some(LoopEnd::Exhausted);
-                                }
+                            if fetched.drained {
+                                source_end = Some(LoopEnd::Exhausted);
+                            } else if batch.is_empty() {
+                                empty_streak += 1;
+                                let wait = empty_backoff.delay_after(empty_streak);
+                                waiting = Some(Box::pin(tokio::time::sleep(wait)));
                             } else {
                                 empty_streak = 0;
                                 if stop.is_some() {
@@ -348,6 +362,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     }
                 }
                 Some(finished) = in_flight.next(), if !in_flight.is_empty() => {
+                    if !loop_policy.streaming {
+                        // What it freed (a requeue, a broker's prefetch) may be fetched now.
+                        waiting = None;
+                    }
                     match finished {
                         Finished::Done(settled) => self.stats.record(&settled),
                         Finished::Abandoned(tx) => {
@@ -437,19 +455,31 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             if let Some(limit) = &self.limit {
                 limit.give_back(1);
             }
-            match settle(
+            let settled = settle(
                 self.cx.task_name(),
                 input,
                 &tx,
                 &Settlement::Requeue,
                 policy,
             )
-            .await
-            .result
-            {
-                Ok(()) => self.stats.record_requeued_unstarted(1, abandoned),
-                Err(_) => self.stats.record_settle_failed(),
-            }
+            .await;
+            self.stats.record_requeue(&settled.result, abandoned);
+        }
+    }
+}
+
+/// Asks `input` whether it is drained; an error counts as "not yet" (logged), so the loop
+/// backs off and fetches again, and that fetch reports a transport that is really gone.
+async fn drained(input: &dyn Connector, task: &str) -> bool {
+    match input.drained().await {
+        Ok(drained) => drained,
+        Err(err) => {
+            tracing::warn!(
+                task,
+                error = %err.chain(),
+                "Cannot tell whether the input is drained; fetching again"
+            );
+            false
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::connector::{Connector, Settlement, unsupported};
+use crate::connector::{Connector, SettleOutcome, Settlement, unsupported};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::task::Producer;
@@ -50,7 +50,11 @@ impl<T: Producer> Connector for Generated<T> {
         Ok(batch)
     }
 
-    async fn settle(&self, tx: &Transaction, settlement: &Settlement) -> Result<(), TaskError> {
+    async fn settle(
+        &self,
+        tx: &Transaction,
+        settlement: &Settlement,
+    ) -> Result<SettleOutcome, TaskError> {
         match settlement {
             Settlement::Ack => {}
             Settlement::Requeue => self
@@ -68,7 +72,7 @@ impl<T: Producer> Connector for Generated<T> {
                 "Generated transaction failed and the producer has no input connector to keep it"
             ),
         }
-        Ok(())
+        Ok(SettleOutcome::Performed)
     }
 
     async fn dispatch(&self, _transactions: &[Transaction]) -> Result<(), TaskError> {

@@ -5,7 +5,7 @@ use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::async_loop::Settled;
-use crate::connector::Settlement;
+use crate::connector::{SettleOutcome, Settlement};
 use std::time::Duration;
 
 use crate::envelope::{AttemptHook, Attempted};
@@ -29,6 +29,7 @@ pub struct WorkerStats {
     dropped: AtomicU64,
     exception_failed: AtomicU64,
     settle_failed: AtomicU64,
+    settle_stale: AtomicU64,
     abandoned: AtomicU64,
     abandoned_attempts: AtomicU64,
     dispatched: AtomicU64,
@@ -92,6 +93,10 @@ pub struct StatsSnapshot {
     pub exception_failed: u64,
     /// Settlements that failed after their retries.
     pub settle_failed: u64,
+    /// Settlements the transport did not perform because the delivery was no longer this
+    /// consumer's (a lost channel, an expired lease): the transaction is delivered again.
+    /// Not counted in `succeeded`, `requeued`, `dead_lettered` or `dropped`.
+    pub settle_stale: u64,
     /// Transactions cut off by the drain timeout at shutdown (requeued).
     pub abandoned: u64,
     /// Blocking attempts given up at their deadline while their thread still ran them.
@@ -134,6 +139,7 @@ impl AddAssign for StatsSnapshot {
         self.dropped += o.dropped;
         self.exception_failed += o.exception_failed;
         self.settle_failed += o.settle_failed;
+        self.settle_stale += o.settle_stale;
         self.abandoned += o.abandoned;
         self.abandoned_attempts += o.abandoned_attempts;
         self.dispatched += o.dispatched;
@@ -164,6 +170,7 @@ impl WorkerStats {
             dropped: self.dropped.load(Relaxed),
             exception_failed: self.exception_failed.load(Relaxed),
             settle_failed: self.settle_failed.load(Relaxed),
+            settle_stale: self.settle_stale.load(Relaxed),
             abandoned: self.abandoned.load(Relaxed),
             abandoned_attempts: self.abandoned_attempts.load(Relaxed),
             dispatched: self.dispatched.load(Relaxed),
@@ -221,7 +228,6 @@ impl WorkerStats {
     /// were counted by [`StatsHook`] as they happened).
     pub(crate) fn record(&self, done: &Settled) {
         let outcome = &done.outcome;
-        let settled = done.settle.result.is_ok();
         let settle_retries = done.settle.retries();
         self.count_step(Step::Settle, done.settle.attempts, settle_retries, None);
         if let Some(total) = done.micros {
@@ -247,9 +253,16 @@ impl WorkerStats {
         if outcome.exception_error.is_some() {
             self.exception_failed.fetch_add(1, Relaxed);
         }
-        if !settled {
-            self.settle_failed.fetch_add(1, Relaxed);
-            return;
+        match done.settle.result {
+            Ok(SettleOutcome::Performed) => {}
+            Ok(SettleOutcome::Stale) => {
+                self.settle_stale.fetch_add(1, Relaxed);
+                return;
+            }
+            Err(_) => {
+                self.settle_failed.fetch_add(1, Relaxed);
+                return;
+            }
         }
         match outcome.settlement {
             Settlement::Ack => &self.succeeded,
@@ -260,19 +273,31 @@ impl WorkerStats {
         .fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn record_requeued_unstarted(&self, count: u64, abandoned: bool) {
-        self.requeued.fetch_add(count, Relaxed);
-        if abandoned {
-            self.abandoned.fetch_add(count, Relaxed);
-        }
-    }
-
     pub(crate) fn record_abandoned_attempt(&self) {
         self.abandoned_attempts.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn record_settle_failed(&self) {
-        self.settle_failed.fetch_add(1, Relaxed);
+    /// A requeue of a transaction that did not run here (see [`Self::record`] for the
+    /// others), counted by what became of it.
+    pub(crate) fn record_requeue(
+        &self,
+        settled: &Result<SettleOutcome, TaskError>,
+        abandoned: bool,
+    ) {
+        match settled {
+            Ok(SettleOutcome::Performed) => {
+                self.requeued.fetch_add(1, Relaxed);
+                if abandoned {
+                    self.abandoned.fetch_add(1, Relaxed);
+                }
+            }
+            Ok(SettleOutcome::Stale) => {
+                self.settle_stale.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.settle_failed.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     pub(crate) fn set_in_flight(&self, n: usize) {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ergon-runner queue enqueue CONNECTOR [--file FILE] [--strict]
-//!                                                       JSON lines from FILE or stdin
+//!                                                       lines from FILE or stdin, as read
 //! ergon-runner queue stats [CONNECTOR...]               ready, in flight, expired, dead
 //! ergon-runner queue dead-letters CONNECTOR [--limit N] the failures, one JSON line each
 //! ergon-runner queue requeue-dead CONNECTOR             put the dead letters back
@@ -11,8 +11,11 @@
 use std::io::BufRead as _;
 use std::path::Path;
 
+use ergon_connectors::jsonl::{self, Payload};
 use ergon_connectors::local::{LocalConfig, NewRow, Store};
 use ergon_core::config::{ConfigEnv, decode};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::config::{ConfigError, LoadedConfig};
 
@@ -95,11 +98,12 @@ fn local_connectors(loaded: &LoadedConfig) -> Vec<String> {
 }
 
 /// Enqueues the lines of `source` (a file, or stdin when `None` or `-`) into
-/// `connector`. Each line's `id` field (a string or a number) is its id, else
-/// `LABEL:LINE`. A line that is not JSON is enqueued as it is, as the file connector
-/// delivers it (the task rejects it as a business error and it is dead-lettered, intact),
-/// and named in the report; with `strict` it stops the command before anything is
-/// written.
+/// `connector`, each with the bytes read (without its `\n` or `\r\n`; blank lines are
+/// skipped, as the file connector does). Each line's `id` field (a string or a number) is
+/// its id, else `LABEL:LINE`. A line that is not JSON, or not even UTF-8, is enqueued as
+/// it is, as the file connector delivers it (the task rejects it as a business error and
+/// it is dead-lettered, intact), and named in the report; with `strict` it stops the
+/// command before anything is written.
 ///
 /// # Errors
 ///
@@ -112,7 +116,7 @@ pub fn enqueue(
     strict: bool,
 ) -> Result<String, ConfigError> {
     let mut named = open(loaded, connector)?;
-    let (label, reader): (String, Box<dyn std::io::BufRead>) = match source {
+    let (label, mut reader): (String, Box<dyn std::io::BufRead>) = match source {
         Some(path) if path != Path::new("-") => {
             let file = std::fs::File::open(path)
                 .map_err(|err| ConfigError::new(path, "", format!("cannot read: {err}")))?;
@@ -128,14 +132,20 @@ pub fn enqueue(
     };
     let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
     let mut invalid = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let number = index + 1;
-        let line =
-            line.map_err(|err| ConfigError::new(Path::new(&label), format!("line {number}"), err))?;
-        if line.trim().is_empty() {
+    let mut buf = Vec::new();
+    for number in 1.. {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|err| ConfigError::new(Path::new(&label), format!("line {number}"), err))?;
+        if read == 0 {
+            break;
+        }
+        let line = jsonl::trim_newline(&buf);
+        if jsonl::is_blank(line) {
             continue;
         }
-        let id = match serde_json::from_str::<serde_json::Value>(&line) {
+        let id = match serde_json::from_slice::<serde_json::Value>(line) {
             Ok(value) => match &value["id"] {
                 serde_json::Value::String(id) => id.clone(),
                 serde_json::Value::Number(id) => id.to_string(),
@@ -153,7 +163,7 @@ pub fn enqueue(
                 format!("{label}:{number}")
             }
         };
-        rows.push((id, line.into_bytes()));
+        rows.push((id, line.to_vec()));
     }
     for chunk in rows.chunks(ENQUEUE_BATCH) {
         let batch: Vec<NewRow<'_>> = chunk
@@ -211,7 +221,21 @@ pub fn stats(loaded: &LoadedConfig, connectors: &[String]) -> Result<String, Con
     Ok(out)
 }
 
-/// The dead letters of `connector`, oldest first, one JSON object per line.
+/// One line of `queue dead-letters`.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: &'a str,
+    deliveries: u32,
+    /// The failure as stored (a JSON object), or null if it is not JSON.
+    failure: Option<&'a RawValue>,
+    failed_at_ms: i64,
+    payload: Payload<'a>,
+    payload_encoding: &'static str,
+}
+
+/// The dead letters of `connector`, oldest first, one JSON object per line; the payload
+/// is written as the file connector writes dead letters, so that its exact bytes can be
+/// decoded back ([`jsonl::decode`]).
 ///
 /// # Errors
 ///
@@ -227,17 +251,23 @@ pub fn dead_letters(
         .dead_letters(&named.queue, limit)
         .map_err(failed(loaded, connector, "cannot read"))?;
     let mut out = String::new();
-    for letter in dead {
-        let failure: serde_json::Value = serde_json::from_str(&letter.failure).unwrap_or_default();
-        let payload = String::from_utf8_lossy(&letter.payload);
-        let line = serde_json::json!({
-            "id": letter.id,
-            "deliveries": letter.deliveries,
-            "failure": failure,
-            "failed_at_ms": letter.failed_at,
-            "payload": payload,
-        });
-        out.push_str(&format!("{line}\n"));
+    for letter in &dead {
+        let payload = Payload::of(&letter.payload);
+        let listed = Listed {
+            id: &letter.id,
+            deliveries: letter.deliveries,
+            failure: serde_json::from_str(&letter.failure).ok(),
+            failed_at_ms: letter.failed_at,
+            payload_encoding: payload.encoding(),
+            payload,
+        };
+        let line = serde_json::to_string(&listed).map_err(failed(
+            loaded,
+            connector,
+            "cannot encode a dead letter",
+        ))?;
+        out.push_str(&line);
+        out.push('\n');
     }
     Ok(out)
 }

@@ -10,8 +10,12 @@ use crate::manager::RunReport;
 ///
 /// ```text
 /// ergon run finished in 0.052s: 20 transactions, 384 tx/s, exit code 0
-/// task orders: processed=20 succeeded=15 failed=5 business=4 system=0 timeout=1 retries=3 dispatched=15 dead_lettered=5 requeued=0 dropped=0 exception_failed=0 settle_failed=0 abandoned_attempts=0 ended=exhausted
+/// task orders: processed=20 succeeded=15 failed=5 business=4 system=0 timeout=1 retries=3 dispatched=15 dead_lettered=5 requeued=0 dropped=0 exception_failed=0 settle_failed=0 settle_stale=0 abandoned_attempts=0 ended=exhausted
 /// ```
+///
+/// `succeeded`, `dead_lettered`, `requeued` and `dropped` count settlements the transport
+/// performed; `settle_stale` counts the ones it could not (the delivery's channel was lost
+/// or its lease ran out: the transaction is delivered again).
 pub fn render(report: &RunReport) -> String {
     let total: u64 = report.tasks.iter().map(|t| t.stats.processed).sum();
     let seconds = report.wall.as_secs_f64();
@@ -41,7 +45,7 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "task {}: processed={} succeeded={} failed={} business={} system={} timeout={} retries={} dispatched={} dead_lettered={} requeued={} dropped={} exception_failed={} settle_failed={} abandoned_attempts={} ended={}",
+            "task {}: processed={} succeeded={} failed={} business={} system={} timeout={} retries={} dispatched={} dead_lettered={} requeued={} dropped={} exception_failed={} settle_failed={} settle_stale={} abandoned_attempts={} ended={}",
             task.name,
             s.processed,
             s.succeeded,
@@ -56,6 +60,7 @@ pub fn render(report: &RunReport) -> String {
             s.dropped,
             s.exception_failed,
             s.settle_failed,
+            s.settle_stale,
             s.abandoned_attempts,
             ended.join(",")
         );

@@ -57,7 +57,7 @@ fn validates_the_orders_and_writes_accepted_and_rejected_files() {
     assert!(
         stdout.contains(
             "task validate_orders: processed=22 succeeded=15 failed=7 business=7 system=0 timeout=0 \
-             retries=2 dispatched=0 dead_lettered=7 requeued=0 dropped=0 exception_failed=0 settle_failed=0 abandoned_attempts=0 ended=exhausted"
+             retries=2 dispatched=0 dead_lettered=7 requeued=0 dropped=0 exception_failed=0 settle_failed=0 settle_stale=0 abandoned_attempts=0 ended=exhausted"
         ),
         "{stdout}"
     );

@@ -140,6 +140,12 @@ pub fn collect(board: &WorkerBoard) -> Vec<Family> {
         |s| s.settle_failed,
     ));
     families.push(counter(
+        "ergon.settle.stale",
+        "Settlements not performed because the delivery was no longer this consumer's (delivered again)",
+        "{transaction}",
+        |s| s.settle_stale,
+    ));
+    families.push(counter(
         "ergon.fetches",
         "Fetches finished",
         "{fetch}",
