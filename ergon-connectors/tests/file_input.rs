@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use ergon_connectors::file::{FileConfig, FileConnector, FileKind, meta};
 use ergon_core::config::{ConfigEnv, ConnectorKind};
-use ergon_core::{Category, Connector, Settlement, Transaction};
+use ergon_core::{Category, Connector, Delivery, Settlement, Transaction};
 
 fn env(dir: &Path) -> ConfigEnv {
     ConfigEnv {
@@ -18,7 +18,7 @@ fn env(dir: &Path) -> ConfigEnv {
     }
 }
 
-async fn fetch_all(connector: &dyn Connector, batch: usize) -> Vec<Transaction> {
+async fn fetch_all(connector: &dyn Connector, batch: usize) -> Vec<Delivery> {
     let mut all = Vec::new();
     loop {
         let fetched = connector.fetch(batch).await.unwrap();
@@ -40,7 +40,7 @@ async fn lines_become_transactions_with_line_ids_and_metadata() {
     let batch = input.fetch(2).await.unwrap();
     assert_eq!(batch.len(), 2, "at most `max` per fetch");
     let rest = input.fetch(10).await.unwrap();
-    let all: Vec<&Transaction> = batch.iter().chain(&rest).collect();
+    let all: Vec<&Delivery> = batch.iter().chain(&rest).collect();
 
     let ids: Vec<&str> = all.iter().map(|tx| tx.id()).collect();
     assert_eq!(ids, ["orders.jsonl:1", "orders.jsonl:2", "orders.jsonl:3"]);

@@ -2,8 +2,8 @@
 //! connector: slow transactions, retried ones and requeued ones are all processed before
 //! the loop reports `Exhausted`, and nothing is left in the input. RabbitMQ runs against
 //! the local broker (`amqp://guest:guest@127.0.0.1:5672`), with a connection killed
-//! mid-run: the run still ends with everything processed, and the dead letters counted are
-//! exactly the ones the broker holds.
+//! mid-run: the run still ends with everything processed, and every dead letter counted
+//! is one the broker holds (settlements on the lost channel are counted apart).
 #![cfg(all(feature = "file", feature = "local", feature = "rabbitmq"))]
 
 mod support;
@@ -281,10 +281,13 @@ async fn rabbitmq_dead_letters_counted_are_the_ones_the_broker_holds_after_a_los
         unreachable!()
     };
     assert_eq!(left, 0, "the input is drained");
-    assert_eq!(
-        u64::from(held),
-        stats.dead_lettered,
-        "each dead letter counted is one the broker confirmed ({stats:?})"
+    // Each dead letter counted is one the broker confirmed. A stale one may be there too:
+    // its publish reached the broker but the confirm was lost with the channel, and the
+    // message, redelivered, was dead-lettered again (at least once).
+    let held = u64::from(held);
+    assert!(
+        stats.dead_lettered <= held && held <= stats.dead_lettered + stats.settle_stale,
+        "{held} dead letters held; counted {stats:?}"
     );
     assert!(held >= 2000, "every message dead-lettered at least once");
     assert!(

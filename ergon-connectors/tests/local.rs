@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ergon_connectors::local::{LocalConfig, LocalConnector, Store, meta};
+use ergon_connectors::local::{LocalConfig, LocalConnector, Store};
 use ergon_core::{Category, Connector, Failure, Settlement, Transaction};
 
 fn config(lease_ms: u64) -> LocalConfig {
@@ -45,17 +45,24 @@ async fn dispatched_transactions_come_back_in_order_and_acks_delete_them() {
     let dir = tempfile::tempdir().unwrap();
     let queue = open(&dir, 30_000).await;
     queue.dispatch(&transactions(5)).await.unwrap();
-    assert_eq!(queue.count().await.unwrap(), Some(5));
+    assert_eq!(queue.depths().await.unwrap().ready, 5);
 
     let fetched = queue.fetch(10).await.unwrap();
-    let ids: Vec<&str> = fetched.iter().map(Transaction::id).collect();
+    let ids: Vec<&str> = fetched.iter().map(|d| d.id()).collect();
     assert_eq!(ids, ["t-0", "t-1", "t-2", "t-3", "t-4"]);
     assert_eq!(fetched[2].payload().as_ref(), b"{\"n\":2}");
     assert_eq!(
         fetched[2].meta("traceparent"),
         transactions(1)[0].meta("traceparent")
     );
-    assert_eq!(fetched[2].meta(meta::DELIVERIES), Some("1"));
+    assert_eq!(fetched[2].deliveries(), 1);
+    assert!(
+        fetched[2]
+            .metadata()
+            .keys()
+            .all(|k| !k.starts_with("local.")),
+        "no queue state in metadata"
+    );
     let depths = queue.depths().await.unwrap();
     assert_eq!((depths.ready, depths.in_flight), (0, 5));
 
@@ -84,7 +91,7 @@ async fn an_expired_lease_delivers_the_transaction_again_with_its_count() {
     let again = queue.fetch(10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id(), "t-0");
-    assert_eq!(again[0].meta(meta::DELIVERIES), Some("2"));
+    assert_eq!(again[0].deliveries(), 2);
     // The first lease is over: its late ack touches nothing, the second one deletes.
     queue.settle(&first[0], &Settlement::Ack).await.unwrap();
     queue.close().await.unwrap();

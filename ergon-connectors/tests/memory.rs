@@ -31,7 +31,6 @@ async fn every_connect_shares_the_queue_of_its_connector() {
         ])
         .await
         .unwrap();
-    assert_eq!(consumer_b.count().await.unwrap(), Some(3));
     let first = consumer_a.fetch(2).await.unwrap();
     let second = consumer_b.fetch(2).await.unwrap();
     let ids: Vec<&str> = first.iter().chain(&second).map(|tx| tx.id()).collect();
@@ -45,7 +44,8 @@ async fn every_connect_shares_the_queue_of_its_connector() {
         .settle(&first[0], &Settlement::Requeue)
         .await
         .unwrap();
-    assert_eq!(consumer_b.fetch(10).await.unwrap()[0].id(), "a");
+    let again = consumer_b.fetch(10).await.unwrap();
+    assert_eq!((again[0].id(), again[0].deliveries()), ("a", 2));
 
     // Another [connectors.NAME] is another queue.
     let other = MemoryKind

@@ -12,11 +12,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ergon_connectors::rabbitmq::{DeadLetterConfig, RabbitConfig, RabbitConnector, meta};
+use ergon_connectors::rabbitmq::{
+    DeadLetterConfig, QueueKind, RabbitConfig, RabbitConnector, meta,
+};
 use ergon_core::lifecycle::HybridLifecycle;
 use ergon_core::runner::{ConsumeLoop, LoopEnd};
 use ergon_core::{
-    Category, Connector, Context, Failure, Hybrid, HybridPolicy, Settlement, TaskError, Transaction,
+    Category, Connector, Context, Delivery, Failure, Hybrid, HybridPolicy, Settlement, TaskError,
+    Transaction,
 };
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -54,8 +57,8 @@ fn transactions(n: usize) -> Vec<Transaction> {
         .collect()
 }
 
-/// Fetches until `n` transactions arrived (or a fetch comes back empty twice).
-async fn fetch_n(input: &dyn Connector, n: usize) -> Vec<Transaction> {
+/// Fetches until `n` deliveries arrived (or a fetch comes back empty twice).
+async fn fetch_n(input: &dyn Connector, n: usize) -> Vec<Delivery> {
     let mut all = Vec::new();
     let mut empty = 0;
     while all.len() < n && empty < 20 {
@@ -87,9 +90,10 @@ async fn dispatched_transactions_come_back_with_ids_lineage_and_trace_context() 
     let input = connector(config(&queue)).await;
     let received = fetch_n(&input, 50).await;
     assert_eq!(received.len(), 50);
-    let ids: BTreeSet<&str> = received.iter().map(Transaction::id).collect();
+    let ids: BTreeSet<&str> = received.iter().map(|d| d.transaction().id()).collect();
     assert_eq!(ids.len(), 50);
-    for tx in &received {
+    for delivery in &received {
+        let tx = delivery.transaction();
         let n: usize = tx.id().strip_prefix("t-").unwrap().parse().unwrap();
         assert_eq!(tx.payload(), format!("{{\"n\":{n}}}").as_bytes());
         assert_eq!(tx.parent_id(), Some("parent-1"));
@@ -97,10 +101,14 @@ async fn dispatched_transactions_come_back_with_ids_lineage_and_trace_context() 
             tx.meta("traceparent"),
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         );
-        assert_eq!(tx.meta(meta::REDELIVERED), Some("false"));
-        assert_eq!(tx.meta(meta::DELIVERY_COUNT), Some("1"));
+        assert_eq!(tx.deliveries(), 1);
         assert_eq!(tx.meta(meta::ROUTING_KEY), Some(queue.as_str()));
-        input.settle(tx, &Settlement::Ack).await.unwrap();
+        let keys: Vec<&String> = tx.metadata().keys().collect();
+        assert!(
+            !keys.iter().any(|k| k.contains("deliver")),
+            "no delivery state in metadata: {keys:?}"
+        );
+        input.settle(delivery, &Settlement::Ack).await.unwrap();
     }
     input.close().await.unwrap();
     output.close().await.unwrap();
@@ -127,22 +135,28 @@ async fn only_settled_deliveries_are_acked() {
     let settled: BTreeSet<String> = received
         .iter()
         .step_by(2)
-        .map(|tx| tx.id().to_owned())
+        .map(|d| d.transaction().id().to_owned())
         .collect();
-    for tx in received.iter().step_by(2) {
-        input.settle(tx, &Settlement::Ack).await.unwrap();
+    for delivery in received.iter().step_by(2) {
+        input.settle(delivery, &Settlement::Ack).await.unwrap();
     }
     input.close().await.unwrap();
 
     let again = connector(config(&queue)).await;
     let redelivered = fetch_n(&again, 5).await;
-    let ids: BTreeSet<String> = redelivered.iter().map(|tx| tx.id().to_owned()).collect();
+    let ids: BTreeSet<String> = redelivered
+        .iter()
+        .map(|d| d.transaction().id().to_owned())
+        .collect();
     assert_eq!(ids.len(), 5);
     assert!(ids.is_disjoint(&settled), "an acked delivery came back");
-    for tx in &redelivered {
-        assert_eq!(tx.meta(meta::REDELIVERED), Some("true"));
-        assert_eq!(tx.meta(meta::DELIVERY_COUNT), Some("2"));
-        again.settle(tx, &Settlement::Ack).await.unwrap();
+    for delivery in &redelivered {
+        assert_eq!(
+            delivery.transaction().deliveries(),
+            2,
+            "flagged redelivered"
+        );
+        again.settle(delivery, &Settlement::Ack).await.unwrap();
     }
     again.close().await.unwrap();
     output.close().await.unwrap();
@@ -216,9 +230,9 @@ async fn without_a_dead_letter_queue_a_rejected_delivery_takes_the_queues_dead_l
         .insert("x-dead-letter-routing-key".into(), serde_json::json!(dead));
     let connector = connector(config).await;
     connector.dispatch(&transactions(2)).await.unwrap();
-    for tx in fetch_n(&connector, 2).await {
+    for delivery in fetch_n(&connector, 2).await {
         connector
-            .settle(&tx, &Settlement::DeadLetter(failure()))
+            .settle(&delivery, &Settlement::DeadLetter(failure()))
             .await
             .unwrap();
     }
@@ -228,24 +242,42 @@ async fn without_a_dead_letter_queue_a_rejected_delivery_takes_the_queues_dead_l
     delete(&channel, &[&queue, &dead]).await;
 }
 
-#[tokio::test]
-async fn a_requeued_delivery_comes_back_marked_redelivered() {
+/// Requeues one message three times on a queue of `kind`: it comes back each time with
+/// one more delivery, its metadata unchanged.
+async fn requeues_are_counted(kind: QueueKind) {
     let queue = unique("requeue");
-    let connector = connector(config(&queue)).await;
+    let mut config = config(&queue);
+    config.declare.kind = kind;
+    let connector = connector(config).await;
     connector.dispatch(&transactions(1)).await.unwrap();
     let first = fetch_n(&connector, 1).await.remove(0);
-    connector
-        .settle(&first, &Settlement::Requeue)
-        .await
-        .unwrap();
-    let second = fetch_n(&connector, 1).await.remove(0);
-    assert_eq!(second.id(), first.id());
-    assert_eq!(second.meta(meta::REDELIVERED), Some("true"));
-    connector.settle(&second, &Settlement::Ack).await.unwrap();
+    let mut current = first;
+    for expected in 2..=4 {
+        let before = current.transaction().metadata().clone();
+        connector
+            .settle(&current, &Settlement::Requeue)
+            .await
+            .unwrap();
+        current = fetch_n(&connector, 1).await.remove(0);
+        assert_eq!(current.transaction().id(), "t-0");
+        assert_eq!(current.transaction().deliveries(), expected, "{kind:?}");
+        assert_eq!(current.transaction().metadata(), &before, "{kind:?}");
+    }
+    connector.settle(&current, &Settlement::Ack).await.unwrap();
     connector.close().await.unwrap();
     let channel = raw().await;
     assert_eq!(depth(&channel, &queue).await, 0);
     delete(&channel, &[&queue]).await;
+}
+
+#[tokio::test]
+async fn requeues_are_counted_on_classic_queues_by_ergon() {
+    requeues_are_counted(QueueKind::Classic).await;
+}
+
+#[tokio::test]
+async fn requeues_are_counted_on_quorum_queues_by_the_broker() {
+    requeues_are_counted(QueueKind::Quorum).await;
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::delivery::Delivery;
 use crate::error::{Category, TaskError};
 use crate::transaction::Transaction;
 
@@ -81,37 +82,43 @@ pub struct Failure {
 /// ```
 /// use std::sync::Mutex;
 /// use async_trait::async_trait;
-/// use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
+/// use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 ///
 /// struct Fixed { items: Mutex<Vec<Transaction>>, acked: Mutex<Vec<String>> }
 ///
 /// #[async_trait]
 /// impl Connector for Fixed {
-///     async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+///     async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
 ///         let mut items = self.items.lock().unwrap();
 ///         let n = max.min(items.len());
-///         Ok(items.drain(..n).collect())
+///         // Nothing to remember per delivery: the receipt is `()`.
+///         Ok(items.drain(..n).map(|tx| Delivery::new(tx, ())).collect())
 ///     }
-///     async fn settle(&self, tx: &Transaction, s: &Settlement) -> Result<SettleOutcome, TaskError> {
-///         if *s == Settlement::Ack { self.acked.lock().unwrap().push(tx.id().to_owned()); }
+///     async fn settle(&self, d: &Delivery, s: &Settlement) -> Result<SettleOutcome, TaskError> {
+///         if *s == Settlement::Ack {
+///             self.acked.lock().unwrap().push(d.transaction().id().to_owned());
+///         }
 ///         Ok(SettleOutcome::Performed)
 ///     }
 /// }
 /// ```
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {
-    /// Fetches up to `max` transactions (`max >= 1`); an empty batch means none right now.
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError>;
+    /// Fetches up to `max` deliveries (`max >= 1`); an empty batch means none right now.
+    /// Each carries its receipt ([`Delivery::new`]) and its transaction's delivery count
+    /// ([`Transaction::delivered`]); the transaction's metadata carries no transport state.
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError>;
 
-    /// Settles one transaction this connector fetched. Each fetched transaction is settled
-    /// exactly once by the engine.
+    /// Settles one delivery this connector fetched, by its receipt. The engine settles
+    /// each delivery exactly once (it gives the delivery up to its settlement), calling
+    /// this again only to retry a settlement that returned an error.
     ///
     /// Returns [`SettleOutcome::Stale`] when the transport could not act because the
     /// delivery is no longer this consumer's (a lost channel, an expired lease) and will be
     /// delivered again; an error is for a settlement that failed and may be retried.
     async fn settle(
         &self,
-        transaction: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError>;
 
@@ -132,17 +139,6 @@ pub trait Connector: Send + Sync + 'static {
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
         let _ = transactions;
         Err(unsupported("dispatch"))
-    }
-
-    /// Looks one transaction up by id, where the transport can.
-    async fn fetch_by_id(&self, id: &str) -> Result<Option<Transaction>, TaskError> {
-        let _ = id;
-        Err(unsupported("fetch_by_id"))
-    }
-
-    /// How many transactions wait to be fetched, where the transport knows.
-    async fn count(&self) -> Result<Option<u64>, TaskError> {
-        Ok(None)
     }
 
     /// Checks that the connector can reach its transport (`validate --connect`, health).

@@ -26,6 +26,7 @@
 //!   blocking ([`BlockingConsumer`], [`BlockingProducer`], [`BlockingHybrid`]);
 //!   [`context`]: what a task can reach.
 //! * [`connector`]: the [`Connector`] trait and the [`Settlement`] the engine decides;
+//!   [`delivery`]: a fetched [`Transaction`] with the receipt it is settled by;
 //!   [`memory`]: the in-process connector.
 //! * [`step`] (fetch, dispatch), [`lifecycle`] (each role's steps), [`settle`]: one
 //!   transaction's path.
@@ -42,6 +43,7 @@ pub mod concurrency;
 pub mod config;
 pub mod connector;
 pub mod context;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod lifecycle;
@@ -59,6 +61,7 @@ pub mod transaction;
 
 pub use connector::{Connector, Failure, SettleOutcome, Settlement};
 pub use context::Context;
+pub use delivery::Delivery;
 pub use error::{Category, TaskError};
 pub use policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy};
 pub use service::Service;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use async_trait::async_trait;
 
 use crate::connector::{Connector, Failure, SettleOutcome, Settlement};
+use crate::delivery::Delivery;
 use crate::error::TaskError;
 use crate::transaction::Transaction;
 
@@ -19,8 +20,10 @@ type Generator = Box<dyn FnMut(u64) -> Transaction + Send>;
 
 /// An in-process queue of transactions.
 ///
-/// Fetch pops from the front; dispatch and requeue push to the back; dead letters are kept
-/// with their failure and can be read back; acks and drops are counted.
+/// Fetch pops from the front; dispatch and requeue push to the back (a requeued
+/// transaction counts one more delivery); dead letters are kept with their failure and
+/// can be read back; acks and drops are counted. Receipts are `()`: a settlement needs
+/// nothing but the transaction.
 ///
 /// # Examples
 ///
@@ -36,6 +39,7 @@ type Generator = Box<dyn FnMut(u64) -> Transaction + Send>;
 /// queue.settle(&batch[1], &Settlement::Requeue).await?;
 /// assert_eq!(queue.acked(), 1);
 /// assert_eq!(queue.len(), 1);
+/// assert_eq!(queue.fetch(10).await?[0].transaction().deliveries(), 2);
 /// # Ok(()) }
 /// ```
 #[derive(Default)]
@@ -133,13 +137,17 @@ impl fmt::Debug for MemoryConnector {
 
 #[async_trait]
 impl Connector for MemoryConnector {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let mut state = self.lock();
         let from_queue = max.min(state.queue.len());
-        let mut batch: Vec<Transaction> = state.queue.drain(..from_queue).collect();
+        let mut batch: Vec<Delivery> = state
+            .queue
+            .drain(..from_queue)
+            .map(|tx| Delivery::new(tx, ()))
+            .collect();
         if let Some((make, next, count)) = &mut state.generator {
             let more = (max - batch.len()).min((*count - *next) as usize);
-            batch.extend((*next..*next + more as u64).map(make));
+            batch.extend((*next..*next + more as u64).map(|i| Delivery::new(make(i), ())));
             *next += more as u64;
         }
         Ok(batch)
@@ -147,9 +155,10 @@ impl Connector for MemoryConnector {
 
     async fn settle(
         &self,
-        transaction: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
+        let transaction = delivery.transaction();
         match settlement {
             Settlement::Ack => {
                 self.acked.fetch_add(1, Relaxed);
@@ -157,7 +166,10 @@ impl Connector for MemoryConnector {
             Settlement::Drop(_) => {
                 self.dropped.fetch_add(1, Relaxed);
             }
-            Settlement::Requeue => self.lock().queue.push_back(transaction.clone()),
+            Settlement::Requeue => {
+                let again = transaction.clone().delivered(transaction.deliveries() + 1);
+                self.lock().queue.push_back(again);
+            }
             Settlement::DeadLetter(failure) => self
                 .lock()
                 .dead_letters
@@ -166,16 +178,9 @@ impl Connector for MemoryConnector {
         Ok(SettleOutcome::Performed)
     }
 
+    /// Queued as first deliveries, whatever their count was where they came from.
     async fn dispatch(&self, transactions: &[Transaction]) -> Result<(), TaskError> {
-        self.extend(transactions.iter().cloned());
+        self.extend(transactions.iter().map(|tx| tx.clone().delivered(1)));
         Ok(())
-    }
-
-    async fn fetch_by_id(&self, id: &str) -> Result<Option<Transaction>, TaskError> {
-        Ok(self.lock().queue.iter().find(|tx| tx.id() == id).cloned())
-    }
-
-    async fn count(&self) -> Result<Option<u64>, TaskError> {
-        Ok(Some(self.len() as u64))
     }
 }

@@ -1,13 +1,14 @@
 //! Settlement: performing what the lifecycle decided, through the input connector.
 
 use crate::connector::{Connector, SettleOutcome, Settlement};
+use crate::delivery::Delivery;
 use crate::envelope::{self, Attempted};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
 use crate::telemetry::names;
-use crate::transaction::Transaction;
 
-/// Settles `tx` through `input` under the settle retry policy.
+/// Settles `delivery` through `input` under the settle retry policy. It takes the
+/// delivery by value: once settled (or given up), it cannot be settled again.
 ///
 /// Without a span of its own: the transaction span records the settlement
 /// (`ergon.settlement`), a failure is logged inside it, and the settle step's attempts and
@@ -21,17 +22,17 @@ use crate::transaction::Transaction;
 pub(crate) async fn settle(
     task: &str,
     input: &dyn Connector,
-    tx: &Transaction,
+    delivery: Delivery,
     settlement: &Settlement,
     policy: &RetryPolicy,
 ) -> Attempted<SettleOutcome> {
     let name = Step::Settle.as_str();
-    let call = |_| input.settle(tx, settlement);
+    let call = |_| input.settle(&delivery, settlement);
     let settled = envelope::run(name, None, policy, call, &mut ()).await;
     if let Err(err) = &settled.result {
         tracing::error!(
             { names::TASK } = task,
-            { names::MESSAGE_ID } = tx.id(),
+            { names::MESSAGE_ID } = delivery.transaction().id(),
             { names::SETTLEMENT } = settlement.as_str(),
             attempts = settled.attempts,
             error = %err.chain(),

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::connector::{Connector, SettleOutcome, Settlement};
+use crate::delivery::Delivery;
 use crate::error::TaskError;
 use crate::memory::MemoryConnector;
 use crate::transaction::Transaction;
@@ -171,7 +172,7 @@ fn take(counter: &AtomicU32) -> bool {
 
 #[async_trait]
 impl Connector for ScriptedConnector {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let delay = *self.fetch_delay.lock().unwrap();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -191,9 +192,10 @@ impl Connector for ScriptedConnector {
 
     async fn settle(
         &self,
-        tx: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
+        let tx = delivery.transaction();
         if take(&self.failing_settles) {
             return Err(TaskError::system("scripted settle failure"));
         }
@@ -203,7 +205,7 @@ impl Connector for ScriptedConnector {
         self.log()
             .settlements
             .push((tx.id().to_owned(), settlement.clone()));
-        self.queue.settle(tx, settlement).await
+        self.queue.settle(delivery, settlement).await
     }
 
     async fn drained(&self) -> Result<bool, TaskError> {

@@ -62,6 +62,8 @@ pub type Metadata = BTreeMap<String, String>;
 #[derive(Clone)]
 pub struct Transaction {
     inner: Arc<Inner>,
+    /// Deliveries so far, this one included (not metadata: it never travels downstream).
+    deliveries: u32,
 }
 
 struct Inner {
@@ -105,6 +107,22 @@ impl Transaction {
     /// The raw payload.
     pub fn payload(&self) -> &Bytes {
         &self.inner.payload
+    }
+
+    /// How many times this transaction has been delivered, this delivery included: 1 the
+    /// first time. Its input connector sets it from what the transport counts (see each
+    /// connector's docs), and `policy.transaction.max_deliveries` bounds it. A transaction
+    /// a task builds starts at 1; the count never travels to an output.
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
+    }
+
+    /// This transaction, delivered for the `n`-th time (`n >= 1`): what an input
+    /// connector calls when it fetches one.
+    #[must_use]
+    pub fn delivered(mut self, n: u32) -> Self {
+        self.deliveries = n.max(1);
+        self
     }
 
     /// Decodes the payload as JSON.
@@ -216,6 +234,7 @@ impl Transaction {
                 payload: self.inner.payload.clone(),
                 metadata,
             }),
+            deliveries: 1,
         }
     }
 
@@ -229,6 +248,7 @@ impl Transaction {
                 payload: self.inner.payload.clone(),
                 metadata,
             }),
+            deliveries: self.deliveries,
         }
     }
 }
@@ -249,6 +269,7 @@ impl fmt::Debug for Transaction {
             .field("id", &self.inner.id)
             .field("payload_len", &self.inner.payload.len())
             .field("metadata", &self.inner.metadata)
+            .field("deliveries", &self.deliveries)
             .finish()
     }
 }
@@ -309,6 +330,7 @@ impl TransactionBuilder {
                 payload: self.payload,
                 metadata: self.metadata,
             }),
+            deliveries: 1,
         }
     }
 }

@@ -88,7 +88,7 @@ use ergon_core::lifecycle::{ConsumerLifecycle, HybridLifecycle, Lifecycle};
 use ergon_core::memory::MemoryConnector;
 use ergon_core::runner::{ConsumeLoop, OnPool, ThreadPool, WorkerStats};
 use ergon_core::{
-    BlockingConsumer, Connector, Consumer, ConsumerPolicy, Context, Hybrid, HybridPolicy,
+    BlockingConsumer, Connector, Consumer, ConsumerPolicy, Context, Delivery, Hybrid, HybridPolicy,
     Settlement, TaskError, Transaction,
 };
 use tokio::sync::Semaphore;
@@ -580,7 +580,7 @@ mod inmemory {
                 if batch.is_empty() {
                     break;
                 }
-                for tx in batch {
+                for tx in batch.into_iter().map(Delivery::into_transaction) {
                     let permit = permits.clone().acquire_owned().await.expect("open");
                     let acked = acked.clone();
                     tokio::spawn(async move {
@@ -726,7 +726,7 @@ mod blocking {
             if batch.is_empty() {
                 break;
             }
-            for tx in batch {
+            for tx in batch.into_iter().map(Delivery::into_transaction) {
                 let permit = permits.clone().acquire_owned().await.expect("open");
                 let acked = acked.clone();
                 tokio::task::spawn_blocking(move || {
@@ -816,13 +816,13 @@ mod hybrid {
 
     #[async_trait::async_trait]
     impl Connector for Sink {
-        async fn fetch(&self, _: usize) -> Result<Vec<Transaction>, TaskError> {
+        async fn fetch(&self, _: usize) -> Result<Vec<Delivery>, TaskError> {
             Ok(Vec::new())
         }
 
         async fn settle(
             &self,
-            _: &Transaction,
+            _: &Delivery,
             _: &Settlement,
         ) -> Result<ergon_core::SettleOutcome, TaskError> {
             Ok(ergon_core::SettleOutcome::Performed)

@@ -257,12 +257,12 @@ struct StuckConnector;
 
 #[async_trait::async_trait]
 impl Connector for StuckConnector {
-    async fn fetch(&self, _max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, _max: usize) -> Result<Vec<ergon_core::Delivery>, TaskError> {
         std::future::pending().await
     }
     async fn settle(
         &self,
-        _: &Transaction,
+        _: &ergon_core::Delivery,
         _: &ergon_core::Settlement,
     ) -> Result<ergon_core::SettleOutcome, TaskError> {
         Ok(ergon_core::SettleOutcome::Performed)

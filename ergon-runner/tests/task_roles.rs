@@ -13,8 +13,8 @@ use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector};
 use ergon_core::runner::LoopEnd;
 use ergon_core::test_util::ScriptedConnector;
 use ergon_core::{
-    BlockingConsumer, BlockingHybrid, BlockingProducer, Connector, Consumer, Context, Hybrid,
-    Producer, Settlement, TaskError, Transaction,
+    BlockingConsumer, BlockingHybrid, BlockingProducer, Connector, Consumer, Context, Delivery,
+    Hybrid, Producer, Settlement, TaskError, Transaction,
 };
 use ergon_runner::manager::TaskReport;
 use ergon_runner::plan::Plan;
@@ -138,7 +138,11 @@ async fn run(toml: &str, registry: Registry, scripted: &Arc<Scripted>) -> TaskRe
 
 /// What the `out` connector received.
 async fn dispatched(out: &ScriptedConnector) -> Vec<Transaction> {
-    out.queue().fetch(usize::MAX).await.unwrap()
+    let fetched = out.queue().fetch(usize::MAX).await.unwrap();
+    fetched
+        .into_iter()
+        .map(Delivery::into_transaction)
+        .collect()
 }
 
 fn ended(report: &TaskReport) -> Vec<LoopEnd> {

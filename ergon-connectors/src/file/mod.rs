@@ -7,6 +7,8 @@
 //!   is still delivered: the task's `tx.json()` fails it as a business error and it is
 //!   dead-lettered with its original bytes, so nothing is lost. The reader is shared by
 //!   every worker of the `[connectors.NAME]`: `workers = 4` reads each line once.
+//! * **Receipts** are `()`: a settlement needs nothing but the transaction. Deliveries are
+//!   counted within the run: a requeued transaction comes back with one more.
 //! * **Settle**: `Ack` has nothing to do and `Drop` is only counted: a file input is a
 //!   finite, replayable source, read from the start on every run (there is no checkpoint
 //!   yet). `Requeue` delivers the transaction again later in the same run, before lines
@@ -51,11 +53,12 @@
 //!
 //! let orders = FileConnector::new(&path);
 //! let batch = orders.fetch(10).await?;
-//! assert_eq!(batch[1].id(), "orders.jsonl:3");
-//! assert_eq!(batch[1].meta(meta::LINE), Some("3"));
-//! assert_eq!(&batch[1].payload()[..], b"{\"id\":2}");
-//! for tx in &batch {
-//!     orders.settle(tx, &Settlement::Ack).await?;
+//! let second = batch[1].transaction();
+//! assert_eq!(second.id(), "orders.jsonl:3");
+//! assert_eq!(second.meta(meta::LINE), Some("3"));
+//! assert_eq!(&second.payload()[..], b"{\"id\":2}");
+//! for delivery in &batch {
+//!     orders.settle(delivery, &Settlement::Ack).await?;
 //! }
 //! assert!(orders.fetch(10).await?.is_empty());
 //! # Ok(()) }
@@ -74,7 +77,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
-use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::FileConfig;
 
@@ -242,7 +245,7 @@ async fn blocking<T: Send + 'static>(
 
 #[async_trait]
 impl Connector for FileConnector {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let input = &self.shared.input;
         loop {
             let at_end = input.ready() < max
@@ -251,17 +254,18 @@ impl Connector for FileConnector {
             // Empty before the end: another worker took what was read; read on, or this
             // worker would see the end of an input that has not ended.
             if !batch.is_empty() || at_end {
-                return Ok(batch);
+                return Ok(batch.into_iter().map(|tx| Delivery::new(tx, ())).collect());
             }
         }
     }
 
     async fn settle(
         &self,
-        transaction: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
         let shared = &self.shared;
+        let transaction = delivery.transaction();
         match settlement {
             Settlement::Ack => {
                 shared.acked.fetch_add(1, Relaxed);
@@ -270,7 +274,8 @@ impl Connector for FileConnector {
                 shared.dropped.fetch_add(1, Relaxed);
             }
             Settlement::Requeue => {
-                shared.input.requeue(transaction.clone());
+                let again = transaction.clone().delivered(transaction.deliveries() + 1);
+                shared.input.requeue(again);
                 shared.requeued.fetch_add(1, Relaxed);
             }
             Settlement::DeadLetter(failure) => {
@@ -308,11 +313,6 @@ impl Connector for FileConnector {
             })
         })
         .await
-    }
-
-    /// Unknown: counting the lines left would mean reading them.
-    async fn count(&self) -> Result<Option<u64>, TaskError> {
-        Ok(None)
     }
 
     /// An existing `path` must be a readable file; a missing one must be creatable (its

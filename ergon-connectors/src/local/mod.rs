@@ -9,9 +9,12 @@
 //!
 //! * **Dispatch** appends transactions (id, payload, metadata) in one transaction.
 //! * **Fetch** leases the oldest visible transactions: they become invisible for `lease`,
-//!   their delivery count goes up, and each carries a receipt (`local.receipt`) naming
-//!   the lease. A lease that runs out (the worker died or hangs) makes the transaction
-//!   visible again: it is delivered again, with `local.deliveries` showing how often.
+//!   their delivery count goes up, and each is settled by a receipt naming its row and
+//!   its lease. A lease that runs out (the worker died or hangs) makes the transaction
+//!   visible again: it is delivered again, and [`Transaction::deliveries`] counts every
+//!   delivery exactly (requeues, expired leases, crashed processes), which
+//!   `transaction.max_deliveries` bounds. Nothing of the queue's own state goes into the
+//!   transaction's metadata.
 //! * **Settle**: `Ack` and `Drop` delete the row — coalesced, one write per
 //!   `ack_interval` or per 256 settlements, flushed at close; an ack lost in a crash only
 //!   means a redelivery. `Requeue` makes it visible at once. `DeadLetter` moves it, with
@@ -39,17 +42,16 @@ use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
 use ergon_core::transaction::Metadata;
-use ergon_core::{Connector, SettleOutcome, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::LocalConfig;
 pub use store::{DeadLetter, Depths, Leased, NewRow, Store};
 
-/// Metadata keys the local connector adds to fetched transactions.
-pub mod meta {
-    /// `SEQ:LEASE`: which row and which lease a settlement applies to.
-    pub const RECEIPT: &str = "local.receipt";
-    /// How many times the transaction has been delivered, this time included.
-    pub const DELIVERIES: &str = "local.deliveries";
+/// What a settlement needs: the row, and the lease that fetched it.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    seq: i64,
+    token: i64,
 }
 
 /// Settlements waiting beyond this many are flushed at once.
@@ -183,7 +185,7 @@ async fn on_store<T: Send + 'static>(
 
 #[async_trait]
 impl Connector for LocalConnector {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let (queue, lease) = (self.shared.queue.clone(), self.shared.config.lease);
         let token = fastrand::i64(1..);
         let rows = on_store(&self.shared, "cannot fetch from", move |store| {
@@ -192,16 +194,29 @@ impl Connector for LocalConnector {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|row| transaction(row, token))
+            .map(|row| {
+                let lease = Lease {
+                    seq: row.seq,
+                    token,
+                };
+                Delivery::new(transaction(row), lease)
+            })
             .collect())
     }
 
     async fn settle(
         &self,
-        tx: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
-        let receipt = receipt(tx)?;
+        let Some(&Lease { seq, token }) = delivery.receipt::<Lease>() else {
+            return Err(TaskError::system(format!(
+                "transaction {} was not fetched from a local queue",
+                delivery.transaction().id()
+            ))
+            .non_retryable());
+        };
+        let receipt = (seq, token);
         match settlement {
             Settlement::Ack | Settlement::Drop(_) => {
                 let pending = {
@@ -223,7 +238,6 @@ impl Connector for LocalConnector {
             }
             Settlement::DeadLetter(failure) => {
                 let failure = failure.clone();
-                let (seq, token) = receipt;
                 let moved = on_store(&self.shared, "cannot dead-letter in", move |store| {
                     store.dead_letter(seq, token, &failure)
                 })
@@ -272,10 +286,6 @@ impl Connector for LocalConnector {
                 self.shared.path.display()
             ))
         })?
-    }
-
-    async fn count(&self) -> Result<Option<u64>, TaskError> {
-        Ok(Some(self.depths().await?.ready))
     }
 
     async fn health(&self) -> Result<(), TaskError> {
@@ -378,40 +388,18 @@ fn under_lease(found: bool) -> SettleOutcome {
     }
 }
 
-fn transaction(row: Leased, token: i64) -> Transaction {
+fn transaction(row: Leased) -> Transaction {
     let metadata: Metadata = serde_json::from_str(&row.metadata).unwrap_or_default();
     let mut builder = Transaction::builder(row.id).payload(row.payload);
     for (key, value) in metadata {
         builder = builder.meta(key, value);
     }
-    builder
-        .meta(meta::RECEIPT, format!("{}:{token}", row.seq))
-        .meta(meta::DELIVERIES, row.deliveries.to_string())
-        .build()
+    builder.build().delivered(row.deliveries)
 }
 
-/// The metadata to store: everything but this connector's own receipt keys.
+/// The metadata to store, as a JSON object.
 fn metadata_json(metadata: &Metadata) -> String {
-    let kept: serde_json::Map<String, serde_json::Value> = metadata
-        .iter()
-        .filter(|(key, _)| !key.starts_with("local."))
-        .map(|(key, value)| (key.clone(), value.as_str().into()))
-        .collect();
-    serde_json::Value::Object(kept).to_string()
-}
-
-fn receipt(tx: &Transaction) -> Result<(i64, i64), TaskError> {
-    tx.meta(meta::RECEIPT)
-        .and_then(|r| r.split_once(':'))
-        .and_then(|(seq, token)| Some((seq.parse().ok()?, token.parse().ok()?)))
-        .ok_or_else(|| {
-            TaskError::system(format!(
-                "transaction {} was not fetched from a local queue (no {} metadata)",
-                tx.id(),
-                meta::RECEIPT
-            ))
-            .non_retryable()
-        })
+    serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
 }
 
 fn fail(path: &std::path::Path, what: &str, err: rusqlite::Error) -> TaskError {

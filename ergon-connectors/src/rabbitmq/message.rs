@@ -5,33 +5,44 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-/// Metadata keys the connector sets on consumed transactions.
+/// Metadata keys the connector sets on consumed transactions: where the message came
+/// from, never the state of its delivery (that is in its receipt and
+/// [`Transaction::deliveries`]).
 pub mod meta {
     /// The exchange the message was published to (`""`: the default exchange).
     pub const EXCHANGE: &str = "amqp.exchange";
     /// Its routing key.
     pub const ROUTING_KEY: &str = "amqp.routing_key";
-    /// `"true"` when the broker delivered it before (to this or another consumer).
-    pub const REDELIVERED: &str = "amqp.redelivered";
-    /// Deliveries so far, from the broker's `x-delivery-count` (quorum queues) when
-    /// present, else `1`, or `2` for a redelivery.
-    pub const DELIVERY_COUNT: &str = "amqp.delivery_count";
     /// The content type property, when set.
     pub const CONTENT_TYPE: &str = "amqp.content_type";
-    /// The delivery tag and the channel generation it belongs to (`GENERATION:TAG`):
-    /// how a settlement finds its delivery, and knows when its channel is gone.
-    pub const DELIVERY: &str = "amqp.delivery";
 }
 
-/// The prefix of the metadata keys that describe one delivery and are not forwarded as
-/// headers when the transaction is published again.
+/// The prefix of the metadata keys that describe where a message came from; they are not
+/// forwarded as headers when the transaction is published again.
 const TRANSPORT_PREFIX: &str = "amqp.";
 
-/// A delivery on channel generation `generation` as a transaction.
+/// The header in which ergon carries the delivery count of a message it requeued by
+/// publishing it again (classic queues count nothing themselves).
+pub(crate) const DELIVERIES_HEADER: &str = "x-ergon-deliveries";
+
+/// The header in which quorum queues count earlier deliveries.
+const BROKER_COUNT_HEADER: &str = "x-delivery-count";
+
+/// What a settlement needs: the delivery tag and the channel generation it belongs to,
+/// so a settlement knows when its channel is gone.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag {
+    pub generation: u64,
+    pub tag: u64,
+}
+
+/// A delivery on channel generation `generation` as a transaction and its receipt.
 ///
 /// The id is the `message_id` property, else `amqp-` and a hash of the exchange, routing
-/// key and body, which stays the same when the message is redelivered.
-pub(crate) fn transaction(delivery: Delivery, generation: u64) -> Transaction {
+/// key and body, which stays the same when the message is redelivered. The delivery count
+/// is the quorum queue's `x-delivery-count` + 1 when present, else ergon's own
+/// `x-ergon-deliveries` (1 when absent) plus one when the broker flags a redelivery.
+pub(crate) fn transaction(delivery: Delivery, generation: u64) -> (Transaction, Tag) {
     let properties = &delivery.properties;
     let id = match properties.message_id() {
         Some(id) if !id.as_str().is_empty() => id.to_string(),
@@ -45,38 +56,42 @@ pub(crate) fn transaction(delivery: Delivery, generation: u64) -> Transaction {
         ),
     };
     let mut builder = Transaction::builder(id);
-    let mut count = None;
+    let (mut broker_count, mut ergon_count) = (None, None);
     if let Some(headers) = properties.headers() {
         for (key, value) in headers {
-            if key.as_str() == "x-delivery-count" {
-                count = integer(value).map(|n| n + 1);
-            }
-            if let Some(text) = text(value) {
-                builder = builder.meta(key.as_str(), text);
+            match key.as_str() {
+                BROKER_COUNT_HEADER => broker_count = integer(value),
+                DELIVERIES_HEADER => {
+                    ergon_count = integer(value).or_else(|| text(value)?.parse().ok());
+                }
+                key => {
+                    if let Some(text) = text(value) {
+                        builder = builder.meta(key, text);
+                    }
+                }
             }
         }
     }
     if let Some(content_type) = properties.content_type() {
         builder = builder.meta(meta::CONTENT_TYPE, content_type.as_str());
     }
-    let count = count.unwrap_or(if delivery.redelivered { 2 } else { 1 });
-    builder
+    let count = match broker_count {
+        Some(earlier) => earlier.saturating_add(1),
+        None => ergon_count
+            .unwrap_or(1)
+            .saturating_add(i64::from(delivery.redelivered)),
+    };
+    let tag = Tag {
+        generation,
+        tag: delivery.delivery_tag,
+    };
+    let transaction = builder
         .meta(meta::EXCHANGE, delivery.exchange.as_str())
         .meta(meta::ROUTING_KEY, delivery.routing_key.as_str())
-        .meta(meta::REDELIVERED, delivery.redelivered.to_string())
-        .meta(meta::DELIVERY_COUNT, count.to_string())
-        .meta(
-            meta::DELIVERY,
-            format!("{generation}:{}", delivery.delivery_tag),
-        )
         .payload(delivery.data)
         .build()
-}
-
-/// The channel generation and delivery tag of a consumed transaction.
-pub(crate) fn delivery_of(tx: &Transaction) -> Option<(u64, u64)> {
-    let (generation, tag) = tx.meta(meta::DELIVERY)?.split_once(':')?;
-    Some((generation.parse().ok()?, tag.parse().ok()?))
+        .delivered(u32::try_from(count).unwrap_or(u32::MAX));
+    (transaction, tag)
 }
 
 /// The properties a transaction is published with: persistent, its id as `message_id`,

@@ -7,9 +7,19 @@
 //!   `basic.ack` with `multiple` up to the highest tag below which every delivery is
 //!   settled, flushed every `ack_interval`, whenever half the prefetch (at most 100) is
 //!   waiting,
-//!   and on close. Requeue is a `basic.nack` with requeue; a dead letter is either a
+//!   and on close. Requeue on a quorum queue is a `basic.nack` with requeue; on a classic
+//!   queue, a confirmed publish of the message again (to the back of the queue) carrying
+//!   its delivery count in `x-ergon-deliveries`, then the ack. A dead letter is either a
 //!   `basic.reject` without requeue (the queue's dead-letter exchange takes it) or, with
 //!   `[dead_letter] queue`, a confirmed publish there with the error in headers, then the ack.
+//! * **Delivery count** ([`Transaction::deliveries`], bounded by
+//!   `transaction.max_deliveries`): on a quorum queue the broker's own `x-delivery-count`
+//!   plus one, exact for requeues and for redeliveries after a lost consumer or a crash. A
+//!   classic queue counts nothing and only flags a redelivery: ergon counts its own
+//!   requeues exactly (the `x-ergon-deliveries` header) and adds one for a flagged
+//!   redelivery, so a message that kills its consumer every time is seen at most one
+//!   delivery past its last requeue — use a quorum queue (`declare.kind = "quorum"`) when
+//!   poison messages must be bounded across crashes.
 //! * **Dispatch**: persistent, `mandatory` publishes with publisher confirms, pipelined;
 //!   a dispatch is done when the broker confirmed every message; a nack or a returned
 //!   (unroutable) message is an error.
@@ -48,7 +58,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
-use ergon_core::{Connector, Failure, SettleOutcome, Settlement, TaskError, Transaction};
+use ergon_core::{Connector, Delivery, Failure, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::{
     AmqpUrl, DeadLetterConfig, DeclareConfig, ExchangeConfig, PublishConfig, QueueKind,
@@ -115,7 +125,7 @@ struct Shared {
     /// Settlements of deliveries whose channel was lost (the broker redelivers them).
     stale_settlements: AtomicU64,
     /// Deliveries a drained check found in the consumer: the next fetch hands them out.
-    held: Mutex<Vec<Transaction>>,
+    held: Mutex<Vec<Delivery>>,
     last_error: Mutex<Option<String>>,
     closed: CancellationToken,
 }
@@ -236,7 +246,7 @@ impl RabbitConnector {
 
 #[async_trait]
 impl Connector for RabbitConnector {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let config = &self.shared.config;
         if config.queue.is_none() {
             return Err(TaskError::system(format!(
@@ -276,7 +286,10 @@ impl Connector for RabbitConnector {
         let mut next = first;
         loop {
             match next {
-                Some(Ok(delivery)) => batch.push(message::transaction(delivery, generation)),
+                Some(Ok(delivery)) => {
+                    let (tx, tag) = message::transaction(delivery, generation);
+                    batch.push(Delivery::new(tx, tag));
+                }
                 Some(Err(err)) => {
                     tracing::warn!(connector = %self.shared.name, error = %err, "RabbitMQ consumer stopped");
                     session.lost.cancel();
@@ -301,10 +314,11 @@ impl Connector for RabbitConnector {
 
     async fn settle(
         &self,
-        tx: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
-        let Some((generation, tag)) = message::delivery_of(tx) else {
+        let tx = delivery.transaction();
+        let Some(&message::Tag { generation, tag }) = delivery.receipt::<message::Tag>() else {
             return Err(TaskError::system(format!(
                 "rabbitmq: transaction {} did not come from this connector",
                 tx.id()
@@ -328,7 +342,8 @@ impl Connector for RabbitConnector {
         };
         match settlement {
             Settlement::Ack | Settlement::Drop(_) => self.record_ack(consume, tag),
-            Settlement::Requeue => {
+            // A quorum queue counts deliveries itself: give the message back.
+            Settlement::Requeue if config.declare.kind == QueueKind::Quorum => {
                 let options = BasicNackOptions {
                     multiple: false,
                     requeue: true,
@@ -337,6 +352,18 @@ impl Connector for RabbitConnector {
                     return Ok(refused(err));
                 }
                 lock(&consume.acks).answered(tag);
+            }
+            // A classic queue counts nothing: publish it again, to the back of the queue,
+            // with its delivery count, then ack this delivery.
+            Settlement::Requeue => {
+                let queue = config.queue.as_deref().unwrap_or_default();
+                let count = (
+                    message::DELIVERIES_HEADER,
+                    (tx.deliveries() + 1).to_string(),
+                );
+                self.publish(session, "", queue, std::slice::from_ref(tx), &[count])
+                    .await?;
+                self.record_ack(consume, tag);
             }
             Settlement::DeadLetter(failure) => match &config.dead_letter {
                 Some(dead) => {
@@ -395,8 +422,8 @@ impl Connector for RabbitConnector {
         match arrived {
             None => Ok(true),
             Some(Some(Ok(delivery))) => {
-                let tx = message::transaction(delivery, session.generation);
-                lock(&self.shared.held).push(tx);
+                let (tx, tag) = message::transaction(delivery, session.generation);
+                lock(&self.shared.held).push(Delivery::new(tx, tag));
                 Ok(false)
             }
             Some(_) => {

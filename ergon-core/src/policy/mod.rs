@@ -47,6 +47,8 @@ pub trait RolePolicy: Send + Sync + 'static {
     fn settle_policy(&self) -> &RetryPolicy;
     /// The budget of the steps before the exception step (`transaction.timeout`).
     fn budget(&self) -> Option<std::time::Duration>;
+    /// Most deliveries of one transaction (`transaction.max_deliveries`; 0: unbounded).
+    fn max_deliveries(&self) -> u32;
     /// Retries of the exception step.
     fn exception_policy(&self) -> &RetryPolicy;
     /// What happens to a failed transaction after its exception step.
@@ -78,6 +80,10 @@ macro_rules! role_policy {
 
             fn budget(&self) -> Option<std::time::Duration> {
                 self.transaction.timeout
+            }
+
+            fn max_deliveries(&self) -> u32 {
+                self.transaction.max_deliveries
             }
 
             fn exception_policy(&self) -> &$crate::policy::RetryPolicy {

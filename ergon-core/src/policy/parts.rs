@@ -138,8 +138,8 @@ impl EmptyFetchPolicy {
     }
 }
 
-/// The runtime budget of one transaction.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The budget of one transaction: its time, and how often it may be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransactionPolicy {
     /// Longest time the process and success steps may take together, retries and backoff
@@ -148,6 +148,23 @@ pub struct TransactionPolicy {
     /// policy, so the failure is still handled). Default: none.
     #[serde(with = "super::duration::option")]
     pub timeout: Option<Duration>,
+    /// Most deliveries of one transaction ([`Transaction::deliveries`]): one delivered
+    /// more often is dead-lettered with that reason before any step runs, so a message
+    /// that always fails with `on_failure = "requeue"`, or that kills the process each
+    /// time, cannot cycle forever. `0`: unbounded. Default: 20 (RabbitMQ's own default
+    /// delivery limit). How each connector counts deliveries is in its docs.
+    ///
+    /// [`Transaction::deliveries`]: crate::Transaction::deliveries
+    pub max_deliveries: u32,
+}
+
+impl Default for TransactionPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            max_deliveries: 20,
+        }
+    }
 }
 
 impl TransactionPolicy {

@@ -36,15 +36,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::stats::StatsHook;
 use super::{LimitBudget, WorkerStats, spans};
-use crate::connector::{Connector, SettleOutcome, Settlement};
+use crate::connector::{Connector, Failure, SettleOutcome, Settlement};
 use crate::context::Context;
+use crate::delivery::Delivery;
 use crate::envelope::Attempted;
-use crate::error::TaskError;
+use crate::error::{Category, TaskError};
 use crate::lifecycle::{
     ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle, TransactionOutcome,
 };
 use crate::policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy, RetryPolicy, RolePolicy};
 use crate::settle::settle;
+use crate::step::Step;
 use crate::step::fetch::fetch;
 use crate::task::{Consumer, Hybrid, Producer};
 use crate::telemetry::trace::{ActiveSpan, InSpan, Spans, Traced};
@@ -105,7 +107,7 @@ pub struct ConsumeLoop<L: Lifecycle> {
 )]
 enum Finished {
     Done(Settled),
-    Abandoned(Transaction),
+    Abandoned(Delivery),
 }
 
 /// A transaction's outcome, its settlement and their times.
@@ -122,7 +124,7 @@ pub(crate) struct Settled {
 struct Fetched {
     want: usize,
     sampled: bool,
-    result: Attempted<Vec<Transaction>>,
+    result: Attempted<Vec<Delivery>>,
     micros: Option<u32>,
     drained: bool,
 }
@@ -226,7 +228,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         // What every transaction span of this worker shares.
         let shared = trace.map(|_| spans::shared_attributes(&self.cx));
         // The transactions fetched and not started yet, and their batches' spans.
-        let mut buffer: VecDeque<Transaction> = VecDeque::with_capacity(low_water + batch_size);
+        let mut buffer: VecDeque<Delivery> = VecDeque::with_capacity(low_water + batch_size);
         let mut batches = spans::OpenBatches::default();
         // Declared before `in_flight`, whose futures borrow it.
         let drain = CancellationToken::new();
@@ -259,15 +261,16 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             }
 
             while in_flight.len() < concurrency {
-                let Some(tx) = buffer.pop_front() else {
+                let Some(delivery) = buffer.pop_front() else {
                     break;
                 };
                 let span = trace.zip(shared.as_ref()).and_then(|(trace, shared)| {
                     batches.start_next(|batch| {
-                        spans::transaction_span(trace.spans, shared, &tx, batch, L::OPERATION)
+                        let tx = delivery.transaction();
+                        spans::transaction_span(trace.spans, shared, tx, batch, L::OPERATION)
                     })
                 });
-                in_flight.push(self.drive(&*input, tx, span, &drain));
+                in_flight.push(self.drive(&*input, delivery, span, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
 
@@ -368,8 +371,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     }
                     match finished {
                         Finished::Done(settled) => self.stats.record(&settled),
-                        Finished::Abandoned(tx) => {
-                            self.requeue_all(&*input, std::iter::once(tx), true).await;
+                        Finished::Abandoned(delivery) => {
+                            self.requeue_all(&*input, std::iter::once(delivery), true).await;
                         }
                     }
                 }
@@ -396,61 +399,93 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         }
     }
 
-    /// One transaction: its lifecycle and settlement, in its span when traced, unless the
-    /// drain timeout cuts it off. Its attempts are counted into the worker's stats as they
-    /// happen (the stats are the attempt hook).
+    /// One delivery: its lifecycle and settlement, in its span when traced, unless the
+    /// drain timeout cuts its lifecycle off (a settlement under way is let finish, so a
+    /// delivery is never settled twice). Its attempts are counted into the worker's stats
+    /// as they happen (the stats are the attempt hook). A delivery beyond
+    /// `transaction.max_deliveries` is dead-lettered before any step runs.
     async fn drive(
         &self,
         input: &dyn Connector,
-        tx: Transaction,
+        delivery: Delivery,
         span: Option<ActiveSpan<'_>>,
         drain: &CancellationToken,
     ) -> Finished {
         let ids = span.as_ref().map(|span| *span.ids());
-        let run = async {
+        let run = async move {
             // Ends, and is recorded, after the settlement (or when the drain cuts it off).
             let mut span = span;
             let started = timing::start();
-            let mut hook = StatsHook(&self.stats);
-            let trace = span.as_ref().map(ActiveSpan::traced);
-            let outcome = self
-                .lifecycle
-                .run(&self.cx, &self.policy, &tx, trace, &mut hook)
-                .await;
+            let outcome = match self.over_delivered(delivery.transaction()) {
+                Some(outcome) => outcome,
+                None => {
+                    let mut hook = StatsHook(&self.stats);
+                    let trace = span.as_ref().map(ActiveSpan::traced);
+                    let tx = delivery.transaction();
+                    tokio::select! {
+                        biased;
+                        outcome = self.lifecycle.run(&self.cx, &self.policy, tx, trace, &mut hook) => outcome,
+                        () = drain.cancelled() => return Finished::Abandoned(delivery),
+                    }
+                }
+            };
             if let Some(span) = &mut span {
                 spans::record_outcome(span, &outcome);
             }
             let settle = settle(
                 self.cx.task_name(),
                 input,
-                &tx,
+                delivery,
                 &outcome.settlement,
                 self.policy.settle_policy(),
             )
             .await;
             let micros = started.map(timing::micros_since);
-            Settled {
+            Finished::Done(Settled {
                 outcome,
                 settle,
                 micros,
-            }
+            })
         };
-        tokio::select! {
-            biased;
-            settled = InSpan::new(run, ids) => Finished::Done(settled),
-            () = drain.cancelled() => Finished::Abandoned(tx),
-        }
+        InSpan::new(run, ids).await
     }
 
-    /// Requeues transactions that will not run in this worker (not started, or cut off).
+    /// The outcome of a transaction delivered more often than `transaction.max_deliveries`
+    /// allows: dead-lettered with that reason, no step run.
+    fn over_delivered(&self, tx: &Transaction) -> Option<TransactionOutcome> {
+        let max = self.policy.max_deliveries();
+        if max == 0 || tx.deliveries() <= max {
+            return None;
+        }
+        let failure = Failure {
+            task: self.cx.task_name_arc().clone(),
+            step: Step::Fetch.as_str(),
+            category: Category::System,
+            message: format!(
+                "delivered {} times, more than transaction.max_deliveries = {max}: \
+                 dead-lettered without running (a poison message?)",
+                tx.deliveries()
+            ),
+            attempts: 0,
+        };
+        Some(TransactionOutcome {
+            settlement: Settlement::DeadLetter(failure.clone()),
+            failure: Some(failure),
+            retries: 0,
+            dispatched: 0,
+            exception_error: None,
+        })
+    }
+
+    /// Requeues deliveries that will not run in this worker (not started, or cut off).
     async fn requeue_all(
         &self,
         input: &dyn Connector,
-        transactions: impl Iterator<Item = Transaction>,
+        deliveries: impl Iterator<Item = Delivery>,
         abandoned: bool,
     ) {
         let policy: &RetryPolicy = self.policy.settle_policy();
-        for tx in transactions {
+        for delivery in deliveries {
             // It will not be processed here: it no longer counts against the limit.
             if let Some(limit) = &self.limit {
                 limit.give_back(1);
@@ -458,7 +493,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             let settled = settle(
                 self.cx.task_name(),
                 input,
-                &tx,
+                delivery,
                 &Settlement::Requeue,
                 policy,
             )

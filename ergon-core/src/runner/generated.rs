@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::connector::{Connector, SettleOutcome, Settlement, unsupported};
 use crate::context::Context;
+use crate::delivery::Delivery;
 use crate::error::TaskError;
 use crate::task::Producer;
 use crate::telemetry::names;
@@ -34,34 +35,38 @@ impl<T> Generated<T> {
 
 #[async_trait]
 impl<T: Producer> Connector for Generated<T> {
-    async fn fetch(&self, max: usize) -> Result<Vec<Transaction>, TaskError> {
-        let mut batch: Vec<Transaction> = {
+    async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
+        let mut batch: Vec<Delivery> = {
             let mut requeued = self.requeued.lock().unwrap_or_else(PoisonError::into_inner);
             let take = max.min(requeued.len());
-            requeued.drain(..take).collect()
+            requeued
+                .drain(..take)
+                .map(|tx| Delivery::new(tx, ()))
+                .collect()
         };
         if batch.len() < max {
             let more = self
                 .task
                 .generate_transactions(&self.cx, max - batch.len())
                 .await?;
-            batch.extend(more);
+            batch.extend(more.into_iter().map(|tx| Delivery::new(tx, ())));
         }
         Ok(batch)
     }
 
     async fn settle(
         &self,
-        tx: &Transaction,
+        delivery: &Delivery,
         settlement: &Settlement,
     ) -> Result<SettleOutcome, TaskError> {
+        let tx = delivery.transaction();
         match settlement {
             Settlement::Ack => {}
             Settlement::Requeue => self
                 .requeued
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(tx.clone()),
+                .push(tx.clone().delivered(tx.deliveries() + 1)),
             Settlement::DeadLetter(failure) | Settlement::Drop(failure) => tracing::error!(
                 { names::TASK } = %failure.task,
                 { names::MESSAGE_ID } = tx.id(),

@@ -8,12 +8,12 @@ use super::async_loop::Settled;
 use crate::connector::{SettleOutcome, Settlement};
 use std::time::Duration;
 
+use crate::delivery::Delivery;
 use crate::envelope::{AttemptHook, Attempted};
 use crate::error::{Category, TaskError};
 use crate::step::Step;
 use crate::telemetry::histogram::{BatchSize, Histogram, HistogramSnapshot, Micros};
 use crate::telemetry::timing;
-use crate::transaction::Transaction;
 
 /// Counters of one worker. Each worker owns its own, so updates never contend.
 #[derive(Debug, Default)]
@@ -198,7 +198,7 @@ impl WorkerStats {
     }
 
     /// A finished fetch: its batch, attempts and time.
-    pub(crate) fn record_fetch(&self, fetched: &Attempted<Vec<Transaction>>, micros: Option<u32>) {
+    pub(crate) fn record_fetch(&self, fetched: &Attempted<Vec<Delivery>>, micros: Option<u32>) {
         self.fetches.fetch_add(1, Relaxed);
         self.count_step(Step::Fetch, fetched.attempts, fetched.retries(), micros);
         match &fetched.result {
