@@ -1,6 +1,8 @@
 //! Config plumbing shared by policies, connectors and services: the [`ConfigIssue`] error,
 //! typed decoding of a TOML table, and the kinds the TOML can name with `type = "..."`.
 
+mod strict;
+
 use std::fmt;
 
 /// A config value that is missing, of the wrong type or not allowed, with the key path
@@ -35,9 +37,42 @@ impl ConfigIssue {
     }
 }
 
+/// Checks a size or count from the config: `min <= value <= max`, else an issue at `key`
+/// that names the bound. Every size and count has a documented maximum, so that a value
+/// which passes `validate` cannot exhaust memory or threads at run time.
+///
+/// # Errors
+///
+/// `value` is outside `min..=max`.
+///
+/// # Examples
+///
+/// ```
+/// use ergon_core::config::check_count;
+///
+/// assert!(check_count("batch_size", 100, 1, 65_536).is_ok());
+/// let err = check_count("batch_size", 1 << 32, 1, 65_536).unwrap_err();
+/// assert_eq!(err.to_string(), "batch_size: must be at most 65536, got 4294967296");
+/// ```
+pub fn check_count(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigIssue> {
+    if value < min {
+        Err(ConfigIssue::new(key, format!("must be at least {min}")))
+    } else if value > max {
+        Err(ConfigIssue::new(
+            key,
+            format!("must be at most {max}, got {value}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Decodes a TOML table (as JSON) into `T`, naming the exact key on error.
 ///
-/// Declare `T` with `#[serde(deny_unknown_fields)]` so misspelled keys are errors.
+/// Declare `T` with `#[serde(deny_unknown_fields)]` so misspelled keys are errors. This is
+/// the one decoding path of every config table (the runner's whole file, policies,
+/// connectors, services, task settings): it reads a struct only from a table, never from
+/// an array of its fields (`loop = [1, 2]` is an error, not `concurrency = 1, limit = 2`).
 ///
 /// # Errors
 ///
@@ -57,9 +92,12 @@ impl ConfigIssue {
 /// let err = decode::<FileConfig>(serde_json::json!({ "pth": "a.jsonl" })).unwrap_err();
 /// assert_eq!(err.path, "pth");
 /// assert!(err.message.contains("expected `path`"), "{}", err.message);
+///
+/// let err = decode::<FileConfig>(serde_json::json!(["a.jsonl"])).unwrap_err();
+/// assert!(err.message.contains("invalid type: array, expected a table"), "{}", err.message);
 /// ```
 pub fn decode<T: serde::de::DeserializeOwned>(table: serde_json::Value) -> Result<T, ConfigIssue> {
-    serde_path_to_error::deserialize(table).map_err(|err| {
+    serde_path_to_error::deserialize(strict::Strict(table)).map_err(|err| {
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };
         ConfigIssue::new(path, err.into_inner())

@@ -184,25 +184,18 @@ impl Context {
         self.inner.services.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// The task's `settings` table, decoded into `T`.
+    /// The task's `settings` table, decoded into `T` the way every config table is
+    /// ([`decode`](crate::config::decode)).
     ///
     /// # Errors
     ///
     /// A non-retryable system error naming the bad key when the table does not fit `T`.
     pub fn settings<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
-        serde_path_to_error::deserialize(&self.inner.settings).map_err(|err| {
-            let path = err.path().to_string();
-            TaskError::system(format!(
-                "tasks.{}.settings{}: {}",
-                self.inner.task,
-                if path == "." {
-                    String::new()
-                } else {
-                    format!(".{path}")
-                },
-                err.inner()
-            ))
-            .non_retryable()
+        crate::config::decode(self.inner.settings.clone()).map_err(|issue| {
+            let issue = issue
+                .under("settings")
+                .under(&format!("tasks.{}", self.inner.task));
+            TaskError::system(issue.to_string()).non_retryable()
         })
     }
 

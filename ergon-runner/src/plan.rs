@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ergon_core::Context;
-use ergon_core::config::{ConfigEnv, MakeConnector};
+use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, check_count};
 use ergon_core::context::ServiceHandle;
+use ergon_core::policy::LoopPolicy;
 
 use crate::config::{ConfigError, LoadedConfig, TaskConfig};
-use crate::launch::{AnyPolicy, Launch, Role};
+use crate::launch::{AnyPolicy, Launch, Model, Role};
 use crate::registry::Registry;
 use crate::telemetry::TelemetryConfig;
 
@@ -188,13 +189,13 @@ fn plan_task(
             ),
         )
     })?;
-    if task.workers == 0 {
-        return Err(ConfigError::new(
-            file,
-            format!("{at}.workers"),
-            "must be at least 1",
-        ));
-    }
+    check_count(
+        "workers",
+        task.workers as u64,
+        1,
+        TaskConfig::MAX_WORKERS as u64,
+    )
+    .map_err(|issue| ConfigError::from_issue(file, &at, issue))?;
     let connector =
         |field: &str, wanted: &Option<String>| -> Result<Option<ConnectorRef>, ConfigError> {
             let Some(wanted) = wanted else {
@@ -252,6 +253,8 @@ fn plan_task(
     let policy = launch
         .policy(task.policy.clone().unwrap_or_else(empty_table))
         .map_err(|issue| ConfigError::from_issue(file, &format!("{at}.policy"), issue))?;
+    check_threads(launch.model(), task.workers, &policy.loop_policy)
+        .map_err(|issue| ConfigError::from_issue(file, &format!("{at}.policy"), issue))?;
     let plan = TaskPlan {
         name: name.to_owned(),
         implementation: task.implementation.clone(),
@@ -283,6 +286,23 @@ fn plan_task(
     Ok(plan)
 }
 
+/// A blocking task runs `workers × loop.concurrency` threads: at most
+/// [`LoopPolicy::MAX_BLOCKING_THREADS`].
+fn check_threads(model: Model, workers: usize, policy: &LoopPolicy) -> Result<(), ConfigIssue> {
+    let threads = workers.saturating_mul(policy.concurrency);
+    if model == Model::Blocking && threads > LoopPolicy::MAX_BLOCKING_THREADS {
+        return Err(ConfigIssue::new(
+            "loop.concurrency",
+            format!(
+                "a blocking task runs workers × loop.concurrency threads ({workers} × {} = {threads} here); at most {}",
+                policy.concurrency,
+                LoopPolicy::MAX_BLOCKING_THREADS
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Configures every `[connectors.X]` or `[services.X]` table with the kind its `type`
 /// names.
 fn configure_all<K: ?Sized, T>(
@@ -290,7 +310,7 @@ fn configure_all<K: ?Sized, T>(
     what: &str,
     tables: &BTreeMap<String, serde_json::Value>,
     kinds: &BTreeMap<&'static str, Arc<K>>,
-    configure: impl Fn(&K, serde_json::Value, &str) -> Result<T, ergon_core::config::ConfigIssue>,
+    configure: impl Fn(&K, serde_json::Value, &str) -> Result<T, ConfigIssue>,
 ) -> Result<BTreeMap<String, T>, ConfigError> {
     let available: Vec<&str> = kinds.keys().copied().collect();
     tables

@@ -316,3 +316,176 @@ fn a_bad_otel_variable_stops_the_run_with_its_name() {
         "{stderr}"
     );
 }
+
+/// Appends `key = value` to the table `[tasks.bridge.policy.TABLE]`.
+fn policy(table: &str, key: &str, value: &str) -> String {
+    format!("{VALID}\n[tasks.bridge.policy.{table}]\n{key} = {value}\n")
+}
+
+#[test]
+fn every_size_and_count_has_a_maximum() {
+    // These passed `validate`, then aborted or panicked `run` (allocation failure, capacity
+    // overflow). Each is refused with its key and its limit.
+    for (table, key, value, limit) in [
+        ("loop", "concurrency", "4294967296", "at most 65536"),
+        (
+            "loop",
+            "concurrency",
+            "9223372036854775807",
+            "at most 65536",
+        ),
+        ("fetch", "batch_size", "4294967296", "at most 65536"),
+        (
+            "fetch",
+            "batch_size",
+            "9223372036854775807",
+            "at most 65536",
+        ),
+        (
+            "loop",
+            "limit",
+            "9223372036854775807",
+            "at most 1000000000000000",
+        ),
+        (
+            "process.retry",
+            "max_attempts",
+            "4294967295",
+            "at most 1000000",
+        ),
+        ("fetch.retry", "max_attempts", "1000001", "at most 1000000"),
+    ] {
+        assert_config_error(
+            &policy(table, key, value),
+            &[],
+            &[&format!(
+                "tasks.bridge.policy.{table}.{key}: must be {limit}, got {value}"
+            )],
+        );
+    }
+    assert_config_error(
+        &format!("{VALID}workers = 4294967296\n"),
+        &[],
+        &["tasks.bridge.workers: must be at most 1024, got 4294967296"],
+    );
+    assert_config_error(
+        &format!(
+            "{VALID}\n[services.seen]\ntype = \"memory_kv\"\nmax_entries = 9223372036854775807\n"
+        ),
+        &[],
+        &["services.seen.max_entries: must be at most 1000000000"],
+    );
+    assert_config_error(
+        &format!(
+            "{VALID}\n[connectors.broker]\ntype = \"rabbitmq\"\nqueue = \"q\"\nprefetch = 65536\n"
+        ),
+        &[],
+        &["connectors.broker.prefetch", "expected u16"],
+    );
+    // The same bound holds for a value from the environment.
+    assert_config_error(
+        VALID,
+        &[(
+            "ERGON__TASKS__BRIDGE__POLICY__LOOP__CONCURRENCY",
+            "4294967296",
+        )],
+        &["tasks.bridge.policy.loop.concurrency: must be at most 65536"],
+    );
+    // At the limit is fine.
+    let case = write(&policy("loop", "concurrency", "65536"));
+    let out = runner(&case, &["validate"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn durations_are_at_most_thirty_days() {
+    for (table, key) in [
+        ("loop", "timeout"),
+        ("loop", "drain_timeout"),
+        ("process.retry", "timeout"),
+        ("fetch.empty", "backoff_cap"),
+    ] {
+        assert_config_error(
+            &policy(table, key, "\"31d\""),
+            &[],
+            &[&format!(
+                "tasks.bridge.policy.{table}.{key}: duration \"31d\" is too long: at most 30days"
+            )],
+        );
+    }
+    assert_config_error(
+        &format!("{VALID}\n[connectors.queue]\ntype = \"local\"\nlease = \"100000000000s\"\n"),
+        &[],
+        &["connectors.queue.lease: duration \"100000000000s\" is too long"],
+    );
+    let case = write(&policy("loop", "timeout", "\"30d\""));
+    assert_eq!(runner(&case, &["validate"], &[]).status.code(), Some(0));
+}
+
+#[test]
+fn a_table_written_as_an_array_is_refused() {
+    // `loop = [1, 2]` was read as concurrency 1, limit 2.
+    assert_config_error(
+        &format!("{VALID}policy = {{ loop = [1, 2] }}\n"),
+        &[],
+        &[
+            "tasks.bridge.policy.loop: invalid type: array, expected a table with the keys",
+            "`concurrency`, `limit`",
+        ],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[tasks.bridge.policy.process]\nretry = [3, \"1s\"]\n"),
+        &[],
+        &["tasks.bridge.policy.process.retry: invalid type: array, expected a table"],
+    );
+    assert_config_error(
+        &format!("{VALID}\n[telemetry]\nhttp = [9464]\n"),
+        &[],
+        &["telemetry.http: invalid type: array, expected a table with the keys `port`"],
+    );
+}
+
+#[test]
+fn nan_and_infinities_are_refused_with_their_key() {
+    // They were taken as unset (JSON has no NaN: they became `null`).
+    for value in ["nan", "inf", "-inf", "+nan"] {
+        assert_config_error(
+            &policy("loop", "limit", value),
+            &[],
+            &[
+                "tasks.bridge.policy.loop.limit: ",
+                "must be finite (no nan or inf)",
+            ],
+        );
+        assert_config_error(
+            VALID,
+            &[("ERGON__TASKS__BRIDGE__POLICY__LOOP__LIMIT", value)],
+            &[
+                "tasks.bridge.policy.loop.limit: ",
+                "must be finite",
+                "set by an ERGON__ environment override",
+            ],
+        );
+    }
+    assert_config_error(
+        &format!("{VALID}\n[telemetry]\nsampling_ratio = nan\n"),
+        &[],
+        &["telemetry.sampling_ratio: NaN is not allowed"],
+    );
+    assert_config_error(
+        &policy("process.retry", "jitter", "inf"),
+        &[],
+        &["tasks.bridge.policy.process.retry.jitter: inf is not allowed"],
+    );
+    // A required key set to nan was "invalid type: null".
+    assert_config_error(
+        &VALID.replace("type = \"forward\"", "type = nan"),
+        &[],
+        &["tasks.bridge.type: NaN is not allowed"],
+    );
+}

@@ -602,6 +602,46 @@ fn each_role_must_have_the_connectors_it_needs() {
 }
 
 #[test]
+fn a_blocking_task_is_bounded_in_threads_over_its_workers() {
+    let scripted = connectors(0);
+    // 65,536 threads made the OS refuse one and aborted the run; now planning refuses.
+    let err = rejected(
+        &task_toml(
+            "blocking_noop",
+            true,
+            "[tasks.t.policy.loop]\nconcurrency = 65536\n",
+        ),
+        &scripted,
+    );
+    assert_eq!(err.path, "tasks.t.policy.loop.concurrency");
+    assert!(
+        err.message
+            .contains("(1 × 65536 = 65536 here); at most 1024"),
+        "{err}"
+    );
+    let err = rejected(
+        &task_toml(
+            "blocking_noop",
+            true,
+            "workers = 4\n[tasks.t.policy.loop]\nconcurrency = 512\n",
+        ),
+        &scripted,
+    );
+    assert!(err.message.contains("(4 × 512 = 2048 here)"), "{err}");
+    // At the bound it plans; an async task may have far more in flight.
+    let at_bound = "workers = 2\n[tasks.t.policy.loop]\nconcurrency = 512\n";
+    let registry = || registry(&Arc::default());
+    plan(
+        &task_toml("blocking_noop", true, at_bound),
+        registry(),
+        &scripted,
+    )
+    .unwrap();
+    let many = "workers = 2\n[tasks.t.policy.loop]\nconcurrency = 65536\n";
+    plan(&task_toml("noop", true, many), registry(), &scripted).unwrap();
+}
+
+#[test]
 fn list_shows_each_task_role_and_model() {
     let scripted = connectors(0);
     let registry = registry(&Arc::default());

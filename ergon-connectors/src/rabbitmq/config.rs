@@ -39,7 +39,8 @@ pub struct RabbitConfig {
     /// Deliveries the broker may have outstanding (unacked) on this worker's channel.
     /// Larger keeps the loop busy and lets acknowledgements coalesce; every unacked
     /// delivery counts against the broker's `consumer_timeout` (30 min by default), so a
-    /// worker holding many for long risks having its channel closed. Default: 256.
+    /// worker holding many for long risks having its channel closed. `1..=65535` (the
+    /// protocol's own bound: AMQP carries it in 16 bits). Default: 256.
     pub prefetch: u16,
     /// How long a fetch waits for a first delivery before returning an empty batch.
     /// Default: `"200ms"`.

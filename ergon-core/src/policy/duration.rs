@@ -1,7 +1,7 @@
 //! Serde helpers for durations written as human strings (`"250ms"`, `"2s"`, `"1m 30s"`).
 //!
 //! Use them in your own settings and connector configs so one duration rule holds
-//! everywhere:
+//! everywhere (a human string of at most [`MAX`], 30 days):
 //!
 //! ```
 //! use std::time::Duration;
@@ -25,11 +25,35 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Parses a human duration, with an error that shows the accepted form.
+/// The longest duration a config may hold: 30 days. Every duration ends up added to an
+/// instant or given to a timer; bounding them keeps that arithmetic far from overflow,
+/// and no timeout, backoff, lease or interval of a transaction framework needs more.
+pub const MAX: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Parses a human duration of at most [`MAX`], with an error that shows the accepted form.
+///
+/// # Errors
+///
+/// Text that is not a duration, or one longer than [`MAX`].
+///
+/// ```
+/// use ergon_core::policy::duration::parse;
+///
+/// assert_eq!(parse("1m 30s").unwrap().as_secs(), 90);
+/// assert!(parse("30d").is_ok());
+/// assert!(parse("31d").unwrap_err().contains("at most 30days"));
+/// ```
 pub fn parse(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|err| {
+    let duration = humantime::parse_duration(text.trim()).map_err(|err| {
         format!("invalid duration {text:?} ({err}); write it like \"250ms\", \"2s\" or \"1m 30s\"")
-    })
+    })?;
+    if duration > MAX {
+        return Err(format!(
+            "duration {text:?} is too long: at most {}",
+            humantime::format_duration(MAX)
+        ));
+    }
+    Ok(duration)
 }
 
 /// Deserializes a duration from a human string.

@@ -4,7 +4,9 @@
 //! of a task in the TOML; every field is optional and unknown keys are rejected. Each role
 //! has its own policy ([`ConsumerPolicy`], [`ProducerPolicy`], [`HybridPolicy`]) built from
 //! the same parts, so a consumer's table cannot carry a `prepare` step by mistake.
-//! Durations are human strings such as `"250ms"`, `"2s"` or `"1m 30s"`.
+//! Durations are human strings such as `"250ms"`, `"2s"` or `"1m 30s"`, at most 30 days
+//! ([`duration::MAX`]); every size and count has a documented maximum too (the `MAX_*`
+//! constants of each part), checked by `validate`.
 //!
 //! ```toml
 //! [tasks.orders.policy.loop]

@@ -6,16 +6,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::RetryPolicy;
-use crate::config::ConfigIssue;
+use crate::config::{ConfigIssue, check_count};
 
 /// The consume loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoopPolicy {
-    /// Most transactions in flight at once in one worker (>= 1). Default: 16.
+    /// Most transactions in flight at once in one worker, `1..=65536`
+    /// ([`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY)). For a blocking task it is also the
+    /// number of threads of each worker's pool, and `workers × concurrency` may not exceed
+    /// 1024 ([`MAX_BLOCKING_THREADS`](Self::MAX_BLOCKING_THREADS)). Default: 16.
     pub concurrency: usize,
     /// Stop after this many transactions, counted across the task's workers; exact: no
-    /// transaction beyond it is fetched. Default: none.
+    /// transaction beyond it is fetched. At most 10^15 ([`MAX_LIMIT`](Self::MAX_LIMIT)).
+    /// Default: none.
     pub limit: Option<u64>,
     /// Stop fetching after this long, then drain. Default: none.
     #[serde(with = "super::duration::option")]
@@ -43,9 +47,24 @@ impl Default for LoopPolicy {
 }
 
 impl LoopPolicy {
+    /// Largest `concurrency`: each transaction in flight holds buffers and a future, so
+    /// a larger value only costs memory (no transport delivers that much at once).
+    pub const MAX_CONCURRENCY: usize = 65_536;
+    /// Largest number of threads of a blocking task (`workers × concurrency`): each is
+    /// an OS thread with its own stack, and operating systems refuse tens of thousands.
+    pub const MAX_BLOCKING_THREADS: usize = 1_024;
+    /// Largest `limit`: 10^15, exact in every JSON or metrics consumer (below 2^53).
+    pub const MAX_LIMIT: u64 = 1_000_000_000_000_000;
+
     pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.concurrency == 0 {
-            return Err(ConfigIssue::new("concurrency", "must be at least 1"));
+        check_count(
+            "concurrency",
+            self.concurrency as u64,
+            1,
+            Self::MAX_CONCURRENCY as u64,
+        )?;
+        if let Some(limit) = self.limit {
+            check_count("limit", limit, 0, Self::MAX_LIMIT)?;
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigIssue::new("timeout", "must be greater than zero"));
@@ -58,8 +77,9 @@ impl LoopPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FetchPolicy {
-    /// Most transactions asked for in one fetch (>= 1). The next batch is fetched while
-    /// the current one drains, so at most about two batches are held. Default: 100.
+    /// Most transactions asked for in one fetch, `1..=65536`
+    /// ([`MAX_BATCH_SIZE`](Self::MAX_BATCH_SIZE)). The next batch is fetched while the
+    /// current one drains, so at most about two batches are held. Default: 100.
     pub batch_size: usize,
     /// Retries of a failing fetch. When they are exhausted the worker fails.
     pub retry: RetryPolicy,
@@ -82,10 +102,16 @@ impl Default for FetchPolicy {
 }
 
 impl FetchPolicy {
+    /// Largest `batch_size`: the loop holds about two batches, allocated up front.
+    pub const MAX_BATCH_SIZE: usize = 65_536;
+
     pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.batch_size == 0 {
-            return Err(ConfigIssue::new("batch_size", "must be at least 1"));
-        }
+        check_count(
+            "batch_size",
+            self.batch_size as u64,
+            1,
+            Self::MAX_BATCH_SIZE as u64,
+        )?;
         self.retry.validate().map_err(|e| e.under("retry"))?;
         self.empty.validate().map_err(|e| e.under("empty"))
     }
@@ -132,9 +158,7 @@ impl EmptyFetchPolicy {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
-        let mut as_retry = self.as_backoff();
-        as_retry.timeout = Duration::from_secs(1);
-        as_retry.validate()
+        self.as_backoff().validate_backoff()
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigIssue;
+use crate::config::{ConfigIssue, check_count};
 
 /// How one step is attempted: up to `max_attempts` attempts, each bounded by `timeout`,
 /// with waits of `backoff * backoff_multiplier^(n-1)` (capped at `backoff_cap`) after the
@@ -29,7 +29,8 @@ use crate::config::ConfigIssue;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// Total attempts, the first included (>= 1). Default: 3.
+    /// Total attempts, the first included, `1..=1000000`
+    /// ([`MAX_ATTEMPTS`](Self::MAX_ATTEMPTS)). Default: 3.
     pub max_attempts: u32,
     /// Limit on each attempt; an attempt that runs out becomes a timeout error (every
     /// attempt has one, so a hung call can never stall a worker). Default: `"30s"`.
@@ -62,6 +63,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Largest `max_attempts`: a million attempts, with the default cap of 10 s between
+    /// them, is already four months of retrying one step.
+    pub const MAX_ATTEMPTS: u32 = 1_000_000;
+
     /// One attempt, no retry, with the given per-attempt timeout.
     pub fn once(timeout: Duration) -> Self {
         Self {
@@ -99,15 +104,20 @@ impl RetryPolicy {
     ///
     /// The first offending field, with what is allowed.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.max_attempts == 0 {
-            return Err(ConfigIssue::new(
-                "max_attempts",
-                "must be at least 1 (it counts the first attempt)",
-            ));
-        }
+        check_count(
+            "max_attempts",
+            self.max_attempts.into(),
+            1,
+            Self::MAX_ATTEMPTS.into(),
+        )?;
         if self.timeout.is_zero() {
             return Err(ConfigIssue::new("timeout", "must be greater than zero"));
         }
+        self.validate_backoff()
+    }
+
+    /// Checks the backoff alone (what an empty-fetch backoff shares with a retry).
+    pub(crate) fn validate_backoff(&self) -> Result<(), ConfigIssue> {
         if !(self.backoff_multiplier >= 1.0 && self.backoff_multiplier.is_finite()) {
             return Err(ConfigIssue::new(
                 "backoff_multiplier",
@@ -211,6 +221,13 @@ mod tests {
                     ..Default::default()
                 },
                 "jitter",
+            ),
+            (
+                RetryPolicy {
+                    max_attempts: RetryPolicy::MAX_ATTEMPTS + 1,
+                    ..Default::default()
+                },
+                "max_attempts",
             ),
         ];
         for (p, field) in cases {

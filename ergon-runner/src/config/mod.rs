@@ -1,5 +1,6 @@
 //! Loading the config: the TOML file, `ERGON__…` environment overrides, `${VAR}`
-//! interpolation, then typed decoding with exact key paths in every error.
+//! interpolation, then typed decoding with exact key paths in every error. Decoding is
+//! `ergon_core::config::decode`, the one strict path of every config table.
 //!
 //! Environment overrides use `ERGON__` followed by the key path in capitals with `__`
 //! between keys: `ERGON__TASKS__ORDERS__POLICY__PROCESS__RETRY__MAX_ATTEMPTS=5` sets
@@ -9,9 +10,12 @@
 
 mod error;
 mod interpolate;
+mod json;
 mod model;
 
 use std::path::{Path, PathBuf};
+
+use ergon_core::config::decode;
 
 pub use error::ConfigError;
 pub use model::{FileConfig, TaskConfig};
@@ -34,8 +38,8 @@ pub struct LoadedConfig {
 ///
 /// # Errors
 ///
-/// A [`ConfigError`] for an unreadable file, a syntax error, an unset variable, an unknown
-/// key or a wrong type.
+/// A [`ConfigError`] for an unreadable file, a syntax error, a NaN or an infinity, an
+/// unset variable, an unknown key, a wrong type or a table written as an array.
 pub fn load(file: &Path) -> Result<LoadedConfig, ConfigError> {
     load_with(file, std::env::vars(), &|name| std::env::var(name).ok())
 }
@@ -66,13 +70,13 @@ pub fn load_with(
         )
         .build()
         .map_err(|err| ConfigError::new(file, "", err))?;
-    let mut value: serde_json::Value = merged
-        .try_deserialize()
-        .map_err(|err| ConfigError::new(file, "", err))?;
+    let root = config::Source::collect(&merged).map_err(|err| ConfigError::new(file, "", err))?;
+    let mut value = json::to_json(config::Value::new(None, root), &mut Vec::new())
+        .map_err(|(path, message)| ConfigError::new(file, path, message))?;
     interpolate::interpolate(&mut value, &mut Vec::new(), lookup)
         .map_err(|(path, message)| ConfigError::new(file, path, message))?;
-    let config: FileConfig = serde_path_to_error::deserialize(value)
-        .map_err(|err| ConfigError::new(file, err.path().to_string(), err.inner()))?;
+    let config: FileConfig =
+        decode(value).map_err(|issue| ConfigError::new(file, issue.path, issue.message))?;
     let base_dir = file
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())

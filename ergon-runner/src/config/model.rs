@@ -36,7 +36,8 @@ pub struct TaskConfig {
     /// Services injected into the task, by name.
     #[serde(default)]
     pub services: Vec<String>,
-    /// Independent loops running this task, each with its own connectors. Default: 1.
+    /// Independent loops running this task, each with its own connectors, `1..=1024`
+    /// ([`MAX_WORKERS`](Self::MAX_WORKERS)). Default: 1.
     #[serde(default = "one")]
     pub workers: usize,
     /// The policy table of the task's role: `ConsumerPolicy`, `ProducerPolicy` or
@@ -46,6 +47,12 @@ pub struct TaskConfig {
     /// The task's own settings, free-form, decoded by the task.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+}
+
+impl TaskConfig {
+    /// Largest `workers`: each worker opens its own connectors (a file handle, a broker
+    /// channel, a database connection), which operating systems and brokers bound.
+    pub const MAX_WORKERS: usize = 1_024;
 }
 
 fn one() -> usize {

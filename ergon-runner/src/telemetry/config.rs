@@ -103,8 +103,8 @@ impl TelemetryConfig {
     ///
     /// # Errors
     ///
-    /// An unsupported protocol, a ratio outside `0..=1`, an endpoint that is not an
-    /// `http(s)://` URL.
+    /// An unsupported protocol, a ratio outside `0..=1`, a zero metrics interval, an
+    /// endpoint that is not an `http(s)://` URL.
     pub fn check(&self) -> Result<(), (String, String)> {
         if let Some(protocol) = &self.protocol
             && protocol != PROTOCOL
@@ -122,6 +122,15 @@ impl TelemetryConfig {
             return Err((
                 "telemetry.sampling_ratio".into(),
                 format!("{ratio} is outside 0.0..=1.0"),
+            ));
+        }
+        if self
+            .metrics_interval
+            .is_some_and(|interval| interval.is_zero())
+        {
+            return Err((
+                "telemetry.metrics_interval".into(),
+                "must be greater than zero".into(),
             ));
         }
         if let Some(endpoint) = &self.endpoint

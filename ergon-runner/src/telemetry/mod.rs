@@ -26,6 +26,7 @@ pub mod traces;
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
+use ergon_core::policy::duration;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::EnvFilter;
@@ -121,9 +122,12 @@ impl Settings {
                 .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|&ms| ms > 0)
                 .map(Duration::from_millis)
-                .ok_or_else(|| format!("OTEL_METRIC_EXPORT_INTERVAL={ms:?} is not a positive number of milliseconds"))?,
+                .filter(|interval| !interval.is_zero() && *interval <= duration::MAX)
+                .ok_or_else(|| format!(
+                    "OTEL_METRIC_EXPORT_INTERVAL={ms:?} is not a number of milliseconds in 1..={}",
+                    duration::MAX.as_millis()
+                ))?,
             (None, None) => Duration::from_secs(60),
         };
         let service_name = config

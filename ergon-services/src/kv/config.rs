@@ -2,14 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use ergon_core::config::ConfigIssue;
+use ergon_core::config::{ConfigIssue, check_count};
 
 /// Configuration of a `memory_kv` service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MemoryKvConfig {
     /// Most entries held; inserting a new key beyond it is a system error, so memory
-    /// stays bounded. Default: 1000000.
+    /// stays bounded. `1..=1000000000` ([`MAX_ENTRIES`](Self::MAX_ENTRIES)).
+    /// Default: 1000000.
     pub max_entries: usize,
 }
 
@@ -22,15 +23,21 @@ impl Default for MemoryKvConfig {
 }
 
 impl MemoryKvConfig {
+    /// Largest `max_entries`: a billion keys is well past what one process should hold
+    /// in memory.
+    pub const MAX_ENTRIES: usize = 1_000_000_000;
+
     /// Checks the values.
     ///
     /// # Errors
     ///
-    /// `max_entries` is zero.
+    /// `max_entries` outside `1..=MAX_ENTRIES`.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.max_entries == 0 {
-            return Err(ConfigIssue::new("max_entries", "must be at least 1"));
-        }
-        Ok(())
+        check_count(
+            "max_entries",
+            self.max_entries as u64,
+            1,
+            Self::MAX_ENTRIES as u64,
+        )
     }
 }
