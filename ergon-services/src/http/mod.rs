@@ -1,5 +1,5 @@
 //! `http`: an HTTP/1.1 client service (reqwest) whose every call runs behind the service
-//! [`crate::stack`]
+//! [`crate::stack`].
 //!
 //! Answers become results so the stack and the step envelope can decide:
 //!
