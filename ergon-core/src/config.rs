@@ -158,13 +158,18 @@ pub trait MakeConnector: Send + Sync + 'static {
 
 /// A kind of service the TOML can name with `type = "..."` in `[services.NAME]`.
 ///
-/// One instance per `[services.NAME]`, shared by every task and worker that lists it.
+/// [`configure`](ServiceKind::configure) runs at load time (and for `validate`): it decodes
+/// and checks the table without I/O, and returns a [`ConfiguredService`] that knows the
+/// type of service it builds (the plan checks tasks' lookups against it) and builds it
+/// asynchronously at run time. One instance per `[services.NAME]`, shared by every task
+/// and worker that lists it.
+///
+/// [`ConfiguredService`]: crate::service::ConfiguredService
 pub trait ServiceKind: Send + Sync + 'static {
     /// The `type` value that selects this kind.
     fn name(&self) -> &'static str;
 
-    /// Decodes and validates one table (without its `type` key) and builds the service.
-    /// No I/O here: connect lazily on first use.
+    /// Decodes and validates one table (without its `type` key).
     ///
     /// # Errors
     ///
@@ -173,5 +178,5 @@ pub trait ServiceKind: Send + Sync + 'static {
         &self,
         table: serde_json::Value,
         env: &ConfigEnv,
-    ) -> Result<crate::context::ServiceHandle, ConfigIssue>;
+    ) -> Result<crate::service::ConfiguredService, ConfigIssue>;
 }

@@ -1,15 +1,17 @@
 //! The context a task receives: its injected connectors, services and settings.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::de::DeserializeOwned;
 
 use crate::connector::Connector;
 use crate::error::TaskError;
-use crate::service::Service;
+use crate::service::{Service, ServiceType};
+
+pub use crate::service::ServiceHandle;
 
 /// What a task can reach: built by the runner from the TOML, passed to every role method.
 ///
@@ -48,9 +50,11 @@ struct Inner {
     worker: usize,
     input: Option<Arc<dyn Connector>>,
     output: Option<Arc<dyn Connector>>,
-    services: BTreeMap<String, ServiceHandle>,
+    services: BTreeMap<String, Slot>,
     settings: serde_json::Value,
     input_endpoint: Option<Endpoint>,
+    /// Lookups that found a declared service of the asked type (check context only).
+    unbuilt_lookups: AtomicUsize,
 }
 
 /// What telemetry calls the input: `messaging.system` and `messaging.destination.name`.
@@ -60,34 +64,17 @@ struct Endpoint {
     destination: Arc<str>,
 }
 
-/// A service as stored in a context: usable by concrete type and as a [`Service`].
-#[derive(Clone)]
-pub struct ServiceHandle {
-    concrete: Arc<dyn Any + Send + Sync>,
-    service: Arc<dyn Service>,
-    type_name: &'static str,
-}
-
-impl ServiceHandle {
-    /// Wraps a service.
-    pub fn new<S: Service>(service: Arc<S>) -> Self {
-        Self {
-            concrete: service.clone(),
-            service,
-            type_name: std::any::type_name::<S>(),
-        }
-    }
-
-    /// The service through its trait (health checks).
-    pub fn service(&self) -> &Arc<dyn Service> {
-        &self.service
-    }
-}
-
-impl fmt::Debug for ServiceHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.type_name)
-    }
+/// A service as a context holds it: built, or only declared (the plan's check context).
+#[derive(Clone, Debug)]
+enum Slot {
+    Built(ServiceHandle),
+    Declared {
+        service_type: ServiceType,
+        /// The key that binds it, e.g. `tasks.orders.services.0`.
+        key: String,
+        /// Its `type` in the file, e.g. `http`.
+        kind: String,
+    },
 }
 
 impl Context {
@@ -101,6 +88,7 @@ impl Context {
             services: BTreeMap::new(),
             settings: serde_json::Value::Object(Default::default()),
             input_endpoint: None,
+            unbuilt_lookups: AtomicUsize::new(0),
         })
     }
 
@@ -156,11 +144,18 @@ impl Context {
 
     /// The service named `name` (listed in the task's `services`), as its concrete type.
     ///
+    /// In the plan's check context (services declared, not built: see
+    /// [`ContextBuilder::declared_service`]) a lookup of the right type checks the type and
+    /// then fails with a non-retryable error the plan recognizes
+    /// ([`Context::unbuilt_lookups`]): the plan checks a task's factory up to its first
+    /// service lookup, so read settings before services in a factory.
+    ///
     /// # Errors
     ///
-    /// When no such service was injected, or it is not an `S`.
+    /// When no such service was injected, or it is not an `S` (in a check context the
+    /// message starts with the binding key, e.g. `tasks.orders.services.0: `).
     pub fn service<S: Service>(&self, name: &str) -> Result<Arc<S>, TaskError> {
-        let handle = self.inner.services.get(name).ok_or_else(|| {
+        let slot = self.inner.services.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.inner.services.keys().map(String::as_str).collect();
             TaskError::system(format!(
                 "task {} has no service named {name:?} (injected: {known:?}); list it in `services`",
@@ -168,20 +163,54 @@ impl Context {
             ))
             .non_retryable()
         })?;
-        handle.concrete.clone().downcast::<S>().map_err(|_| {
-            TaskError::system(format!(
-                "service {name:?} of task {} is a {}, not a {}",
-                self.inner.task,
-                handle.type_name,
-                std::any::type_name::<S>()
-            ))
-            .non_retryable()
-        })
+        let wanted = ServiceType::of::<S>();
+        match slot {
+            Slot::Built(handle) => handle.concrete.clone().downcast::<S>().map_err(|_| {
+                TaskError::system(format!(
+                    "service {name:?} of task {} is a {}, not a {}",
+                    self.inner.task,
+                    handle.service_type.name(),
+                    wanted.name()
+                ))
+                .non_retryable()
+            }),
+            Slot::Declared {
+                service_type,
+                key,
+                kind,
+            } => {
+                if *service_type != wanted {
+                    return Err(TaskError::system(format!(
+                        "{key}: service `{name}` is of type `{kind}` ({}), but the task uses it as a {}",
+                        service_type.name(),
+                        wanted.name()
+                    ))
+                    .non_retryable());
+                }
+                self.inner.unbuilt_lookups.fetch_add(1, Ordering::Relaxed);
+                Err(TaskError::system(format!(
+                    "{key}: service `{name}` is checked, not built, at plan time"
+                ))
+                .non_retryable())
+            }
+        }
     }
 
-    /// Every injected service, by name.
+    /// How many [`service`](Context::service) lookups found a declared, unbuilt service of
+    /// the asked type (in the plan's check context; always 0 in a running task's).
+    pub fn unbuilt_lookups(&self) -> usize {
+        self.inner.unbuilt_lookups.load(Ordering::Relaxed)
+    }
+
+    /// Every injected, built service, by name.
     pub fn services(&self) -> impl Iterator<Item = (&str, &ServiceHandle)> {
-        self.inner.services.iter().map(|(k, v)| (k.as_str(), v))
+        self.inner
+            .services
+            .iter()
+            .filter_map(|(k, slot)| match slot {
+                Slot::Built(handle) => Some((k.as_str(), handle)),
+                Slot::Declared { .. } => None,
+            })
     }
 
     /// The task's `settings` table, decoded into `T` the way every config table is
@@ -260,7 +289,28 @@ impl ContextBuilder {
 
     /// Injects an already wrapped service under `name`.
     pub fn service_handle(mut self, name: impl Into<String>, handle: ServiceHandle) -> Self {
-        self.0.services.insert(name.into(), handle);
+        self.0.services.insert(name.into(), Slot::Built(handle));
+        self
+    }
+
+    /// Declares, without building it, the service `name` of type `service_type` (its
+    /// `type` in the file is `kind`), bound by the config key `key`: the plan's check
+    /// context, where [`Context::service`] checks lookups' types against it.
+    pub fn declared_service(
+        mut self,
+        name: impl Into<String>,
+        service_type: ServiceType,
+        key: impl Into<String>,
+        kind: impl Into<String>,
+    ) -> Self {
+        self.0.services.insert(
+            name.into(),
+            Slot::Declared {
+                service_type,
+                key: key.into(),
+                kind: kind.into(),
+            },
+        );
         self
     }
 

@@ -90,6 +90,10 @@ pub enum TaskError {
         source: Option<BoxError>,
         /// False when the caller knows a retry cannot help (the explicit non-retryable marker).
         retryable: bool,
+        /// How long the failing side asked to be left alone before a retry (an HTTP 429 or
+        /// 503 `Retry-After`, an open circuit breaker). Set with
+        /// [`TaskError::with_retry_after`]; retries wait at least this long.
+        retry_after: Option<Duration>,
     },
     /// One attempt ran longer than its per-attempt `timeout`. Retried.
     #[error("attempt timed out after {}", humantime::format_duration(*.after))]
@@ -128,10 +132,15 @@ impl TaskError {
     pub fn flattened(&self) -> TaskError {
         match self {
             TaskError::Business { .. } => TaskError::business(self.chain().to_string()),
-            TaskError::System { retryable, .. } => TaskError::System {
+            TaskError::System {
+                retryable,
+                retry_after,
+                ..
+            } => TaskError::System {
                 message: self.chain().to_string().into(),
                 source: None,
                 retryable: *retryable,
+                retry_after: *retry_after,
             },
             TaskError::Timeout { after } => TaskError::Timeout { after: *after },
             TaskError::BudgetExhausted { budget } => TaskError::BudgetExhausted { budget: *budget },
@@ -155,6 +164,7 @@ impl TaskError {
             message: message.into(),
             source: None,
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -179,6 +189,38 @@ impl TaskError {
             *retryable = false;
         }
         self
+    }
+
+    /// Asks whoever retries this system error to wait at least `wait` first (the server's
+    /// `Retry-After`, the time left in an open circuit). Has no effect on other variants.
+    ///
+    /// The step envelope waits `max(backoff, hint)` with the hint capped at the step's
+    /// `backoff_cap`; a service stack's retry layer waits for it too, or gives up when the
+    /// wait would pass the step attempt's deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ergon_core::TaskError;
+    ///
+    /// let busy = TaskError::system("HTTP 429").with_retry_after(Duration::from_secs(2));
+    /// assert_eq!(busy.retry_after(), Some(Duration::from_secs(2)));
+    /// assert!(busy.is_retryable());
+    /// assert_eq!(TaskError::business("bad").with_retry_after(Duration::from_secs(2)).retry_after(), None);
+    /// ```
+    pub fn with_retry_after(mut self, wait: Duration) -> Self {
+        if let TaskError::System { retry_after, .. } = &mut self {
+            *retry_after = Some(wait);
+        }
+        self
+    }
+
+    /// The wait the failing side asked for before a retry, if any (see
+    /// [`TaskError::with_retry_after`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TaskError::System { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The category that decides retries and appears in metrics and dead letters.

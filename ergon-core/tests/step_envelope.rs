@@ -122,3 +122,52 @@ async fn a_panic_is_caught_and_not_retried() {
     assert_eq!(err.category(), Category::System);
     assert_eq!(err.to_string(), "panicked: bug in user code");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_hint_lengthens_the_backoff_up_to_its_cap() {
+    // backoff 100ms, cap 500ms: hints of 300ms and 2s wait 300ms and 500ms; a hint shorter
+    // than the backoff changes nothing.
+    let hints = [300, 2000, 10];
+    let starts = Mutex::new(Vec::new());
+    let outcome = run_fn("step", &policy(4), |attempt| {
+        starts.lock().unwrap().push(Instant::now());
+        async move {
+            match hints.get(attempt as usize - 1) {
+                Some(&ms) => Err::<(), _>(
+                    TaskError::system("busy").with_retry_after(Duration::from_millis(ms)),
+                ),
+                None => Ok(()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(outcome.attempts, 4);
+    let starts = starts.into_inner().unwrap();
+    let waits: Vec<u128> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(waits, [300, 500, 400]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_deadline_is_visible_inside_the_attempt() {
+    use ergon_core::envelope::attempt_deadline;
+    assert_eq!(attempt_deadline(), None);
+    let started = Instant::now();
+    let outcome = run_fn("outer", &policy(1), |_| async {
+        let outer = attempt_deadline().unwrap();
+        // An envelope inside a step sees the earlier of its own and the outer deadline.
+        let inner = run_fn(
+            "inner",
+            &RetryPolicy::once(Duration::from_secs(5)),
+            |_| async { Ok::<_, TaskError>(attempt_deadline().unwrap()) },
+        )
+        .await;
+        Ok::<_, TaskError>((outer, inner.result?))
+    })
+    .await;
+    let (outer, inner) = outcome.result.unwrap();
+    assert_eq!(outer - started, Duration::from_secs(1));
+    assert_eq!(inner, outer);
+}

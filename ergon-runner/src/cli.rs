@@ -1,4 +1,5 @@
-//! The command line: `ergon-runner [--config FILE] [run [NAME...] | validate | list | process]`.
+//! The command line: `ergon-runner [--config FILE] [run [NAME...] | validate [--connect] | list |
+//! process | queue]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +37,12 @@ enum Command {
         names: Vec<String>,
     },
     /// Check the file against this binary and exit.
-    Validate,
+    Validate {
+        /// Also open every connector and build every service of the file, check their
+        /// health and close them: exit 0 when all are reachable, 1 when one is not.
+        #[arg(long)]
+        connect: bool,
+    },
     /// List the file's tasks and the task implementations, connector and service types of
     /// this binary.
     List,
@@ -133,10 +139,18 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
             print!("{}", commands::list::render(plan.as_ref(), registry));
             Ok(0)
         }
-        Command::Validate => load(&cli.config, registry).map(|plan| {
-            print!("{}", commands::validate::render(&plan));
-            0
-        }),
+        Command::Validate { connect } => match load(&cli.config, registry) {
+            Ok(plan) if connect => {
+                let (out, code) = commands::validate::connect(&plan).await;
+                print!("{out}");
+                Ok(code)
+            }
+            Ok(plan) => {
+                print!("{}", commands::validate::render(&plan));
+                Ok(0)
+            }
+            Err(err) => Err(err),
+        },
         Command::Run { names } => match load(&cli.config, registry) {
             Ok(plan) => commands::run::run(&plan, &names, &|name| std::env::var(name).ok()).await,
             Err(err) => Err(err),

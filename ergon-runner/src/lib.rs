@@ -37,6 +37,7 @@ pub mod manager;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod services;
 pub mod signal;
 pub mod telemetry;
 

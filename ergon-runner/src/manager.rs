@@ -17,6 +17,7 @@ use ergon_core::{Connector, TaskError};
 use crate::launch::WorkerRun;
 use crate::plan::TaskPlan;
 use crate::report::progress::Progress;
+use crate::services::RunningServices;
 use crate::signal::{Signal, Signals};
 use crate::telemetry::board::{PinnedWorker, WorkerBoard};
 use ergon_core::telemetry::names;
@@ -49,6 +50,9 @@ pub struct RunReport {
     pub wall: Duration,
     /// The signal that stopped the run, if any.
     pub signal: Option<Signal>,
+    /// What stopped the run before any worker started (a service that could not be
+    /// built), if anything did.
+    pub error: Option<String>,
 }
 
 impl RunReport {
@@ -56,7 +60,7 @@ impl RunReport {
     pub fn exit_code(&self) -> u8 {
         match self.signal {
             Some(signal) => signal.exit_code(),
-            None if self.tasks.iter().all(TaskReport::ok) => 0,
+            None if self.error.is_none() && self.tasks.iter().all(TaskReport::ok) => 0,
             None => 1,
         }
     }
@@ -105,9 +109,38 @@ impl TaskManager {
         self.shutdown.clone()
     }
 
-    /// Runs every worker until all have ended, handling SIGINT and SIGTERM.
+    /// Builds the services the tasks list, runs every worker until all have ended
+    /// (handling SIGINT and SIGTERM), then closes the services in reverse order.
     pub async fn run(self) -> RunReport {
         let started = Instant::now();
+        let wanted = self.tasks.iter().flat_map(|task| task.services());
+        let mut wanted: Vec<_> = wanted.collect();
+        wanted.sort_by(|a, b| a.name.cmp(&b.name));
+        let services = match RunningServices::build(
+            wanted,
+            &self.shutdown,
+            self.board.service_telemetry(),
+        )
+        .await
+        {
+            Ok(services) => Arc::new(services),
+            Err(err) => {
+                tracing::error!(error = %err.chain(), "A service could not be built; nothing runs");
+                return RunReport {
+                    tasks: Vec::new(),
+                    wall: started.elapsed(),
+                    signal: None,
+                    error: Some(err.chain().to_string()),
+                };
+            }
+        };
+        self.board.services_built(services.all());
+        let report = self.run_workers(started, &services).await;
+        services.close().await;
+        report
+    }
+
+    async fn run_workers(&self, started: Instant, services: &Arc<RunningServices>) -> RunReport {
         let mut workers = JoinSet::new();
         let mut handles = Vec::new();
         let spans = Spans::current();
@@ -131,7 +164,7 @@ impl TaskManager {
                 };
                 let input = task.input.as_ref().map(|c| (c.kind, c.name.as_str()));
                 let pinned = self.board.pin(&task.name, worker, input, stats.clone());
-                let running = run_worker(task.clone(), worker, run, pinned);
+                let running = run_worker(task.clone(), worker, run, pinned, services.clone());
                 let span = task_span.clone();
                 let ids = span.as_ref().map(|span| *span.ids());
                 let running = InSpan::new(running, ids).inspect(move |_| drop(span));
@@ -212,6 +245,7 @@ impl TaskManager {
             tasks,
             wall: started.elapsed(),
             signal,
+            error: None,
         }
     }
 }
@@ -222,6 +256,7 @@ async fn run_worker(
     worker: usize,
     run: WorkerRun,
     pinned: Arc<PinnedWorker>,
+    services: Arc<RunningServices>,
 ) -> Result<LoopEnd, TaskError> {
     let input = connect(&task, task.input.as_ref(), worker).await?;
     let output = connect(&task, task.output.as_ref(), worker).await?;
@@ -232,7 +267,8 @@ async fn run_worker(
             .filter_map(|(plan, open)| Some((plan.as_ref()?.name.clone(), open.clone()?)))
             .collect(),
     );
-    let cx = task.context(worker, input.clone(), output.clone());
+    let cx = task.context(worker, input.clone(), output.clone(), &services);
+    drop(services);
     let result = task.launch.worker(cx, run).await;
     for connector in [input, output].into_iter().flatten() {
         if let Err(err) = connector.close().await {

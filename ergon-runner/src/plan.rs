@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use ergon_core::Context;
 use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, check_count};
-use ergon_core::context::ServiceHandle;
 use ergon_core::policy::LoopPolicy;
 
 use crate::config::{ConfigError, LoadedConfig, TaskConfig};
 use crate::launch::{AnyPolicy, Launch, Model, Role};
 use crate::registry::Registry;
+use crate::services::{RunningServices, ServiceRef};
 use crate::telemetry::TelemetryConfig;
 
 /// A checked config, ready to run.
@@ -21,8 +21,10 @@ pub struct Plan {
     pub file: PathBuf,
     /// The tasks, in name order.
     pub tasks: Vec<Arc<TaskPlan>>,
-    /// How many connectors and services the file defines.
-    pub(crate) counts: (usize, usize),
+    /// Every `[connectors.NAME]`, in name order (`validate --connect` opens them all).
+    pub(crate) connectors: Vec<ConnectorRef>,
+    /// Every `[services.NAME]`, in name order (the order they are built in).
+    pub(crate) services: Vec<ServiceRef>,
     /// `[telemetry]`, checked.
     pub telemetry: TelemetryConfig,
 }
@@ -46,19 +48,55 @@ pub struct TaskPlan {
     pub(crate) launch: Arc<dyn Launch>,
     pub(crate) input: Option<ConnectorRef>,
     pub(crate) output: Option<ConnectorRef>,
-    pub(crate) services: Vec<(String, ServiceHandle)>,
+    pub(crate) services: Vec<ServiceRef>,
     pub(crate) policy: AnyPolicy,
     pub(crate) settings: serde_json::Value,
 }
 
 impl TaskPlan {
-    /// The context of worker `worker`, with connectors opened by the caller.
+    /// The context of worker `worker`, with connectors opened and services built by the
+    /// caller (`services` holds at least this task's).
     pub(crate) fn context(
         &self,
         worker: usize,
         input: Option<Arc<dyn ergon_core::Connector>>,
         output: Option<Arc<dyn ergon_core::Connector>>,
+        services: &RunningServices,
     ) -> Context {
+        let mut builder = self.builder(worker, input, output);
+        for service in &self.services {
+            if let Some(handle) = services.get(&service.name) {
+                builder = builder.service_handle(service.name.clone(), handle.clone());
+            }
+        }
+        builder.build()
+    }
+
+    /// The plan's check context: no connectors, services declared with their types.
+    fn check_context(&self) -> Context {
+        let mut builder = self.builder(0, None, None);
+        for (index, service) in self.services.iter().enumerate() {
+            builder = builder.declared_service(
+                service.name.clone(),
+                service.configured.service_type(),
+                format!("tasks.{}.services.{index}", self.name),
+                service.kind,
+            );
+        }
+        builder.build()
+    }
+
+    /// The services this task lists, in the order listed.
+    pub(crate) fn services(&self) -> &[ServiceRef] {
+        &self.services
+    }
+
+    fn builder(
+        &self,
+        worker: usize,
+        input: Option<Arc<dyn ergon_core::Connector>>,
+        output: Option<Arc<dyn ergon_core::Connector>>,
+    ) -> ergon_core::context::ContextBuilder {
         let mut builder = Context::builder(self.name.as_str())
             .worker(worker)
             .settings(self.settings.clone());
@@ -71,10 +109,7 @@ impl TaskPlan {
         if let Some(output) = output {
             builder = builder.output(output);
         }
-        for (name, handle) in &self.services {
-            builder = builder.service_handle(name.clone(), handle.clone());
-        }
-        builder.build()
+        builder
     }
 
     /// The task's role.
@@ -102,7 +137,14 @@ impl Plan {
             "service",
             &config.services,
             &registry.services,
-            |kind, table, name| kind.configure(table, &env(name)),
+            |kind, table, name| {
+                kind.configure(table, &env(name))
+                    .map(|configured| ServiceRef {
+                        name: name.to_owned(),
+                        kind: kind.name(),
+                        configured,
+                    })
+            },
         )?;
         let connectors = configure_all(
             file,
@@ -132,7 +174,8 @@ impl Plan {
         Ok(Plan {
             file: file.to_path_buf(),
             tasks,
-            counts: (connectors.len(), services.len()),
+            connectors: connectors.into_values().collect(),
+            services: services.into_values().collect(),
             telemetry: config.telemetry.clone(),
         })
     }
@@ -173,7 +216,7 @@ fn plan_task(
     file: &Path,
     registry: &Registry,
     connectors: &BTreeMap<String, ConnectorRef>,
-    services: &BTreeMap<String, ServiceHandle>,
+    services: &BTreeMap<String, ServiceRef>,
     name: &str,
     task: &TaskConfig,
 ) -> Result<TaskPlan, ConfigError> {
@@ -235,19 +278,16 @@ fn plan_task(
         .iter()
         .enumerate()
         .map(|(index, wanted)| {
-            services
-                .get(wanted)
-                .map(|handle| (wanted.clone(), handle.clone()))
-                .ok_or_else(|| {
-                    ConfigError::new(
-                        file,
-                        format!("{at}.services.{index}"),
-                        format!(
-                            "no service named `{wanted}`; defined: {}",
-                            one_of(services.keys().map(String::as_str))
-                        ),
-                    )
-                })
+            services.get(wanted).cloned().ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    format!("{at}.services.{index}"),
+                    format!(
+                        "no service named `{wanted}`; defined: {}",
+                        one_of(services.keys().map(String::as_str))
+                    ),
+                )
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let policy = launch
@@ -266,8 +306,17 @@ fn plan_task(
         policy,
         settings: task.settings.clone().unwrap_or_else(empty_table),
     };
+    let cx = plan.check_context();
     plan.launch
-        .check(&plan.context(0, None, None))
+        .check(&cx)
+        // A factory that stopped at a service lookup of the right type is checked so far.
+        .or_else(|err| {
+            if cx.unbuilt_lookups() > 0 {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        })
         .map_err(|err| {
             let message = err.chain().to_string();
             // Settings errors from `Context::settings` already start with their key path.

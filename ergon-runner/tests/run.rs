@@ -174,5 +174,8 @@ fn list_without_a_config_shows_what_the_binary_offers() {
         stdout.contains("connector types: file, local, memory, rabbitmq"),
         "{stdout}"
     );
-    assert!(stdout.contains("service types: memory_kv"), "{stdout}");
+    assert!(
+        stdout.contains("service types: http, memory_kv"),
+        "{stdout}"
+    );
 }

@@ -14,11 +14,21 @@
 //! * Each attempt is bounded by the policy's `timeout`; running out is
 //!   [`TaskError::Timeout`].
 //!
-//! The envelope is the only retry owner of a step: connectors and services called inside
-//! it should not retry on their own.
+//! * A system error carrying a retry-after hint ([`TaskError::retry_after`]) waits at
+//!   least that long before the next attempt, up to the policy's `backoff_cap`.
+//! * Code inside an attempt reads the attempt's deadline with [`attempt_deadline`].
+//!
+//! **One retry owner.** The envelope retries the *step*. A connector or service called
+//! inside it makes one try per call and returns a categorized error, unless it retries
+//! itself (a service stack with `retry.max_attempts > 1`): then its last error is
+//! non-retryable, so the step is not retried on top of it, and its tries and waits stay
+//! within [`attempt_deadline`]. Either way each failing call is retried in exactly one
+//! place, never 3 × 3.
 
 pub(crate) mod attempt;
 mod retry;
+
+pub use attempt::attempt_deadline;
 
 use std::future::Future;
 use std::time::Duration;

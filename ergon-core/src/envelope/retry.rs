@@ -91,7 +91,7 @@ where
             hook.on_attempt(step, number, result.as_ref().map(drop), elapsed);
             match result {
                 Err(err) if retry => {
-                    let wait = policy.jittered_delay_after(number);
+                    let wait = policy.wait_after(number, err.retry_after());
                     tracing::debug!(
                         { names::STEP } = step,
                         { names::ATTEMPT } = i64::from(number),

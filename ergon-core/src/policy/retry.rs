@@ -8,7 +8,9 @@ use crate::config::{ConfigIssue, check_count};
 
 /// How one step is attempted: up to `max_attempts` attempts, each bounded by `timeout`,
 /// with waits of `backoff * backoff_multiplier^(n-1)` (capped at `backoff_cap`) after the
-/// n-th failed attempt. Only retryable errors (system, timeout) are retried.
+/// n-th failed attempt. Only retryable errors (system, timeout) are retried. An error
+/// carrying a retry-after hint ([`TaskError::with_retry_after`](crate::TaskError::with_retry_after))
+/// waits at least that long, up to `backoff_cap` ([`RetryPolicy::wait_after`]).
 ///
 /// # Examples
 ///
@@ -95,6 +97,29 @@ impl RetryPolicy {
             delay.mul_f64(1.0 - self.jitter * fastrand::f64())
         } else {
             delay
+        }
+    }
+
+    /// The wait after failed attempt number `attempt` whose error asked for `retry_after`
+    /// ([`TaskError::retry_after`](crate::TaskError::retry_after)): the jittered backoff,
+    /// or the hint when longer, the hint capped at `backoff_cap` so a step never sleeps
+    /// longer than its policy allows.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ergon_core::policy::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy { backoff: Duration::from_millis(100), backoff_cap: Duration::from_secs(5), ..Default::default() };
+    /// assert_eq!(policy.wait_after(1, None), Duration::from_millis(100));
+    /// assert_eq!(policy.wait_after(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+    /// assert_eq!(policy.wait_after(1, Some(Duration::from_secs(60))), Duration::from_secs(5));
+    /// assert_eq!(policy.wait_after(1, Some(Duration::from_millis(10))), Duration::from_millis(100));
+    /// ```
+    pub fn wait_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let wait = self.jittered_delay_after(attempt);
+        match retry_after {
+            Some(hint) => wait.max(hint.min(self.backoff_cap)),
+            None => wait,
         }
     }
 

@@ -37,3 +37,10 @@ pub const STREAMING: &str = "ergon.policy.streaming";
 pub const MAX_ATTEMPTS: &str = "ergon.policy.max_attempts";
 /// `ergon.policy.timeout_ms`: the step's per-attempt timeout (absent: none).
 pub const TIMEOUT_MS: &str = "ergon.policy.timeout_ms";
+
+/// The service a metric is about: its name in the file (`[services.NAME]`).
+pub const SERVICE: &str = "ergon.service";
+/// Metric: a service's circuit breaker state, 0 closed, 1 open, 2 half-open.
+pub const CIRCUIT_BREAKER_STATE: &str = "ergon.service.circuit_breaker.state";
+/// Metric: calls a service's open circuit breaker rejected without trying.
+pub const CIRCUIT_BREAKER_REJECTED: &str = "ergon.service.circuit_breaker.rejected";

@@ -10,8 +10,12 @@ use std::time::Duration;
 use ergon_core::envelope::AttemptHook;
 use ergon_core::{Settlement, TaskError, Transaction};
 
+use ergon_core::service::ServiceTelemetry;
+use tokio_util::sync::CancellationToken;
+
 use crate::manager::connect;
 use crate::plan::{Plan, TaskPlan};
+use crate::services::RunningServices;
 
 /// Prints each attempt as it ends.
 struct PrintAttempts;
@@ -59,7 +63,23 @@ pub async fn run(
             return Ok(1);
         }
     };
-    let cx = task.context(0, input.clone(), output.clone());
+    let services = match RunningServices::build(
+        task.services(),
+        &CancellationToken::new(),
+        &ServiceTelemetry::default(),
+    )
+    .await
+    {
+        Ok(services) => services,
+        Err(err) => {
+            println!("{}", err.chain());
+            for connector in [input, output].into_iter().flatten() {
+                let _ = connector.close().await;
+            }
+            return Ok(1);
+        }
+    };
+    let cx = task.context(0, input.clone(), output.clone(), &services);
     println!(
         "task {} ({}), transaction {id}",
         task.name, task.implementation
@@ -71,6 +91,7 @@ pub async fn run(
     for connector in [input, output].into_iter().flatten() {
         let _ = connector.close().await;
     }
+    services.close().await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => {

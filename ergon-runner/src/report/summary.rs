@@ -30,6 +30,9 @@ pub fn render(report: &RunReport) -> String {
             .map(|s| format!(" (stopped by {s})"))
             .unwrap_or_default()
     );
+    if let Some(error) = &report.error {
+        let _ = writeln!(out, "not started: {error}");
+    }
     for task in &report.tasks {
         let s = &task.stats;
         let ended: Vec<String> = task

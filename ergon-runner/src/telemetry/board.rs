@@ -5,12 +5,18 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ergon_core::Connector;
+use ergon_core::Service;
 use ergon_core::runner::{HistogramsSnapshot, StatsSnapshot, WorkerStats};
+use ergon_core::service::ServiceTelemetry;
 
-/// Every worker of a run, as the observers see them.
+/// Every worker of a run, and its services, as the observers see them.
 #[derive(Default)]
 pub struct WorkerBoard {
     workers: Mutex<Vec<Arc<PinnedWorker>>>,
+    /// The run's services, `(name, service)`, once built.
+    services: OnceLock<Vec<(String, Arc<dyn Service>)>>,
+    /// Where the services register their metrics.
+    service_telemetry: ServiceTelemetry,
 }
 
 /// One worker on the board.
@@ -63,6 +69,21 @@ impl WorkerBoard {
         });
         self.lock().push(pinned.clone());
         pinned
+    }
+
+    /// Records the run's services once they are built (health checks read them).
+    pub fn services_built(&self, services: Vec<(String, Arc<dyn Service>)>) {
+        let _ = self.services.set(services);
+    }
+
+    /// The run's services, `(name, service)`, empty until they are built.
+    pub fn services(&self) -> &[(String, Arc<dyn Service>)] {
+        self.services.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// Where the run's services register their metrics (the exporters read it).
+    pub fn service_telemetry(&self) -> &ServiceTelemetry {
+        &self.service_telemetry
     }
 
     /// The workers pinned so far.

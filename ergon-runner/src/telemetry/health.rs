@@ -5,7 +5,9 @@
 //! none has finished for `stall_after`; a connector that has failed its health check for
 //! `stall_after` (it cannot reconnect) is unhealthy too. An idle worker polling an empty
 //! queue finishes fetch after fetch, so it is healthy. Ready means live, every worker
-//! connected, and no shutdown under way.
+//! connected, every service healthy (its last health check passed), and no shutdown under
+//! way. A failing service makes the run not ready, never not live: restarting the process
+//! does not mend the API it calls.
 //!
 //! A watcher samples the workers' counters every `stall_after / 4` (at most every second);
 //! the endpoint reads its last verdict, so a check never waits on a connector.
@@ -24,6 +26,8 @@ pub struct Health {
     stall_after: Duration,
     shutdown: CancellationToken,
     watches: Mutex<Vec<Watch>>,
+    /// The services whose last health check failed, and why.
+    services_down: Mutex<Vec<String>>,
 }
 
 /// What was last seen of one worker.
@@ -58,6 +62,7 @@ impl Health {
             stall_after,
             shutdown,
             watches: Mutex::new(Vec::new()),
+            services_down: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,6 +98,19 @@ impl Health {
             }
             checks.push(results);
         }
+        let mut services_down = Vec::new();
+        for (name, service) in self.board.services() {
+            let checked = tokio::time::timeout(Duration::from_secs(5), service.health()).await;
+            match checked {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => services_down.push(format!("service `{name}`: {}", err.chain())),
+                Err(_) => services_down.push(format!("service `{name}`: health check timed out")),
+            }
+        }
+        *self
+            .services_down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = services_down;
         let mut watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
         for (worker, results) in workers.into_iter().zip(checks) {
             let stats = worker.stats.snapshot();
@@ -167,9 +185,16 @@ impl Health {
         }
     }
 
-    /// Ready: live, every worker connected, not shutting down.
+    /// Ready: live, every worker connected, every service healthy, not shutting down.
     pub fn readiness(&self) -> Verdict {
         let mut verdict = self.liveness();
+        verdict.problems.extend(
+            self.services_down
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
         if self.shutdown.is_cancelled() {
             verdict.problems.push("shutting down".into());
         }

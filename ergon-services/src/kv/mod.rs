@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ServiceKind, decode};
-use ergon_core::context::ServiceHandle;
+use ergon_core::service::{BuildContext, BuildService, ConfiguredService};
 use ergon_core::{Service, TaskError};
 
 pub use config::MemoryKvConfig;
@@ -123,10 +123,19 @@ impl ServiceKind for MemoryKvKind {
         &self,
         table: serde_json::Value,
         _env: &ConfigEnv,
-    ) -> Result<ServiceHandle, ConfigIssue> {
+    ) -> Result<ConfiguredService, ConfigIssue> {
         let config: MemoryKvConfig = decode(table)?;
         config.validate()?;
-        Ok(ServiceHandle::new(Arc::new(MemoryKv::new(config))))
+        Ok(ConfiguredService::new(config))
+    }
+}
+
+/// A `memory_kv` is built from its config alone.
+impl BuildService for MemoryKvConfig {
+    type Service = MemoryKv;
+
+    async fn build(&self, _cx: BuildContext) -> Result<Arc<MemoryKv>, TaskError> {
+        Ok(Arc::new(MemoryKv::new(self.clone())))
     }
 }
 
@@ -147,8 +156,8 @@ mod tests {
         assert_eq!(kv.len(), 1);
     }
 
-    #[test]
-    fn the_kind_rejects_unknown_keys_and_zero_capacity() {
+    #[tokio::test]
+    async fn the_kind_rejects_unknown_keys_and_zero_capacity() {
         let env = ConfigEnv {
             name: "seen".into(),
             base_dir: ".".into(),
@@ -161,7 +170,8 @@ mod tests {
             .configure(serde_json::json!({ "max_entries": 0 }), &env)
             .unwrap_err();
         assert_eq!(err.path, "max_entries");
-        let handle = MemoryKvKind.configure(serde_json::json!({}), &env).unwrap();
+        let configured = MemoryKvKind.configure(serde_json::json!({}), &env).unwrap();
+        let handle = configured.build(BuildContext::new("seen")).await.unwrap();
         let cx = ergon_core::Context::builder("t")
             .service_handle("seen", handle)
             .build();

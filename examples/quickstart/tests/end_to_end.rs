@@ -178,7 +178,10 @@ fn list_shows_the_task_and_the_binarys_pieces() {
         stdout.contains("connector types: file, local, memory, rabbitmq"),
         "{stdout}"
     );
-    assert!(stdout.contains("service types: memory_kv"), "{stdout}");
+    assert!(
+        stdout.contains("service types: http, memory_kv"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod otlp;
 pub mod prometheus;
 
 use ergon_core::runner::StatsSnapshot;
+use ergon_core::service::MetricKind;
 use ergon_core::step::Step;
 use ergon_core::telemetry::histogram::HistogramSnapshot;
 use ergon_core::telemetry::names;
@@ -266,6 +267,33 @@ pub fn collect(board: &WorkerBoard) -> Vec<Family> {
         |t| &t.histograms.batch_sizes,
         1.0,
     ));
+    families.extend(service_families(board));
+    families
+}
+
+/// The metrics the run's services registered (`BuildContext::gauge` / `counter`), one
+/// family per name, labelled with `ergon.service`.
+fn service_families(board: &WorkerBoard) -> Vec<Family> {
+    let mut families: Vec<Family> = Vec::new();
+    for metric in board.service_telemetry().metrics() {
+        let point = Point {
+            labels: vec![(names::SERVICE, metric.service.to_string())],
+            value: Value::Count(metric.value()),
+        };
+        match families.iter_mut().find(|f| f.name == metric.name) {
+            Some(family) => family.points.push(point),
+            None => families.push(Family {
+                name: metric.name,
+                help: metric.help,
+                unit: "1",
+                kind: match metric.kind {
+                    MetricKind::Gauge => Kind::Gauge,
+                    MetricKind::Counter => Kind::Counter,
+                },
+                points: vec![point],
+            }),
+        }
+    }
     families
 }
 
