@@ -88,15 +88,19 @@ async fn a_consumer_over_file_connectors_settles_every_line() {
 
     let mut workers = Vec::new();
     for worker in 0..2 {
+        let (source, sink) = (
+            input.connect(worker).await.unwrap(),
+            output.connect(worker).await.unwrap(),
+        );
         let cx = Context::builder("screen")
             .worker(worker)
-            .input(input.connect(worker).await.unwrap())
-            .output(output.connect(worker).await.unwrap())
+            .input(source.clone())
+            .output(sink.clone())
             .build();
-        let run = ConsumeLoop::consumer(task.clone(), cx.clone(), policy.clone());
+        let run = ConsumeLoop::consumer(task.clone(), cx, policy.clone());
         workers.push(tokio::spawn(async move {
             let end = run.run().await;
-            for connector in [cx.input().unwrap(), cx.output().unwrap()] {
+            for connector in [source, sink] {
                 connector.close().await.unwrap();
             }
             end

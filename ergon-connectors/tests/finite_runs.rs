@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ergon_connectors::file::FileConnector;
 use ergon_connectors::local::{LocalConfig, LocalConnector};
-use ergon_connectors::rabbitmq::{DeadLetterConfig, RabbitConfig, RabbitConnector};
+use ergon_connectors::rabbitmq::{DeadLetterConfig, QueueKind, RabbitConfig, RabbitConnector};
 use ergon_core::memory::MemoryConnector;
 use ergon_core::policy::FailureAction;
 use ergon_core::runner::{ConsumeLoop, LoopEnd, StatsSnapshot, WorkerStats};
@@ -305,4 +305,83 @@ async fn rabbitmq_dead_letters_counted_are_the_ones_the_broker_holds_after_a_los
         stats.settle_stale > 0,
         "settlements on the lost channels are counted apart ({stats:?})"
     );
+}
+
+/// Refuses everything: with `on_failure = "requeue"` a message would cycle forever.
+#[derive(Default)]
+struct AlwaysRefuse {
+    calls: AtomicU64,
+}
+
+impl Consumer for AlwaysRefuse {
+    type Output = ();
+
+    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+        self.calls.fetch_add(1, Relaxed);
+        Err(TaskError::business("refused"))
+    }
+}
+
+/// Runs one always-refused message from `input` with `max_deliveries = 3`: three
+/// deliveries run and are requeued, the fourth is dead-lettered without running.
+async fn poison_ends_in_the_dead_letters(input: Arc<dyn Connector>) {
+    let task = Arc::new(AlwaysRefuse::default());
+    let cx = Context::builder("poison").input(input.clone()).build();
+    let mut policy = ConsumerPolicy {
+        on_failure: FailureAction::Requeue,
+        ..ConsumerPolicy::default()
+    };
+    policy.transaction.max_deliveries = 3;
+    let stats = Arc::new(WorkerStats::default());
+    let run = ConsumeLoop::consumer(task.clone(), cx, Arc::new(policy)).stats(stats.clone());
+    let end = tokio::time::timeout(Duration::from_secs(60), run.run())
+        .await
+        .expect("the poison message must not cycle forever");
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    input.close().await.unwrap();
+    let stats = stats.snapshot();
+    assert_eq!(task.calls.load(Relaxed), 3, "{stats:?}");
+    assert_eq!((stats.requeued, stats.dead_lettered), (3, 1), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_message_requeued_forever_is_dead_lettered_after_max_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LocalConfig::default();
+    let open = || LocalConnector::open(dir.path().join("q.db"), "q".into(), &config);
+    let feeder = open().await.unwrap();
+    feeder.dispatch(&payloads(1)).await.unwrap();
+    poison_ends_in_the_dead_letters(Arc::new(open().await.unwrap())).await;
+    let depths = feeder.depths().await.unwrap();
+    assert_eq!((depths.ready, depths.in_flight, depths.dead), (0, 0, 1));
+}
+
+/// The same on RabbitMQ, on a queue of `kind` with a dead-letter queue.
+async fn rabbitmq_poison(kind: QueueKind) {
+    let queue = unique("poison");
+    let dead = unique("poison-dead");
+    let mut config = rabbit_config(&queue, 16);
+    config.declare.kind = kind;
+    config.dead_letter = Some(DeadLetterConfig {
+        queue: dead.clone(),
+    });
+    let feeder = rabbit(&config, "feeder").await;
+    feeder.dispatch(&payloads(1)).await.unwrap();
+    feeder.close().await.unwrap();
+    poison_ends_in_the_dead_letters(rabbit(&config, &unique("poison-worker")).await).await;
+    assert_eq!(
+        depths_then_delete(&[&queue, &dead]).await,
+        [0, 1],
+        "{kind:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_classic_a_message_requeued_forever_is_dead_lettered_after_max_deliveries() {
+    rabbitmq_poison(QueueKind::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_quorum_a_message_requeued_forever_is_dead_lettered_after_max_deliveries() {
+    rabbitmq_poison(QueueKind::Quorum).await;
 }

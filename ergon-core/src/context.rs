@@ -118,12 +118,14 @@ impl Context {
         self.inner.input_endpoint.as_ref().map(|e| &*e.destination)
     }
 
-    /// The input connector (`input = "..."` in the task's table).
+    /// The input connector (`input = "..."` in the task's table): the engine's alone. A
+    /// task sees each transaction, never its delivery, and cannot settle it — it never
+    /// acks, by construction.
     ///
     /// # Errors
     ///
     /// When the task has no input connector.
-    pub fn input(&self) -> Result<&Arc<dyn Connector>, TaskError> {
+    pub(crate) fn input(&self) -> Result<&Arc<dyn Connector>, TaskError> {
         self.inner
             .input
             .as_ref()

@@ -600,3 +600,122 @@ async fn every_fetched_transaction_is_settled_exactly_once() {
     assert_eq!(seen.len(), 200);
     assert!(seen.values().all(|count| *count == 1));
 }
+
+/// Records, for each call, the transaction, its delivery count and the attempt number;
+/// fails the first attempt of every delivery (retried), and the whole first delivery
+/// (requeued by policy).
+#[derive(Default)]
+struct Observer {
+    seen: Mutex<Vec<(String, u32, Option<u32>)>>,
+}
+
+impl Observer {
+    fn observe(&self, tx: &Transaction) -> Result<(), TaskError> {
+        let attempt = ergon_core::envelope::attempt_number();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((tx.id().to_owned(), tx.deliveries(), attempt));
+        match (tx.deliveries(), attempt) {
+            (_, Some(1)) => Err(TaskError::system("first attempt fails")),
+            (1, _) => Err(TaskError::business("first delivery refused")),
+            _ => Ok(()),
+        }
+    }
+
+    fn seen(&self) -> Vec<(String, u32, Option<u32>)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Consumer for Observer {
+    type Output = ();
+
+    async fn process_transaction(&self, _: &Context, tx: &Transaction) -> Result<(), TaskError> {
+        self.observe(tx)
+    }
+}
+
+impl ergon_core::BlockingConsumer for Observer {
+    type Output = ();
+
+    fn process_transaction(&self, _: &Context, tx: &Transaction) -> Result<(), TaskError> {
+        self.observe(tx)
+    }
+}
+
+/// What an observer sees of one transaction through two deliveries of two attempts each.
+const OBSERVED: [(&str, u32, Option<u32>); 4] = [
+    ("tx-0", 1, Some(1)),
+    ("tx-0", 1, Some(2)),
+    ("tx-0", 2, Some(1)),
+    ("tx-0", 2, Some(2)),
+];
+
+fn requeue_policy() -> ConsumerPolicy {
+    let mut requeue = policy(1, 1);
+    requeue.process.retry = fast_retry(2);
+    requeue.on_failure = FailureAction::Requeue;
+    requeue
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_see_the_attempt_number_and_the_delivery_count() {
+    let input = Arc::new(ScriptedConnector::with_count(1));
+    let task = Arc::new(Observer::default());
+    let (end, stats) = run(task.clone(), &input, requeue_policy()).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!((stats.requeued, stats.succeeded), (1, 1));
+    let expected: Vec<(String, u32, Option<u32>)> = OBSERVED
+        .iter()
+        .map(|(id, n, a)| ((*id).to_owned(), *n, *a))
+        .collect();
+    assert_eq!(task.seen(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_tasks_see_them_too_on_their_pool_thread() {
+    let input = Arc::new(ScriptedConnector::with_count(1));
+    let task = Arc::new(Observer::default());
+    let pool = ergon_core::runner::ThreadPool::new("observer", 1, Arc::default()).unwrap();
+    let on_pool = Arc::new(ergon_core::runner::OnPool::new(task.clone(), pool));
+    let (end, _) = run(on_pool, &input, requeue_policy()).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    let expected: Vec<(String, u32, Option<u32>)> = OBSERVED
+        .iter()
+        .map(|(id, n, a)| ((*id).to_owned(), *n, *a))
+        .collect();
+    assert_eq!(task.seen(), expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transaction_delivered_too_often_is_dead_lettered_before_any_step() {
+    // Always refused, always requeued: without a bound it would cycle forever.
+    let input = Arc::new(ScriptedConnector::new([Transaction::new(
+        "poison",
+        "{\"n\":1}",
+    )]));
+    let mut forever = policy(1, 1);
+    forever.on_failure = FailureAction::Requeue;
+    forever.transaction.max_deliveries = 3;
+    let refuse = Arc::new(ByRemainder {
+        attempts: Mutex::default(),
+    });
+    let (end, stats) = run(refuse.clone(), &input, forever).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!(
+        refuse.attempts.lock().unwrap().get(&1),
+        Some(&3),
+        "three deliveries ran, the fourth did not"
+    );
+    assert_eq!((stats.requeued, stats.dead_lettered), (3, 1));
+    let letters = input.queue().dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].0.deliveries(), 4);
+    assert!(
+        letters[0].1.message.contains("max_deliveries = 3"),
+        "{}",
+        letters[0].1.message
+    );
+    assert_eq!(letters[0].1.attempts, 0, "no step ran");
+}

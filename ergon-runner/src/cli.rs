@@ -66,7 +66,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum QueueAction {
-    /// Enqueue JSON lines (a line's `id` field is its id) from a file or stdin.
+    /// Enqueue lines, byte for byte, from a file or stdin (a JSON line's `id` field is its
+    /// id).
     Enqueue {
         /// The connector (`[connectors.NAME]`, `type = "local"`).
         connector: String,

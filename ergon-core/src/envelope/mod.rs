@@ -16,7 +16,8 @@
 //!
 //! * A system error carrying a retry-after hint ([`TaskError::retry_after`]) waits at
 //!   least that long before the next attempt, up to the policy's `backoff_cap`.
-//! * Code inside an attempt reads the attempt's deadline with [`attempt_deadline`].
+//! * Code inside an attempt reads its number with [`attempt_number`] and its deadline with
+//!   [`attempt_deadline`] (blocking tasks too, on their pool thread).
 //!
 //! **One retry owner.** The envelope retries the *step*. A connector or service called
 //! inside it makes one try per call and returns a categorized error, unless it retries
@@ -28,7 +29,8 @@
 pub(crate) mod attempt;
 mod retry;
 
-pub use attempt::attempt_deadline;
+pub use attempt::{attempt_deadline, attempt_number};
+pub(crate) use attempt::{current as current_attempt, on_thread};
 
 use std::future::Future;
 use std::time::Duration;

@@ -52,8 +52,11 @@ where
                     (Some(*attempt.ids()), Some(attempt.into_owned()))
                 }
             };
-            let result =
-                InSpan::new(attempt(call(number), started, policy.timeout), attempt_ids).await;
+            let result = InSpan::new(
+                attempt(call(number), number, started, policy.timeout),
+                attempt_ids,
+            )
+            .await;
             let retry =
                 matches!(&result, Err(err) if err.is_retryable() && number < policy.max_attempts);
             let ended = span.as_mut().map(|step| {

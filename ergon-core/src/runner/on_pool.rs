@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::ThreadPool;
 use crate::context::Context;
+use crate::envelope;
 use crate::error::TaskError;
 use crate::task::{BlockingConsumer, BlockingHybrid, BlockingProducer, Consumer, Hybrid, Producer};
 use crate::transaction::Transaction;
@@ -58,7 +59,10 @@ impl<T: Send + Sync + 'static> OnPool<T> {
         call: impl FnOnce(&T, &Context, &Transaction) -> Result<R, TaskError> + Send + 'static,
     ) -> Result<R, TaskError> {
         let (task, cx, tx) = (self.task.clone(), cx.clone(), tx.clone());
-        self.pool.run(move || call(&task, &cx, &tx)).await
+        let attempt = envelope::current_attempt();
+        self.pool
+            .run(move || envelope::on_thread(attempt, || call(&task, &cx, &tx)))
+            .await
     }
 }
 

@@ -8,7 +8,7 @@ mod order;
 mod validation;
 
 fn main() -> std::process::ExitCode {
-    ergon_runner::run(ergon_runner::Registry::with_builtins().consumer(
+    ergon_runner::run(ergon_runner::Registry::with_builtins().hybrid(
         "order_validation",
         validation::OrderValidation::from_context,
     ))

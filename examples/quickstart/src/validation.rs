@@ -1,10 +1,11 @@
-//! The `order_validation` task: decode, de-duplicate, check, reserve stock, and forward
-//! accepted orders. Everything else (retries, timeouts, dead letters, acks) is ergon's.
+//! The `order_validation` task: decode, de-duplicate, check, reserve stock, and hand the
+//! accepted order out. Everything else (its dispatch to the output, retries, timeouts,
+//! dead letters, acks) is ergon's.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use ergon_core::{Consumer, Context, TaskError, Transaction};
+use ergon_core::{Context, Hybrid, TaskError, Transaction};
 use ergon_services::kv::MemoryKv;
 use serde::Deserialize;
 
@@ -24,7 +25,8 @@ pub struct Settings {
     pub seen_orders_service: String,
 }
 
-/// Validates orders and forwards the accepted ones to the output connector.
+/// Validates orders; each accepted one becomes an outbound transaction, which ergon's
+/// dispatch step sends to the output connector (a hybrid task).
 pub struct OrderValidation {
     settings: Settings,
     seen: Arc<MemoryKv>,
@@ -59,16 +61,14 @@ impl OrderValidation {
     }
 }
 
-impl Consumer for OrderValidation {
-    type Output = AcceptedOrder;
-
+impl Hybrid for OrderValidation {
     async fn process_transaction(
         &self,
         _cx: &Context,
         tx: &Transaction,
-    ) -> Result<AcceptedOrder, TaskError> {
+    ) -> Result<Vec<Transaction>, TaskError> {
         let order: Order = tx.json()?;
-        let accepted = order
+        let accepted: AcceptedOrder = order
             .check(self.settings.max_total_cents)
             .map_err(TaskError::business)?;
         self.reserve_stock(&order).await?;
@@ -80,19 +80,10 @@ impl Consumer for OrderValidation {
                 order.id
             )));
         }
-        Ok(accepted)
-    }
-
-    async fn handle_process_success(
-        &self,
-        cx: &Context,
-        tx: &Transaction,
-        accepted: &AcceptedOrder,
-    ) -> Result<(), TaskError> {
         let out = tx
             .child(format!("{}/accepted", tx.id()), "")
-            .json(accepted)?
+            .json(&accepted)?
             .build();
-        cx.output()?.dispatch(&[out]).await
+        Ok(vec![out])
     }
 }

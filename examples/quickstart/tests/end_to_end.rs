@@ -57,7 +57,7 @@ fn validates_the_orders_and_writes_accepted_and_rejected_files() {
     assert!(
         stdout.contains(
             "task validate_orders: processed=22 succeeded=15 failed=7 business=7 system=0 timeout=0 \
-             retries=2 dispatched=0 dead_lettered=7 requeued=0 dropped=0 exception_failed=0 settle_failed=0 settle_stale=0 abandoned_attempts=0 ended=exhausted"
+             retries=2 dispatched=15 dead_lettered=7 requeued=0 dropped=0 exception_failed=0 settle_failed=0 settle_stale=0 abandoned_attempts=0 ended=exhausted"
         ),
         "{stdout}"
     );
@@ -169,9 +169,9 @@ fn list_shows_the_task_and_the_binarys_pieces() {
     let out = quickstart(&config, &["list"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("validate_orders      type=order_validation role=consumer model=async workers=1 input=orders (file) output=accepted (file)"), "{stdout}");
+    assert!(stdout.contains("validate_orders      type=order_validation role=hybrid model=async workers=1 input=orders (file) output=accepted (file)"), "{stdout}");
     assert!(
-        stdout.contains("order_validation     role=consumer model=async"),
+        stdout.contains("order_validation     role=hybrid model=async"),
         "{stdout}"
     );
     assert!(
