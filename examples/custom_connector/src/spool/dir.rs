@@ -76,9 +76,7 @@ impl Dir {
     /// only be left over from a process that died: see the module docs), and empties
     /// `tmp/` (half-written dispatches). Returns how many claims were returned.
     pub(crate) fn recover(&self) -> io::Result<usize> {
-        for dir in [&self.ready, &self.processing, &self.dead, &self.tmp] {
-            fs::create_dir_all(dir)?;
-        }
+        self.create()?;
         let mut returned = 0;
         for name in names(&self.processing)? {
             // The name keeps its count: that delivery happened, the next one is count + 1.
@@ -89,6 +87,14 @@ impl Dir {
             fs::remove_file(self.tmp.join(name))?;
         }
         Ok(returned)
+    }
+
+    /// Creates the subdirectories that are missing.
+    pub(crate) fn create(&self) -> io::Result<()> {
+        for dir in [&self.ready, &self.processing, &self.dead, &self.tmp] {
+            fs::create_dir_all(dir)?;
+        }
+        Ok(())
     }
 
     /// Claims up to `max` ready files, oldest first, reading each whole.

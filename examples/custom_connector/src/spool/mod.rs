@@ -17,7 +17,7 @@
 //!   claimed file that is gone when settled is [stale](SettleOutcome::Stale).
 //! * **Drained**: nothing in `ready/` and nothing in `processing/`.
 //! * **Crash**: a process that dies leaves its claims in `processing/`; the next one
-//!   returns them to `ready/` when it opens the spool, so each is delivered again with
+//!   returns them to `ready/` before its first fetch, so each is delivered again with
 //!   its count + 1, and `transaction.max_deliveries` ends a message that kills the
 //!   process every time.
 //! * **Dispatch** writes each payload to `tmp/` and links it into `ready/` (never
@@ -57,7 +57,7 @@ impl ConnectorKind for SpoolKind {
         Ok(Arc::new(MakeSpool {
             dir: Dir::new(config.resolved(env)),
             max_bytes: config.max_bytes,
-            recovered: OnceCell::new(),
+            recovered: Arc::new(OnceCell::new()),
         }))
     }
 }
@@ -66,18 +66,39 @@ impl ConnectorKind for SpoolKind {
 struct MakeSpool {
     dir: Dir,
     max_bytes: u64,
-    /// The crash recovery, run once by the first worker to connect (before any claim of
-    /// this process exists, so it returns only a dead process's claims).
-    recovered: OnceCell<()>,
+    /// The crash recovery, run once by the first fetch of any worker (every fetch waits
+    /// for it, so it returns only a dead process's claims). Not at connect: `validate
+    /// --connect` connects too, and must not take the claims of a process running now.
+    recovered: Arc<OnceCell<()>>,
 }
 
 #[async_trait]
 impl MakeConnector for MakeSpool {
     async fn connect(&self, _worker: usize) -> Result<Arc<dyn Connector>, TaskError> {
+        let dir = self.dir.clone();
+        blocking(&self.dir, "cannot create", move || dir.create()).await?;
+        Ok(Arc::new(SpoolConnector {
+            dir: self.dir.clone(),
+            max_bytes: self.max_bytes,
+            recovered: self.recovered.clone(),
+        }))
+    }
+}
+
+/// One worker's handle on a spool directory.
+pub struct SpoolConnector {
+    dir: Dir,
+    max_bytes: u64,
+    recovered: Arc<OnceCell<()>>,
+}
+
+impl SpoolConnector {
+    /// Returns the claims a previous process left in `processing/` to `ready/`, once.
+    async fn recover(&self) -> Result<(), TaskError> {
         self.recovered
             .get_or_try_init(|| async {
                 let dir = self.dir.clone();
-                let returned = blocking(&self.dir, "cannot open", move || dir.recover()).await?;
+                let returned = blocking(&self.dir, "cannot recover", move || dir.recover()).await?;
                 if returned > 0 {
                     tracing::warn!(
                         spool = %self.dir.root().display(),
@@ -87,23 +108,15 @@ impl MakeConnector for MakeSpool {
                 }
                 Ok::<_, TaskError>(())
             })
-            .await?;
-        Ok(Arc::new(SpoolConnector {
-            dir: self.dir.clone(),
-            max_bytes: self.max_bytes,
-        }))
+            .await
+            .map(|_| ())
     }
-}
-
-/// One worker's handle on a spool directory.
-pub struct SpoolConnector {
-    dir: Dir,
-    max_bytes: u64,
 }
 
 #[async_trait]
 impl Connector for SpoolConnector {
     async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
+        self.recover().await?;
         let (dir, max_bytes) = (self.dir.clone(), self.max_bytes);
         let fetched = blocking(&self.dir, "cannot fetch from", move || {
             dir.claim(max, max_bytes)
