@@ -116,11 +116,17 @@ pub struct ConfigEnv {
 impl ConfigEnv {
     /// Resolves a path from the table against the config file's directory.
     pub fn resolve(&self, path: &std::path::Path) -> std::path::PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
+        resolve(&self.base_dir, path)
+    }
+}
+
+/// `path` relative to `base_dir`, unless it is absolute: how every path of a config file
+/// resolves (connectors' and, through `Context::resolve_path`, tasks' settings).
+pub(crate) fn resolve(base_dir: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -48,6 +49,8 @@ pub struct Context {
 struct Inner {
     task: Arc<str>,
     worker: usize,
+    workers: usize,
+    base_dir: PathBuf,
     input: Option<Arc<dyn Connector>>,
     output: Option<Arc<dyn Connector>>,
     services: BTreeMap<String, Slot>,
@@ -83,6 +86,8 @@ impl Context {
         ContextBuilder(Inner {
             task: task.into(),
             worker: 0,
+            workers: 1,
+            base_dir: PathBuf::from("."),
             input: None,
             output: None,
             services: BTreeMap::new(),
@@ -105,6 +110,38 @@ impl Context {
     /// The index of the worker running this context (0-based).
     pub fn worker(&self) -> usize {
         self.inner.worker
+    }
+
+    /// How many workers the task runs (`workers = N`): with [`Context::worker`], what a
+    /// producer generating its own transactions partitions its source by, since each
+    /// worker calls `generate_transactions` with its own state.
+    ///
+    /// ```
+    /// use ergon_core::Context;
+    ///
+    /// // Worker 1 of 3 takes every third number, starting at 1.
+    /// let cx = Context::builder("numbers").worker(1).workers(3).build();
+    /// let mine: Vec<u64> = (0..10).filter(|n| *n as usize % cx.workers() == cx.worker()).collect();
+    /// assert_eq!(mine, [1, 4, 7]);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// `path` resolved as connector paths are: relative to the config file's directory
+    /// (an absolute path is kept). For paths in a task's `settings`, so that they mean the
+    /// same wherever the runner is started from.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use ergon_core::Context;
+    ///
+    /// let cx = Context::builder("t").base_dir("/etc/ergon").build();
+    /// assert_eq!(cx.resolve_path("rules.json"), Path::new("/etc/ergon/rules.json"));
+    /// assert_eq!(cx.resolve_path("/tmp/x"), Path::new("/tmp/x"));
+    /// ```
+    pub fn resolve_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        crate::config::resolve(&self.inner.base_dir, path.as_ref())
     }
 
     /// The input's `messaging.system` (its connector kind), when the runner named it.
@@ -259,6 +296,18 @@ impl ContextBuilder {
     /// Sets the worker index.
     pub fn worker(mut self, worker: usize) -> Self {
         self.0.worker = worker;
+        self
+    }
+
+    /// Sets how many workers the task runs (default 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.0.workers = workers.max(1);
+        self
+    }
+
+    /// Sets the directory relative paths resolve from: the config file's (default `.`).
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.0.base_dir = dir.into();
         self
     }
 

@@ -59,6 +59,11 @@ pub mod telemetry;
 pub mod test_util;
 pub mod transaction;
 
+/// The attribute [`Connector`], [`config::MakeConnector`] and [`Service`] implementations
+/// are written with, re-exported so that a connector or service author needs no
+/// `async-trait` dependency of their own: `#[ergon_core::async_trait]`. (Tasks use native
+/// `async fn` in traits and need nothing.)
+pub use async_trait::async_trait;
 pub use connector::{Connector, Failure, SettleOutcome, Settlement};
 pub use context::Context;
 pub use delivery::Delivery;

@@ -51,6 +51,8 @@ pub struct TaskPlan {
     pub(crate) services: Vec<ServiceRef>,
     pub(crate) policy: AnyPolicy,
     pub(crate) settings: serde_json::Value,
+    /// The config file's directory: what the task's relative paths resolve from.
+    pub(crate) base_dir: PathBuf,
 }
 
 impl TaskPlan {
@@ -99,6 +101,8 @@ impl TaskPlan {
     ) -> ergon_core::context::ContextBuilder {
         let mut builder = Context::builder(self.name.as_str())
             .worker(worker)
+            .workers(self.workers)
+            .base_dir(self.base_dir.clone())
             .settings(self.settings.clone());
         if let Some(input) = input {
             builder = builder.input(input);
@@ -164,7 +168,16 @@ impl Plan {
             .tasks
             .iter()
             .map(|(name, task)| {
-                plan_task(file, registry, &connectors, &services, name, task).map(Arc::new)
+                plan_task(
+                    file,
+                    &loaded.base_dir,
+                    registry,
+                    &connectors,
+                    &services,
+                    name,
+                    task,
+                )
+                .map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         config
@@ -214,6 +227,7 @@ impl Plan {
 
 fn plan_task(
     file: &Path,
+    base_dir: &Path,
     registry: &Registry,
     connectors: &BTreeMap<String, ConnectorRef>,
     services: &BTreeMap<String, ServiceRef>,
@@ -305,6 +319,7 @@ fn plan_task(
         services: injected,
         policy,
         settings: task.settings.clone().unwrap_or_else(empty_table),
+        base_dir: base_dir.to_path_buf(),
     };
     let cx = plan.check_context();
     plan.launch

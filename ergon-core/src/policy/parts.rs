@@ -166,8 +166,8 @@ impl EmptyFetchPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TransactionPolicy {
-    /// Longest time the process and success steps may take together, retries and backoff
-    /// included. When it runs out the running step is cancelled and the transaction goes
+    /// Longest time the steps before the exception step may take together (process,
+    /// prepare, dispatch and success, as the role has them), retries and backoff included. When it runs out the running step is cancelled and the transaction goes
     /// to its exception step with a timeout error (the exception step keeps its own
     /// policy, so the failure is still handled). Default: none.
     #[serde(with = "super::duration::option")]

@@ -28,7 +28,7 @@ mod dir;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use ergon_core::async_trait;
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 use tokio::sync::OnceCell;
