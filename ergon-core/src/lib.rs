@@ -53,6 +53,7 @@ pub mod runner;
 pub mod service;
 pub mod settle;
 pub mod step;
+pub mod sync;
 pub mod task;
 pub mod telemetry;
 #[cfg(feature = "test-util")]

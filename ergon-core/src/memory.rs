@@ -118,11 +118,7 @@ impl MemoryConnector {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the queue half-updated: every
-        // critical section is a single push, pop or drain.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 

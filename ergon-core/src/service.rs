@@ -21,7 +21,7 @@ use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -282,25 +282,19 @@ impl ServiceTelemetry {
         kind: MetricKind,
     ) -> Arc<AtomicU64> {
         let value = Arc::new(AtomicU64::new(0));
-        self.metrics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(ServiceMetric {
-                service: service.clone(),
-                name,
-                help,
-                kind,
-                value: value.clone(),
-            });
+        crate::sync::lock(&self.metrics).push(ServiceMetric {
+            service: service.clone(),
+            name,
+            help,
+            kind,
+            value: value.clone(),
+        });
         value
     }
 
     /// Every metric registered so far, in registration order.
     pub fn metrics(&self) -> Vec<ServiceMetric> {
-        self.metrics
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::sync::lock(&self.metrics).clone()
     }
 }
 

@@ -10,13 +10,14 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use ergon_core::{TaskError, Transaction};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use super::meta;
 use crate::jsonl::{is_blank, trim_newline};
+use ergon_core::sync::lock;
 
 /// Read buffer of the input file.
 const READ_BUFFER: usize = 64 * 1024;
@@ -186,14 +187,6 @@ impl Input {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
-}
-
-/// Every critical section leaves its state consistent (a line read is queued or still in
-/// `buf`), so a panic elsewhere cannot leave it half-updated: a poisoned lock is used as is.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The value of the top-level `field` of a JSON object line, when it is a string or an

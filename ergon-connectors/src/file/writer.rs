@@ -10,6 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use ergon_core::sync::lock;
 use ergon_core::{TaskError, Transaction};
 
 /// Lines appended to one file.
@@ -122,9 +123,7 @@ impl Appender {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock leaves at worst a stale buffer, cleared by the
         // next call.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 }
 

@@ -44,7 +44,7 @@ mod message;
 mod session;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +58,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
+use ergon_core::sync::lock;
 use ergon_core::{Connector, Delivery, Failure, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::{
@@ -178,11 +179,7 @@ impl RabbitConnector {
     }
 
     fn not_connected(&self) -> TaskError {
-        let last = self
-            .shared
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let last = lock(&self.shared.last_error)
             .clone()
             .unwrap_or_else(|| "connection lost".to_owned());
         TaskError::system(format!(
@@ -633,8 +630,4 @@ fn dead_letter_headers(failure: &Failure) -> Vec<(&'static str, String)> {
 /// A broker error naming the broker (never its password).
 fn broker_error(config: &RabbitConfig, what: &str, err: &lapin::Error) -> TaskError {
     TaskError::system(format!("rabbitmq {}: {what}: {err}", config.url))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

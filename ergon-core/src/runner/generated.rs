@@ -1,7 +1,7 @@
 //! The source of a producer without an input connector: its own `generate_transactions`,
 //! behind the [`Connector`] interface so the loop treats both sources alike.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -9,6 +9,7 @@ use crate::connector::{Connector, SettleOutcome, Settlement, unsupported};
 use crate::context::Context;
 use crate::delivery::Delivery;
 use crate::error::TaskError;
+use crate::sync::lock;
 use crate::task::Producer;
 use crate::telemetry::names;
 use crate::transaction::Transaction;
@@ -37,7 +38,7 @@ impl<T> Generated<T> {
 impl<T: Producer> Connector for Generated<T> {
     async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let mut batch: Vec<Delivery> = {
-            let mut requeued = self.requeued.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut requeued = lock(&self.requeued);
             let take = max.min(requeued.len());
             requeued
                 .drain(..take)
@@ -62,11 +63,9 @@ impl<T: Producer> Connector for Generated<T> {
         let tx = delivery.transaction();
         match settlement {
             Settlement::Ack => {}
-            Settlement::Requeue => self
-                .requeued
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(tx.clone().delivered(tx.deliveries() + 1)),
+            Settlement::Requeue => {
+                lock(&self.requeued).push(tx.clone().delivered(tx.deliveries() + 1))
+            }
             Settlement::DeadLetter(failure) | Settlement::Drop(failure) => tracing::error!(
                 { names::TASK } = %failure.task,
                 { names::MESSAGE_ID } = tx.id(),

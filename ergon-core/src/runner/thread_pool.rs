@@ -21,13 +21,14 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use super::WorkerStats;
 use crate::envelope::attempt::panic_message;
 use crate::error::TaskError;
+use crate::sync::lock;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -114,7 +115,7 @@ impl ThreadPool {
 /// One thread: take the next job, run it, until the pool is dropped.
 fn work(queue: &Mutex<Receiver<Job>>) {
     loop {
-        let next = next_job(&queue.lock().unwrap_or_else(PoisonError::into_inner));
+        let next = next_job(&lock(queue));
         match next {
             Some(job) => job(),
             None => return,

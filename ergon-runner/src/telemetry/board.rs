@@ -2,12 +2,13 @@
 //! once connected, their connectors. Health checks and metrics exporters read it; nothing
 //! on a worker's hot path touches it.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ergon_core::Connector;
 use ergon_core::Service;
 use ergon_core::runner::{HistogramsSnapshot, StatsSnapshot, WorkerStats};
 use ergon_core::service::ServiceTelemetry;
+use ergon_core::sync::lock;
 
 /// Every worker of a run, and its services, as the observers see them.
 #[derive(Default)]
@@ -114,7 +115,7 @@ impl WorkerBoard {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<PinnedWorker>>> {
-        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.workers)
     }
 }
 

@@ -12,9 +12,10 @@
 //! A watcher samples the workers' counters every `stall_after / 4` (at most every second);
 //! the endpoint reads its last verdict, so a check never waits on a connector.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ergon_core::sync::lock;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -107,11 +108,8 @@ impl Health {
                 Err(_) => services_down.push(format!("service `{name}`: health check timed out")),
             }
         }
-        *self
-            .services_down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = services_down;
-        let mut watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        *lock(&self.services_down) = services_down;
+        let mut watches = lock(&self.watches);
         for (worker, results) in workers.into_iter().zip(checks) {
             let stats = worker.stats.snapshot();
             let fetches = (stats.fetches_started, stats.fetches);
@@ -154,7 +152,7 @@ impl Health {
     /// Live: nothing stalled for `stall_after`.
     pub fn liveness(&self) -> Verdict {
         let now = Instant::now();
-        let watches = self.watches.lock().unwrap_or_else(PoisonError::into_inner);
+        let watches = lock(&self.watches);
         let mut problems = Vec::new();
         for watch in watches.iter() {
             let who = format!("task {} worker {}", watch.worker.task, watch.worker.worker);
@@ -188,13 +186,9 @@ impl Health {
     /// Ready: live, every worker connected, every service healthy, not shutting down.
     pub fn readiness(&self) -> Verdict {
         let mut verdict = self.liveness();
-        verdict.problems.extend(
-            self.services_down
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
+        verdict
+            .problems
+            .extend(lock(&self.services_down).iter().cloned());
         if self.shutdown.is_cancelled() {
             verdict.problems.push("shutting down".into());
         }

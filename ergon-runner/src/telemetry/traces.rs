@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
+use ergon_core::sync::lock;
 use ergon_core::telemetry::trace::{SpanBatch, SpanRecord, SpanSink, Spans, StepRecord};
 
 use super::adopt;
@@ -260,10 +261,6 @@ impl Collector {
 }
 
 /// Locks `mutex`, through a panic elsewhere (what the collector guards stays consistent).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// An ergon span as OpenTelemetry span data.
 fn span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
     let mut links = SpanLinks::default();

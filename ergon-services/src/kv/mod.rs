@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ServiceKind, decode};
 use ergon_core::service::{BuildContext, BuildService, ConfiguredService};
+use ergon_core::sync::lock;
 use ergon_core::{Service, TaskError};
 
 pub use config::MemoryKvConfig;
@@ -103,8 +104,7 @@ impl MemoryKv {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, String>> {
-        // Every critical section is one map operation: a poisoned lock holds a whole map.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.entries)
     }
 }
 

@@ -3,7 +3,7 @@
 //! open again on its failure.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use futures_util::future::{BoxFuture, FutureExt as _};
 use tokio::time::Instant;
 
 use ergon_core::service::BuildContext;
+use ergon_core::sync::lock;
 use ergon_core::telemetry::names;
 use ergon_core::{Category, TaskError};
 
@@ -55,7 +56,7 @@ enum Admission {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // Every critical section is one state transition.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn set(&self, state: &mut State, new: State) {
