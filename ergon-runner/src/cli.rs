@@ -165,6 +165,7 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
     result.unwrap_or_else(|err| config_error(&err))
 }
 
+#[cfg(feature = "local")]
 fn queue(file: &std::path::Path, action: QueueAction) -> Result<u8, ConfigError> {
     let loaded = config::load(file)?;
     let out = match action {
@@ -183,6 +184,17 @@ fn queue(file: &std::path::Path, action: QueueAction) -> Result<u8, ConfigError>
     };
     print!("{out}");
     Ok(0)
+}
+
+/// Without the `local` feature there are no local queues to work on.
+#[cfg(not(feature = "local"))]
+fn queue(file: &std::path::Path, _action: QueueAction) -> Result<u8, ConfigError> {
+    Err(ConfigError::new(
+        file,
+        "connectors",
+        "the `queue` command works on local queues (`type = \"local\"`), and this binary \
+         was built without ergon-runner's `local` feature",
+    ))
 }
 
 fn load(file: &std::path::Path, registry: &Registry) -> Result<Plan, ConfigError> {

@@ -389,6 +389,17 @@ fn configure_all<K: ?Sized, T>(
         .collect()
 }
 
+/// The built-in kinds, `(connector | service, type, the ergon-runner feature building it)`:
+/// a `type` a build left out is named with its feature.
+const BUILT_IN: &[(&str, &str, &str)] = &[
+    ("connector", "memory", "memory"),
+    ("connector", "file", "file"),
+    ("connector", "local", "local"),
+    ("connector", "rabbitmq", "rabbitmq"),
+    ("service", "memory_kv", "memory-kv"),
+    ("service", "http", "http"),
+];
+
 /// Splits `type` off a component table and checks it names a registered kind.
 fn split_type(
     file: &Path,
@@ -431,11 +442,21 @@ fn split_type(
         }
     };
     if !available.contains(&kind.as_str()) {
+        let hint = BUILT_IN
+            .iter()
+            .find(|(w, k, _)| *w == what && *k == kind)
+            .map(|(_, _, feature)| {
+                format!(
+                    " (`{kind}` is built in behind ergon-runner's cargo feature `{feature}`, \
+                     which this binary was built without)"
+                )
+            })
+            .unwrap_or_default();
         return Err(ConfigError::new(
             file,
             format!("{at}.type"),
             format!(
-                "unknown {what} type `{kind}`; available: {}",
+                "unknown {what} type `{kind}`; available: {}{hint}",
                 one_of(available.iter().copied())
             ),
         ));

@@ -14,7 +14,9 @@ use crate::plan::Plan;
 use crate::report::summary;
 use crate::telemetry::board::WorkerBoard;
 use crate::telemetry::health::Health;
-use crate::telemetry::{Settings, Telemetry, http, metrics};
+#[cfg(feature = "otlp")]
+use crate::telemetry::metrics;
+use crate::telemetry::{Settings, Telemetry, http};
 
 /// Runs the selected tasks with the telemetry of the plan (resolved against `env`) and
 /// prints the summary; returns the exit code.
@@ -67,6 +69,7 @@ pub async fn run(
             stop.clone(),
         )));
     }
+    #[cfg(feature = "otlp")]
     if let Some(endpoint) = settings.metrics_endpoint.clone() {
         background.push(tokio::spawn(metrics::otlp::export_every(
             endpoint,

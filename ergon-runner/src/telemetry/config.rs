@@ -104,7 +104,8 @@ impl TelemetryConfig {
     /// # Errors
     ///
     /// An unsupported protocol, a ratio outside `0..=1`, a zero metrics interval, an
-    /// endpoint that is not an `http(s)://` URL.
+    /// endpoint that is not an `http(s)://` URL, or any endpoint in a build without the
+    /// `otlp` feature.
     pub fn check(&self) -> Result<(), (String, String)> {
         if let Some(protocol) = &self.protocol
             && protocol != PROTOCOL
@@ -131,6 +132,16 @@ impl TelemetryConfig {
             return Err((
                 "telemetry.metrics_interval".into(),
                 "must be greater than zero".into(),
+            ));
+        }
+        #[cfg(not(feature = "otlp"))]
+        if let Some(endpoint) = &self.endpoint {
+            return Err((
+                "telemetry.endpoint".into(),
+                format!(
+                    "{endpoint:?} asks for OTLP export, but this binary was built without \
+                     ergon-runner's `otlp` feature (remove the key, or enable the feature)"
+                ),
             ));
         }
         if let Some(endpoint) = &self.endpoint

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "otlp")]
 use opentelemetry::trace::TraceContextExt as _;
 use serde_json::{Map, Value};
 use tracing::dispatcher::WeakDispatch;
@@ -54,6 +55,13 @@ impl LineFormat {
         N: for<'a> FormatFields<'a> + 'static,
     {
         // A user's span (a child of ergon's) first, else the ergon span at work here.
+        // (A user's spans have OpenTelemetry ids only when traces are exported.)
+        #[cfg(not(feature = "otlp"))]
+        let users = {
+            let _ = ctx;
+            None
+        };
+        #[cfg(feature = "otlp")]
         let users = ctx.lookup_current().and_then(|span| {
             let dispatch = self.dispatch.get()?.upgrade()?;
             let otel = tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)?;

@@ -13,7 +13,14 @@
 //!   under ergon's); [`logs`]: the line format.
 //! * [`board`]: where workers are observed; [`metrics`]: families, Prometheus, OTLP.
 //! * [`health`]: liveness and readiness; [`http`]: the endpoint serving them.
+//!
+//! The OTLP export (traces, metrics, trace ids taken from a user's own spans) is the
+//! `otlp` cargo feature: without it `[telemetry] endpoint` and the
+//! `OTEL_EXPORTER_OTLP_*ENDPOINT` variables are refused with a config error (exit 2) rather
+//! than ignored. Logs, the health endpoints and Prometheus `/metrics` are always built:
+//! they use only `tokio` and `tracing-subscriber`, which every build has anyway.
 
+#[cfg(feature = "otlp")]
 pub mod adopt;
 pub mod board;
 pub mod config;
@@ -21,14 +28,21 @@ pub mod health;
 pub mod http;
 pub mod logs;
 pub mod metrics;
+#[cfg(feature = "otlp")]
 pub mod traces;
+
+/// Traces are exported by OTLP only, and this build leaves the `otlp` feature out.
+#[cfg(not(feature = "otlp"))]
+pub mod traces {
+    /// A run's trace pipeline; without the `otlp` feature there is none (this type has
+    /// no values, so [`subscriber`](super::subscriber) keeps one signature in every build).
+    pub enum Traces {}
+}
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use ergon_core::policy::duration;
-use opentelemetry::KeyValue;
-use opentelemetry_sdk::Resource;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -80,6 +94,19 @@ impl Settings {
                 "OTEL_EXPORTER_OTLP_PROTOCOL={protocol:?} is not supported; this build speaks {:?}",
                 config::PROTOCOL
             ));
+        }
+        #[cfg(not(feature = "otlp"))]
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ] {
+            if let Some(value) = var(name) {
+                return Err(format!(
+                    "{name}={value:?} asks for OTLP export, but this binary was built without \
+                     ergon-runner's `otlp` feature (unset the variable, or enable the feature)"
+                ));
+            }
         }
         let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let base = config
@@ -161,12 +188,13 @@ impl Settings {
     }
 
     /// The OpenTelemetry resource of these settings.
-    pub fn otel_resource(&self) -> Resource {
-        Resource::builder_empty()
+    #[cfg(feature = "otlp")]
+    pub fn otel_resource(&self) -> opentelemetry_sdk::Resource {
+        opentelemetry_sdk::Resource::builder_empty()
             .with_attributes(
                 self.resource
                     .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+                    .map(|(k, v)| opentelemetry::KeyValue::new(k.clone(), v.clone())),
             )
             .build()
     }
@@ -185,6 +213,7 @@ fn join(base: &str, path: &str) -> String {
 /// pipeline. [`Telemetry::shutdown`] flushes what is buffered.
 pub struct Telemetry {
     settings: Settings,
+    #[cfg(feature = "otlp")]
     traces: Option<traces::Traces>,
 }
 
@@ -199,14 +228,21 @@ impl Telemetry {
     pub fn install(settings: Settings) -> Result<Telemetry, String> {
         ergon_core::telemetry::sampling::set_ratio(settings.sampling_ratio);
         ergon_core::telemetry::timing::set_enabled(settings.reads_durations());
+        #[cfg(feature = "otlp")]
         let traces = match &settings.traces_endpoint {
             Some(endpoint) => Some(traces::Traces::otlp(endpoint, settings.otel_resource())?),
             None => None,
         };
+        #[cfg(not(feature = "otlp"))]
+        let traces: Option<traces::Traces> = None;
         let filter = log_filter(&settings.logs)?;
         let ansi = settings.logs.format == LogFormat::Text && std::io::stderr().is_terminal();
         let _ = subscriber(settings.logs.format, ansi, filter, traces.as_ref()).try_init();
-        Ok(Telemetry { settings, traces })
+        Ok(Telemetry {
+            settings,
+            #[cfg(feature = "otlp")]
+            traces,
+        })
     }
 
     /// Logs only, as text at `info` (or `RUST_LOG`): for the commands that run nothing.
@@ -226,6 +262,7 @@ impl Telemetry {
 
     /// Exports the spans still buffered and stops the exporter.
     pub fn shutdown(self) {
+        #[cfg(feature = "otlp")]
         if let Some(traces) = self.traces
             && let Err(err) = traces.shutdown()
         {
@@ -253,15 +290,25 @@ pub fn subscriber(
         .with_writer(std::io::stderr)
         .event_format(line_format)
         .with_filter(filter);
+    #[cfg(feature = "otlp")]
     let (gate, spans) = match traces {
         Some(traces) => (Some(traces::Gate { events }), Some(traces.layer())),
         None => (None, None),
     };
-    tracing_subscriber::registry()
+    #[cfg(feature = "otlp")]
+    return tracing_subscriber::registry()
         .with(gate)
         .with(catcher)
         .with(spans)
-        .with(lines)
+        .with(lines);
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = events;
+        if let Some(traces) = traces {
+            match *traces {}
+        }
+        tracing_subscriber::registry().with(catcher).with(lines)
+    }
 }
 
 /// The log filter: `RUST_LOG` when set, else the configured level, else `info`.

@@ -174,14 +174,77 @@ fn list_shows_the_task_and_the_binarys_pieces() {
         stdout.contains("order_validation     role=hybrid model=async"),
         "{stdout}"
     );
+    // `cargo test -p quickstart` builds ergon-runner with the quickstart's features
+    // (file, memory-kv, local for the tests); `cargo test --workspace` unifies them with
+    // the stock binary's (every kind).
+    let line = |prefix: &str| {
+        let line = stdout.lines().find(|l| l.starts_with(prefix));
+        line.unwrap_or_else(|| panic!("{stdout}")).to_owned()
+    };
+    let connectors = line("connector types: ");
     assert!(
-        stdout.contains("connector types: file, local, memory, rabbitmq"),
+        connectors.contains("file") && connectors.contains("local"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("service types: http, memory_kv"),
-        "{stdout}"
-    );
+    assert!(line("service types: ").contains("memory_kv"), "{stdout}");
+}
+
+#[test]
+fn a_piece_the_build_left_out_is_a_config_error_naming_the_feature() {
+    let (_dir, config) = example_copy();
+    let listing = String::from_utf8_lossy(&quickstart(&config, &["list"]).stdout).into_owned();
+    let toml = std::fs::read_to_string(&config).unwrap();
+
+    std::fs::write(
+        &config,
+        format!("{toml}\n[connectors.broker]\ntype = \"rabbitmq\"\nqueue = \"q\"\n"),
+    )
+    .unwrap();
+    let out = quickstart(&config, &["validate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if listing.contains("rabbitmq") {
+        assert_eq!(out.status.code(), Some(0), "{stderr}"); // unified with the stock build
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(
+                "connectors.broker.type: unknown connector type `rabbitmq`; available: file, local (`rabbitmq` is built in behind ergon-runner's cargo feature `rabbitmq`, which this binary was built without)"
+            ),
+            "{stderr}"
+        );
+    }
+
+    // Without the `otlp` feature an OTLP endpoint is refused, not ignored.
+    std::fs::write(
+        &config,
+        format!("[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n\n{toml}"),
+    )
+    .unwrap();
+    let out = quickstart(&config, &["validate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(2) {
+        assert!(
+            stderr.contains("telemetry.endpoint: \"http://127.0.0.1:4318\" asks for OTLP export, but this binary was built without ergon-runner's `otlp` feature"),
+            "{stderr}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            listing.contains("rabbitmq"),
+            "only the stock build has otlp: {listing}"
+        );
+    }
+    if out.status.code() == Some(2) {
+        std::fs::write(&config, &toml).unwrap();
+        let endpoint = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")];
+        let out = quickstart_with(&config, &[], &endpoint);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT=\"http://127.0.0.1:4318\" asks for OTLP export, but this binary was built without ergon-runner's `otlp` feature"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

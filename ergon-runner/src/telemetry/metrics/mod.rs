@@ -11,6 +11,7 @@
 //! `messaging.process.duration`), ergon's own under `ergon.*`; Prometheus gets them with
 //! `_` for `.`, `_total` on counters and `_seconds` on durations.
 
+#[cfg(feature = "otlp")]
 pub mod otlp;
 pub mod prometheus;
 
