@@ -6,7 +6,10 @@
 //! cargo bench -p ergon-runner --bench pipeline -- --list    # the case names
 //! ```
 //!
-//! Each case prints one line on stdout, in a format of its own. The `inmemory_*` cases
+//! Each case prints one line on stdout, `bench <case> key=value ...`. Every number on it
+//! is the **median** of the case's runs, followed by its spread: `tx_per_s=<median>
+//! tx_per_s_min=<lowest run> tx_per_s_max=<highest run>`, and the same `_min` / `_max` for
+//! every other measured number and ratio (see Method). The `inmemory_*` cases
 //! time a no-op [`Consumer`] through the full engine ([`ConsumeLoop`]: fetch step,
 //! process and success envelopes, settlement, spans compiled in, no subscriber or
 //! exporter) over transactions generated as they are fetched
@@ -15,7 +18,9 @@
 //! `tokio::time::timeout(per_attempt, noop())`, an ack counter `fetch_add`):
 //!
 //! ```text
-//! bench inmemory_c64 tx=1000000 tx_per_s=<x> handwritten_tx_per_s=<y> ratio=<x/y> peak_rss_mib=<m>
+//! bench inmemory_c64 tx=1000000 tx_per_s=<x> tx_per_s_min= tx_per_s_max=
+//!     handwritten_tx_per_s=<y> handwritten_tx_per_s_min= handwritten_tx_per_s_max=
+//!     ratio=<x/y> ratio_min= ratio_max= runs=5 peak_rss_mib=<m>          (one line)
 //! ```
 //!
 //! The engine runs with `ConsumerPolicy` defaults except `loop.concurrency` and
@@ -28,16 +33,20 @@
 //! The role cases:
 //!
 //! ```text
-//! bench blocking_c1 tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib=   (also _c2)
-//! bench cpu_c2 tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib= speedup=  (and _c1)
-//! bench hybrid_fanout3 tx= tx_per_s= outbound_per_s= peak_rss_mib=
+//! bench blocking_c1 tx= tx_per_s= handwritten_tx_per_s= ratio= runs= peak_rss_mib=   (also _c2)
+//! bench cpu_c2 tx= tx_per_s= handwritten_tx_per_s= ratio= runs= peak_rss_mib= speedup=  (and _c1)
+//! bench hybrid_fanout3 tx= tx_per_s= outbound_per_s= peak_rss_mib= runs=
 //! ```
 //!
 //! `blocking_c<N>` runs a no-op [`BlockingConsumer`] on the engine's thread pool with N
 //! threads (`loop.concurrency = N`), against a semaphore of N permits with
 //! `tokio::task::spawn_blocking` per transaction; `cpu_c<N>` does the same with about
-//! 0.4 ms of hashing per transaction, and `cpu_c2` prints its `speedup` over `cpu_c1`.
-//! `hybrid_fanout3` runs an async [`Hybrid`] that turns each inbound transaction into three
+//! 0.4 ms of hashing per transaction, and `cpu_c2` prints its `speedup` over the engine
+//! at concurrency 1, measured in `cpu_c2`'s own rounds (variant `engine_c1`). The
+//! blocking children also print on stderr what the scheduler did with each thread during
+//! the timed run (`# engine threads: <name>@cpu<last CPU> run= wait= sleeps/tx=
+//! preempted= migrated=`, from `/proc/self/task/*/sched`): how `blocking_c1`'s two modes
+//! were told apart (BENCHMARKS.md). `hybrid_fanout3` runs an async [`Hybrid`] that turns each inbound transaction into three
 //! children, dispatched to a sink that confirms at once, at concurrency 64; `tx_per_s`
 //! counts inbound transactions.
 //!
@@ -45,8 +54,8 @@
 //! with the reason printed without it:
 //!
 //! ```text
-//! bench amqp_consume_p500 msgs= msgs_per_s= raw_msgs_per_s= ratio=    (also _p50)
-//! bench amqp_publish msgs= msgs_per_s= raw_msgs_per_s= ratio=
+//! bench amqp_consume_p500 msgs= msgs_per_s= raw_msgs_per_s= ratio= runs=    (also _p50)
+//! bench amqp_publish msgs= msgs_per_s= raw_msgs_per_s= ratio= runs=
 //! ```
 //!
 //! `amqp_consume_p<P>` pre-publishes the messages (100 bytes each) to a fresh queue, then
@@ -57,26 +66,37 @@
 //! transactions (concurrency 64, one confirmed publish each) beside raw lapin publishing
 //! them all pipelined and then waiting for every confirm.
 //!
+//! The `telemetry_*` and `local_*` cases print `bench <case> tx= tx_per_s= ...` (see their
+//! modules); telemetry cases add `ratio_to_off=`.
+//!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
 //! peak RSS (`VmHWM` from `/proc/self/status`, read by the child at its end) belongs to one
-//! variant alone; `peak_rss_mib` is the engine's. Each child builds a 2-worker
-//! multi-thread runtime, warms up on a shorter run, then times one run. Engine and
-//! hand-written children alternate, `ERGON_BENCH_ROUNDS` times each (default 3), and the
-//! best run of each is reported; all runs go to stderr (`# ...` lines), with the cost of
-//! making the transactions alone (`source`). A run that does not ack every transaction
-//! fails the bench (non-zero exit).
+//! variant alone; `peak_rss_mib` is the engine's highest (the worst run, not the median: it
+//! is checked against a bound). Each child builds a 2-worker multi-thread runtime, warms up
+//! on a shorter run, then times one run. A run that does not ack every transaction fails
+//! the bench (non-zero exit).
 //!
-//! Knobs (environment): `ERGON_BENCH_TX` (transactions per timed run, default 1,000,000),
-//! `ERGON_BENCH_ROUNDS`, and for exploring the engine `ERGON_BENCH_WORKERS` (consume loops
+//! The variants a case compares run **interleaved**, `ERGON_BENCH_RUNS` times each (default
+//! and minimum 5): engine, hand-written, engine, hand-written, … ([`Bench::interleave`]),
+//! so that drift on this shared host (neighbours compiling, frequency changes) hits every
+//! variant alike. Each number is reported as its median over the runs, never the best run,
+//! with the lowest and highest run as its spread ([`Spread`]). A ratio (`ratio`,
+//! `ratio_to_off`, `speedup`) is the ratio of the two **medians**; its `_min` / `_max` are
+//! the lowest and highest ratio of runs that ran side by side (run `i` of one variant over
+//! run `i` of the other), which always bracket the ratio of the medians. The `# ...` lines
+//! on stderr give every run, the per-pair ratios and their own median, and the cost of
+//! making the transactions alone (`source`, interleaved too).
+//!
+//! Knobs (environment): `ERGON_BENCH_TX` (transactions per timed run, default per case),
+//! `ERGON_BENCH_RUNS`, and for exploring the engine `ERGON_BENCH_WORKERS` (consume loops
 //! sharing the input; the case's concurrency is split between them) and
 //! `ERGON_BENCH_BATCH` (fetch batch size).
 //!
-//! Add a case by writing a `parent` function (orchestrates child runs with
-//! [`Bench::sample`] and returns the line) and a `child` function (measures one variant and
+//! Add a case by writing a `parent` function (runs its variants with [`Bench::interleave`]
+//! and builds the line from the [`Runs`]) and a `child` function (measures one variant and
 //! returns its numbers), then listing them in [`CASES`].
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -224,11 +244,12 @@ type Sample = BTreeMap<String, f64>;
 struct Bench {
     /// Transactions per timed run, overriding each case's own (`ERGON_BENCH_TX`).
     tx: Option<u64>,
-    /// Runs of each variant; the best one is reported.
-    rounds: usize,
-    /// The best engine `tx_per_s` of each case run so far (for ratios between cases).
-    best: RefCell<BTreeMap<&'static str, f64>>,
+    /// Runs of each variant (`ERGON_BENCH_RUNS`, at least [`MIN_RUNS`]), interleaved.
+    runs: usize,
 }
+
+/// Runs of each variant when `ERGON_BENCH_RUNS` does not ask for more.
+const MIN_RUNS: usize = 5;
 
 impl Bench {
     /// Transactions per timed run of `case`.
@@ -236,17 +257,20 @@ impl Bench {
         self.tx.unwrap_or(case.tx)
     }
 
-    /// The best engine throughput of the case named `name`, measuring it if not done yet.
-    fn best_of(&self, name: &str) -> Result<f64, String> {
-        if let Some(best) = self.best.borrow().get(name) {
-            return Ok(*best);
+    /// Runs every variant of `case` [`Bench::runs`] times, interleaved (A B C, A B C, …),
+    /// so that drift on the host (neighbours compiling, frequency) hits every variant
+    /// alike, and run `i` of each variant ran next to run `i` of the others.
+    fn interleave(&self, case: &Case, variants: &[&'static str]) -> Result<Runs, String> {
+        let mut samples = vec![Vec::with_capacity(self.runs); variants.len()];
+        for _ in 0..self.runs {
+            for (variant, runs) in variants.iter().zip(&mut samples) {
+                runs.push(self.sample(case, variant)?);
+            }
         }
-        let case = CASES
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| format!("no case {name}"))?;
-        (case.parent)(self, case)?;
-        Ok(self.best.borrow()[name])
+        Ok(Runs {
+            case: case.name,
+            variants: variants.iter().copied().zip(samples).collect(),
+        })
     }
 
     /// Runs `variant` of `case` in a child process and returns its numbers.
@@ -281,6 +305,119 @@ impl Bench {
     }
 }
 
+/// The median of a number over a case's runs, and its spread.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    /// The median (the mean of the middle two for an even count), lowest and highest of
+    /// `values`, which must not be empty.
+    fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        assert!(n > 0, "a spread of no values");
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Self {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+        }
+    }
+
+    /// `key=<median> key_min=<min> key_max=<max>`, each with `decimals` decimals.
+    fn fields(&self, key: &str, decimals: usize) -> String {
+        let Self { median, min, max } = self;
+        format!("{key}={median:.decimals$} {key}_min={min:.decimals$} {key}_max={max:.decimals$}")
+    }
+}
+
+/// Every run of every variant of one case, in the order [`Bench::interleave`] ran them.
+struct Runs {
+    case: &'static str,
+    variants: Vec<(&'static str, Vec<Sample>)>,
+}
+
+impl Runs {
+    /// The runs of `variant`.
+    fn of(&self, variant: &str) -> &[Sample] {
+        self.variants
+            .iter()
+            .find_map(|(v, runs)| (*v == variant).then_some(runs.as_slice()))
+            .unwrap_or_else(|| panic!("{}: no variant {variant:?}", self.case))
+    }
+
+    /// `key` of every run of `variant`, in run order.
+    fn values(&self, variant: &str, key: &str) -> Vec<f64> {
+        self.of(variant)
+            .iter()
+            .map(|s| s.get(key).copied().unwrap_or(f64::NAN))
+            .collect()
+    }
+
+    /// The median and spread of `key` over the runs of `variant`.
+    fn spread(&self, variant: &str, key: &str) -> Spread {
+        Spread::of(&self.values(variant, key))
+    }
+
+    /// The highest `key` over the runs of `variant` (for peak memory: the worst run).
+    fn max(&self, variant: &str, key: &str) -> f64 {
+        self.values(variant, key)
+            .into_iter()
+            .fold(f64::NAN, f64::max)
+    }
+
+    /// `key` of `a` over `key` of `b`: the ratio of their medians, with the lowest and
+    /// highest ratio of runs that ran side by side (run `i` of `a` over run `i` of `b`) as
+    /// its spread. The ratio of the medians always lies within that spread: if every
+    /// `a[i] ≥ c·b[i]`, the `k`-th smallest of `a` is at least `c` times the `k`-th
+    /// smallest of `b`.
+    fn ratio(&self, a: &str, b: &str, key: &str) -> Spread {
+        let pairs = self.pair_ratios(a, b, key);
+        let pairs = Spread::of(&pairs);
+        Spread {
+            median: self.spread(a, key).median / self.spread(b, key).median,
+            ..pairs
+        }
+    }
+
+    /// Run `i` of `a` over run `i` of `b`, for every `i`.
+    fn pair_ratios(&self, a: &str, b: &str, key: &str) -> Vec<f64> {
+        let (a, b) = (self.values(a, key), self.values(b, key));
+        a.iter().zip(&b).map(|(x, y)| x / y).collect()
+    }
+
+    /// On stderr, one `# ...` line per variant with `key` of every run, its median and
+    /// spread, and for each `(a, b)` of `ratios` the per-run ratios and their median.
+    fn describe(&self, key: &str, ratios: &[(&str, &str)]) {
+        for (variant, _) in &self.variants {
+            let values = self.values(variant, key);
+            let Spread { median, min, max } = Spread::of(&values);
+            eprintln!(
+                "# {}/{variant}: {key} runs {values:.0?}; median {median:.0}, spread {min:.0}–{max:.0}",
+                self.case
+            );
+        }
+        for (a, b) in ratios {
+            let pairs = self.pair_ratios(a, b, key);
+            eprintln!(
+                "# {}: {a}/{b} per run {pairs:.2?}; median of those {:.2}, ratio of medians {:.2}",
+                self.case,
+                Spread::of(&pairs).median,
+                self.ratio(a, b, key).median
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     if let Ok(selector) = std::env::var(CHILD_ENV) {
         return run_child(&selector);
@@ -303,8 +440,7 @@ fn main() -> ExitCode {
         tx: std::env::var("ERGON_BENCH_TX")
             .ok()
             .and_then(|v| v.parse().ok()),
-        rounds: env_or("ERGON_BENCH_ROUNDS", 3),
-        best: RefCell::default(),
+        runs: env_or("ERGON_BENCH_RUNS", MIN_RUNS).max(MIN_RUNS),
     };
     let mut failed = false;
     for case in CASES {
@@ -364,56 +500,42 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 }
 
 /// The parent of every case that compares the engine with a hand-written loop: runs the
-/// `engine` and `handwritten` variants alternately, then `source`, and prints
-/// `bench <case> tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib=`.
+/// `engine`, `handwritten` and `source` variants interleaved (see [`Bench::interleave`])
+/// and prints `bench <case> tx= tx_per_s= handwritten_tx_per_s= ratio= peak_rss_mib=`,
+/// each throughput and the ratio with its `_min` and `_max`.
 fn engine_vs_handwritten(bench: &Bench, case: &Case) -> Result<String, String> {
-    let mut engine = Vec::new();
-    let mut handwritten = Vec::new();
-    // Alternate so that drift (thermal, neighbours) hits both alike.
-    for _ in 0..bench.rounds {
-        engine.push(bench.sample(case, "engine")?);
-        handwritten.push(bench.sample(case, "handwritten")?);
-    }
-    // What making and fetching the transactions alone costs (both loops pay it).
-    let source = bench.sample(case, "source")?;
-    let best = |samples: &[Sample]| {
-        samples
-            .iter()
-            .map(|s| s["tx_per_s"])
-            .fold(0.0_f64, f64::max)
-    };
-    let rss = engine
-        .iter()
-        .map(|s| s["peak_rss_mib"])
-        .fold(0.0_f64, f64::max);
-    let hand_rss = handwritten
-        .iter()
-        .map(|s| s["peak_rss_mib"])
-        .fold(0.0_f64, f64::max);
-    let (x, y) = (best(&engine), best(&handwritten));
-    bench.best.borrow_mut().insert(case.name, x);
-    let runs = |samples: &[Sample]| {
-        let v: Vec<String> = samples
-            .iter()
-            .map(|s| format!("{:.0}", s["tx_per_s"]))
-            .collect();
-        v.join(",")
-    };
+    // `source`: what making and fetching the transactions alone costs (both loops pay it).
+    let runs = bench.interleave(case, &["engine", "handwritten", "source"])?;
+    runs.describe("tx_per_s", &[("engine", "handwritten")]);
+    Ok(format!(
+        "{} peak_rss_mib={:.1}",
+        engine_vs_handwritten_line(bench, case, &runs),
+        runs.max("engine", "peak_rss_mib")
+    ))
+}
+
+/// The fields of an engine-versus-hand-written line before `peak_rss_mib` (and a detail
+/// line on stderr).
+fn engine_vs_handwritten_line(bench: &Bench, case: &Case, runs: &Runs) -> String {
+    let engine = runs.of("engine");
     eprintln!(
-        "# {}: engine runs [{}] workers={} batch={}; handwritten runs [{}] peak_rss_mib={hand_rss:.1}; source alone {:.0} tx/s",
+        "# {}: workers={} batch={}; handwritten peak_rss_mib={:.1}",
         case.name,
-        runs(&engine),
         engine[0]["workers"],
         engine[0]["batch_size"],
-        runs(&handwritten),
-        source["tx_per_s"],
+        runs.max("handwritten", "peak_rss_mib"),
     );
-    Ok(format!(
-        "bench {} tx={} tx_per_s={x:.0} handwritten_tx_per_s={y:.0} ratio={:.2} peak_rss_mib={rss:.1}",
+    format!(
+        "bench {} tx={} {} {} {} runs={}",
         case.name,
         bench.tx(case),
-        x / y
-    ))
+        runs.spread("engine", "tx_per_s").fields("tx_per_s", 0),
+        runs.spread("handwritten", "tx_per_s")
+            .fields("handwritten_tx_per_s", 0),
+        runs.ratio("engine", "handwritten", "tx_per_s")
+            .fields("ratio", 2),
+        bench.runs,
+    )
 }
 
 /// A warm-up run of `min(warm_up, tx)` transactions, then the timed run of `tx`:
@@ -691,6 +813,10 @@ mod blocking {
         })?;
         sample.insert("workers".into(), 1.0);
         sample.insert("batch_size".into(), batch as f64);
+        if let Some(report) = threads::last() {
+            eprintln!("# {variant} threads: {}", report.line);
+            sample.extend(report.totals);
+        }
         Ok(sample)
     }
 
@@ -704,9 +830,14 @@ mod blocking {
         policy.fetch.batch_size = inmemory::BATCH_SIZE;
         let stats = Arc::new(WorkerStats::default());
         let pool = ThreadPool::new("bench", concurrency, stats).map_err(|e| e.to_string())?;
-        let task = OnPool::new(Arc::new(Work(work)), pool);
-        let lifecycle = ConsumerLifecycle::new(Arc::new(task));
-        run_lifecycle(lifecycle, policy, inmemory::source(n), None, n).await
+        let task = Arc::new(OnPool::new(Arc::new(Work(work)), pool));
+        let lifecycle = ConsumerLifecycle::new(task.clone());
+        let before = threads::snapshot();
+        let elapsed = run_lifecycle(lifecycle, policy, inmemory::source(n), None, n).await?;
+        // Read while the pool's threads still run (they end when `task` is dropped).
+        threads::record(&before, n);
+        drop(task);
+        Ok(elapsed)
     }
 
     async fn handwritten(
@@ -715,6 +846,7 @@ mod blocking {
         work: fn(&Transaction),
     ) -> Result<Duration, String> {
         let input = inmemory::source(n);
+        let before = threads::snapshot();
         let started = Instant::now();
         let permits = Arc::new(Semaphore::new(concurrency));
         let acked = Arc::new(AtomicU64::new(0));
@@ -739,12 +871,136 @@ mod blocking {
         let all = u32::try_from(concurrency).expect("concurrency fits u32");
         drop(permits.acquire_many(all).await.expect("open"));
         let elapsed = started.elapsed();
+        threads::record(&before, n);
         match acked.load(Relaxed) {
             done if done == n => Ok(elapsed),
             done => Err(format!(
                 "hand-written loop acked {done} of {n} transactions"
             )),
         }
+    }
+}
+
+/// What the scheduler did with this process's threads during a timed run, from
+/// `/proc/self/task/<tid>/{sched,stat}` (no privileges, no `perf`): per thread its last
+/// CPU, CPU time, time spent runnable but waiting for a CPU, voluntary switches (it slept:
+/// each one is a wake-up later), involuntary switches (preempted) and migrations.
+mod threads {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::Sample;
+
+    /// One thread's cumulative counters.
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct Counters {
+        name: String,
+        cpu: u32,
+        run_ms: f64,
+        wait_ms: f64,
+        voluntary: f64,
+        involuntary: f64,
+        migrations: f64,
+    }
+
+    /// A run's report: one line for stderr, and totals per transaction for the sample.
+    pub(super) struct Report {
+        pub(super) line: String,
+        pub(super) totals: Sample,
+    }
+
+    static LAST: Mutex<Option<Report>> = Mutex::new(None);
+
+    /// The counters of every thread of this process, by thread id.
+    pub(super) fn snapshot() -> BTreeMap<u32, Counters> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return BTreeMap::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|task| {
+                let tid = task.file_name().to_str()?.parse().ok()?;
+                let sched = std::fs::read_to_string(task.path().join("sched")).ok()?;
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                let field = |name: &str| {
+                    sched
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name)?.trim().strip_prefix(':'))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(f64::NAN)
+                };
+                // `stat`: the name is in parentheses; field 39 (the 37th after it) is the CPU.
+                let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+                let cpu = rest.split_whitespace().nth(36)?.parse().ok()?;
+                let wait_ns: f64 = schedstat.split_whitespace().nth(1)?.parse().ok()?;
+                Some((
+                    tid,
+                    Counters {
+                        name: name.to_owned(),
+                        cpu,
+                        run_ms: field("se.sum_exec_runtime"),
+                        wait_ms: wait_ns / 1e6,
+                        voluntary: field("nr_voluntary_switches"),
+                        involuntary: field("nr_involuntary_switches"),
+                        migrations: field("se.nr_migrations"),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Keeps what changed since `before` (a run of `n` transactions) for [`last`], summed
+    /// over the threads of each name (`×k` when `k` threads share it).
+    pub(super) fn record(before: &BTreeMap<u32, Counters>, n: u64) {
+        let n = n as f64;
+        let mut by_name: BTreeMap<String, (usize, Counters)> = BTreeMap::new();
+        for (tid, now) in snapshot() {
+            let was = before.get(&tid).cloned().unwrap_or_default();
+            if now.run_ms - was.run_ms < 1.0 {
+                continue;
+            }
+            let (threads, sum) = by_name.entry(now.name.clone()).or_default();
+            *threads += 1;
+            sum.cpu = now.cpu;
+            sum.run_ms += now.run_ms - was.run_ms;
+            sum.wait_ms += now.wait_ms - was.wait_ms;
+            sum.voluntary += now.voluntary - was.voluntary;
+            sum.involuntary += now.involuntary - was.involuntary;
+            sum.migrations += now.migrations - was.migrations;
+        }
+        let mut parts = Vec::new();
+        let mut totals = Sample::new();
+        for (name, (threads, sum)) in by_name {
+            let name = if threads > 1 {
+                format!("{name}×{threads}")
+            } else {
+                format!("{name}@cpu{}", sum.cpu)
+            };
+            parts.push(format!(
+                "{name} run={:.0}ms wait={:.0}ms sleeps/tx={:.2} preempted={} migrated={}",
+                sum.run_ms,
+                sum.wait_ms,
+                sum.voluntary / n,
+                sum.involuntary,
+                sum.migrations
+            ));
+            *totals.entry("sleeps_per_tx".into()).or_default() += sum.voluntary / n;
+            *totals.entry("migrations".into()).or_default() += sum.migrations;
+        }
+        *LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Report {
+            line: parts.join("; "),
+            totals,
+        });
+    }
+
+    /// The report of the last recorded run.
+    pub(super) fn last() -> Option<Report> {
+        LAST.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -770,16 +1026,32 @@ mod cpu {
     }
 
     pub(super) fn child(variant: &str, concurrency: usize) -> Result<Sample, String> {
-        blocking::measure(variant, concurrency, hash)
+        match variant {
+            // `cpu_c2` measures the engine at concurrency 1 beside its own runs, for `speedup`.
+            "engine_c1" => blocking::measure("engine", 1, hash),
+            _ => blocking::measure(variant, concurrency, hash),
+        }
     }
 
+    /// `cpu_c1` is an engine-versus-hand-written case. `cpu_c2` also runs the engine at
+    /// concurrency 1 (`engine_c1`) interleaved with its own runs, and adds
+    /// `speedup` = median engine at c2 ÷ median engine at c1, with the per-round spread.
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let line = engine_vs_handwritten(bench, case)?;
         if case.name != "cpu_c2" {
-            return Ok(line);
+            return engine_vs_handwritten(bench, case);
         }
-        let speedup = bench.best_of("cpu_c2")? / bench.best_of("cpu_c1")?;
-        Ok(format!("{line} speedup={speedup:.2}"))
+        let runs = bench.interleave(case, &["engine", "handwritten", "engine_c1"])?;
+        runs.describe(
+            "tx_per_s",
+            &[("engine", "handwritten"), ("engine", "engine_c1")],
+        );
+        Ok(format!(
+            "{} peak_rss_mib={:.1} {}",
+            engine_vs_handwritten_line(bench, case, &runs),
+            runs.max("engine", "peak_rss_mib"),
+            runs.ratio("engine", "engine_c1", "tx_per_s")
+                .fields("speedup", 2),
+        ))
     }
 }
 
@@ -864,25 +1136,17 @@ mod hybrid {
     }
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let runs: Vec<Sample> = (0..bench.rounds)
-            .map(|_| bench.sample(case, "engine"))
-            .collect::<Result<_, _>>()?;
-        let best = runs.iter().map(|s| s["tx_per_s"]).fold(0.0_f64, f64::max);
-        let rss = runs
-            .iter()
-            .map(|s| s["peak_rss_mib"])
-            .fold(0.0_f64, f64::max);
-        bench.best.borrow_mut().insert(case.name, best);
-        let all: Vec<String> = runs
-            .iter()
-            .map(|s| format!("{:.0}", s["tx_per_s"]))
-            .collect();
-        eprintln!("# {}: engine runs [{}]", case.name, all.join(","));
+        let runs = bench.interleave(case, &["engine"])?;
+        runs.describe("tx_per_s", &[]);
+        let tx_per_s = runs.spread("engine", "tx_per_s");
         Ok(format!(
-            "bench {} tx={} tx_per_s={best:.0} outbound_per_s={:.0} peak_rss_mib={rss:.1}",
+            "bench {} tx={} {} outbound_per_s={:.0} peak_rss_mib={:.1} runs={}",
             case.name,
             bench.tx(case),
-            3.0 * best
+            tx_per_s.fields("tx_per_s", 0),
+            3.0 * tx_per_s.median,
+            runs.max("engine", "peak_rss_mib"),
+            bench.runs,
         ))
     }
 }
@@ -910,32 +1174,16 @@ mod amqp {
     const PUBLISH_CONCURRENCY: usize = 256;
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let mut engine = Vec::new();
-        let mut raw = Vec::new();
-        for _ in 0..bench.rounds {
-            engine.push(bench.sample(case, "engine")?);
-            raw.push(bench.sample(case, "raw")?);
-        }
-        let best = |s: &[Sample]| s.iter().map(|s| s["msgs_per_s"]).fold(0.0_f64, f64::max);
-        let runs = |s: &[Sample]| {
-            let v: Vec<String> = s
-                .iter()
-                .map(|s| format!("{:.0}", s["msgs_per_s"]))
-                .collect();
-            v.join(",")
-        };
-        eprintln!(
-            "# {}: engine runs [{}]; raw runs [{}]",
-            case.name,
-            runs(&engine),
-            runs(&raw)
-        );
-        let (x, y) = (best(&engine), best(&raw));
+        let runs = bench.interleave(case, &["engine", "raw"])?;
+        runs.describe("msgs_per_s", &[("engine", "raw")]);
         Ok(format!(
-            "bench {} msgs={} msgs_per_s={x:.0} raw_msgs_per_s={y:.0} ratio={:.2}",
+            "bench {} msgs={} {} {} {} runs={}",
             case.name,
             bench.tx(case),
-            x / y
+            runs.spread("engine", "msgs_per_s").fields("msgs_per_s", 0),
+            runs.spread("raw", "msgs_per_s").fields("raw_msgs_per_s", 0),
+            runs.ratio("engine", "raw", "msgs_per_s").fields("ratio", 2),
+            bench.runs,
         ))
     }
 
@@ -1210,32 +1458,31 @@ mod telemetry {
     const WARM_UP: u64 = 100_000;
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let variant = case.name.trim_start_matches("telemetry_");
-        let mut off = Vec::new();
-        let mut on = Vec::new();
-        for _ in 0..bench.rounds {
-            off.push(bench.sample(case, "off")?["tx_per_s"]);
-            if variant != "off" {
-                on.push(bench.sample(case, variant)?["tx_per_s"]);
-            }
-        }
-        let best = |v: &[f64]| v.iter().copied().fold(0.0_f64, f64::max);
-        let x = if variant == "off" {
-            best(&off)
+        let variant = VARIANTS
+            .iter()
+            .copied()
+            .find(|v| case.name.strip_prefix("telemetry_") == Some(*v))
+            .ok_or_else(|| format!("no variant for {}", case.name))?;
+        let variants: &[&'static str] = if variant == "off" {
+            &["off"]
         } else {
-            best(&on)
+            &["off", variant]
         };
-        eprintln!(
-            "# {}: off runs {off:.0?}; {variant} runs {on:.0?}",
-            case.name
-        );
+        let runs = bench.interleave(case, variants)?;
+        runs.describe("tx_per_s", &[(variant, "off")]);
         Ok(format!(
-            "bench {} tx={} tx_per_s={x:.0} ratio_to_off={:.2}",
+            "bench {} tx={} {} {} runs={}",
             case.name,
             bench.tx(case),
-            x / best(&off)
+            runs.spread(variant, "tx_per_s").fields("tx_per_s", 0),
+            runs.ratio(variant, "off", "tx_per_s")
+                .fields("ratio_to_off", 2),
+            bench.runs,
         ))
     }
+
+    /// The variants, each the suffix of its case's name.
+    const VARIANTS: &[&str] = &["off", "spans", "otlp_100", "otlp_1"];
 
     pub(super) fn child(variant: &str) -> Result<Sample, String> {
         let tx = env_or("ERGON_BENCH_TX", 1_000_000);
@@ -1319,23 +1566,21 @@ mod telemetry {
 /// directory). Enqueue: a producer at concurrency 64 dispatching 100,000 100-byte
 /// transactions into it, one dispatch per transaction. Consume: 100,000 pre-enqueued
 /// (not timed) fetched, processed by a no-op consumer at concurrency 64 and acked.
-/// Prints `bench <case> tx= tx_per_s=` (best of the rounds).
+/// Prints `bench <case> tx= tx_per_s=` (the median of the runs, with its spread).
 mod local {
     use super::*;
     use ergon_connectors::local::{LocalConfig, LocalConnector, NewRow, Store};
     use ergon_core::ProducerPolicy;
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let mut runs = Vec::new();
-        for _ in 0..bench.rounds {
-            runs.push(bench.sample(case, "engine")?["tx_per_s"]);
-        }
-        let best = runs.iter().copied().fold(0.0_f64, f64::max);
-        eprintln!("# {}: runs {runs:.0?}", case.name);
+        let runs = bench.interleave(case, &["engine"])?;
+        runs.describe("tx_per_s", &[]);
         Ok(format!(
-            "bench {} tx={} tx_per_s={best:.0}",
+            "bench {} tx={} {} runs={}",
             case.name,
-            bench.tx(case)
+            bench.tx(case),
+            runs.spread("engine", "tx_per_s").fields("tx_per_s", 0),
+            bench.runs,
         ))
     }
 
