@@ -32,8 +32,9 @@
 //!   transaction's path.
 //! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives every role, and the
 //!   [`ThreadPool`](runner::ThreadPool) blocking tasks run on.
-//! * [`telemetry`]: attribute names, per-batch sampling, the timing switch, W3C trace
-//!   context in and out of transactions, lock-free histograms.
+//! * [`observe`]: the [`Observer`](observe::Observer) the engine reports to (loop, batch,
+//!   transaction, step, attempt, settlement), whose default does nothing;
+//!   [`telemetry`]: attribute names, the timing switch, lock-free histograms.
 //!
 //! ## Feature flags
 //!
@@ -48,6 +49,7 @@ pub mod envelope;
 pub mod error;
 pub mod lifecycle;
 pub mod memory;
+pub mod observe;
 pub mod policy;
 pub mod runner;
 pub mod service;

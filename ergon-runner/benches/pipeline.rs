@@ -1496,7 +1496,7 @@ mod telemetry {
             }
             other => return Err(format!("unknown variant {other:?}")),
         };
-        ergon_core::telemetry::sampling::set_ratio(if variant == "otlp_1" { 0.01 } else { 1.0 });
+        ergon_telemetry::sampling::set_ratio(if variant == "otlp_1" { 0.01 } else { 1.0 });
         if let Some(traces) = &traces {
             // What a run installs: warnings as log lines, spans to the pipeline.
             let filter = tracing_subscriber::EnvFilter::new("warn");

@@ -20,8 +20,9 @@ use crate::report::progress::Progress;
 use crate::services::RunningServices;
 use crate::signal::{Signal, Signals};
 use crate::telemetry::board::{PinnedWorker, WorkerBoard};
+use ergon_core::observe::InScope;
 use ergon_core::telemetry::names;
-use ergon_core::telemetry::trace::{ActiveSpan, Fields, InSpan, Parent, SpanIds, Spans, count};
+use ergon_telemetry::{ActiveSpan, Fields, Parent, SpanIds, Spans, count};
 
 /// How one task's run went.
 #[derive(Debug, Clone)]
@@ -166,8 +167,8 @@ impl TaskManager {
                 let pinned = self.board.pin(&task.name, worker, input, stats.clone());
                 let running = run_worker(task.clone(), worker, run, pinned, services.clone());
                 let span = task_span.clone();
-                let ids = span.as_ref().map(|span| *span.ids());
-                let running = InSpan::new(running, ids).inspect(move |_| drop(span));
+                let scope = span.as_ref().map(|span| span.scope());
+                let running = InScope::new(running, scope).inspect(move |_| drop(span));
                 let id = workers.spawn(running).id();
                 handles.push(WorkerHandle {
                     id,
@@ -303,7 +304,7 @@ pub(crate) async fn connect(
 }
 
 /// The span of one task's run, with its role, execution model and worker count.
-fn task_run_span(spans: &Spans, task: &TaskPlan) -> ActiveSpan<'static> {
+fn task_run_span(spans: &Spans, task: &TaskPlan) -> ActiveSpan {
     let fields = Fields::Attributes(vec![
         KeyValue::new(names::TASK, task.name.clone()),
         KeyValue::new("ergon.role", task.role().to_string()),
@@ -317,5 +318,4 @@ fn task_run_span(spans: &Spans, task: &TaskPlan) -> ActiveSpan<'static> {
         Parent::Root,
         fields,
     )
-    .into_owned()
 }

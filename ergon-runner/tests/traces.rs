@@ -93,7 +93,7 @@ async fn spans_at(
     registry: Registry,
 ) -> Vec<SpanData> {
     let _turn = SAMPLING.lock().await;
-    ergon_core::telemetry::sampling::set_ratio(ratio);
+    ergon_telemetry::sampling::set_ratio(ratio);
     let dir = tempfile::tempdir().unwrap();
     for (name, content) in files {
         std::fs::write(dir.path().join(name), content).unwrap();
@@ -417,7 +417,7 @@ async fn log_lines_and_user_spans_inside_a_step_carry_its_trace() {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     let _turn = SAMPLING.lock().await;
-    ergon_core::telemetry::sampling::set_ratio(1.0);
+    ergon_telemetry::sampling::set_ratio(1.0);
     let toml = "[connectors.orders]\ntype = \"file\"\npath = \"input.jsonl\"\n\n[tasks.chatty]\ntype = \"chatty\"\ninput = \"orders\"\n";
     for format in [LogFormat::Json, LogFormat::Text] {
         // A fresh input each time: the file connector consumes what it reads.

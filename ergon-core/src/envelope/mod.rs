@@ -4,8 +4,8 @@
 //! reorder them:
 //!
 //! ```text
-//! step span ─▶ retry decision (category rules, backoff with jitter) ─▶ attempt span
-//!           ─▶ per-attempt timeout ─▶ panic guard ─▶ your call
+//! step (observed) ─▶ retry decision (category rules, backoff with jitter)
+//!                 ─▶ attempt (observed) ─▶ per-attempt timeout ─▶ panic guard ─▶ your call
 //! ```
 //!
 //! * An attempt that returns a retryable error (system, timeout) is retried after
@@ -36,20 +36,29 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::TaskError;
+use crate::observe::watch::{StepWatch, Watched};
+use crate::observe::{self, StepInfo};
 use crate::policy::RetryPolicy;
-use crate::telemetry::trace::{self, Spans, StepSpan, Traced};
 
 pub(crate) use retry::run;
 
-/// The span of one step run under `policy`, when its transaction is traced: named after
-/// the step, with the policy in force (and, for the fetch step, the batch size asked for).
-pub(crate) fn step_span<'a>(
-    traced: Option<Traced<'a>>,
+/// The watch on one step run under `policy`, when its parent is watched: named after the
+/// step, with the policy in force (and, for the fetch step, the batch size asked for).
+pub(crate) fn step_watch<'a>(
+    parent: Option<Watched<'a>>,
     name: &'static str,
     policy: &RetryPolicy,
     fetch_size: Option<usize>,
-) -> Option<StepSpan<'a>> {
-    traced.map(|traced| StepSpan::start(traced, name, policy, fetch_size))
+) -> Option<StepWatch<'a>> {
+    parent.and_then(|parent| {
+        let info = StepInfo {
+            name,
+            max_attempts: policy.max_attempts,
+            timeout: policy.timeout,
+            fetch_size,
+        };
+        StepWatch::start(parent, info)
+    })
 }
 
 /// The outcome of a step run under the envelope, with the number of attempts it took.
@@ -98,11 +107,12 @@ impl AttemptHook for () {
     }
 }
 
-/// Runs `call` under the step envelope: retries, per-attempt timeout, backoff, spans.
+/// Runs `call` under the step envelope: retries, per-attempt timeout, backoff, observed.
 ///
 /// `call` receives the attempt number (1-based) and is called once per attempt. Use it in
 /// your own code and services to get the same guarantees as the framework's steps; inside
-/// a traced step of ergon's it gets a span of its own, with one per attempt below.
+/// a watched step of ergon's it is observed as a step of its own under the current scope
+/// (a span, when the runner traces), with its attempts below.
 ///
 /// # Examples
 ///
@@ -125,15 +135,15 @@ where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<T, TaskError>>,
 {
-    let spans = Spans::current();
-    let parent = trace::current();
-    let traced = spans
-        .as_ref()
-        .zip(parent.as_ref())
-        .map(|(spans, parent)| Traced { spans, parent });
+    let observer = observe::observer();
+    let current = observe::current();
+    let parent = observer
+        .as_deref()
+        .zip(current.as_ref())
+        .map(|(observer, scope)| Watched { observer, scope });
     run(
         name,
-        step_span(traced, name, policy, None),
+        step_watch(parent, name, policy, None),
         policy,
         call,
         &mut (),

@@ -8,10 +8,10 @@ use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
 use crate::envelope::AttemptHook;
 use crate::error::TaskError;
+use crate::observe::watch::Watched;
 use crate::policy::ConsumerPolicy;
 use crate::step::Step;
 use crate::task::Consumer;
-use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Consumer`] in its lifecycle.
@@ -61,10 +61,10 @@ impl<T: Consumer> Lifecycle for ConsumerLifecycle<T> {
         cx: &Context,
         policy: &ConsumerPolicy,
         tx: &Transaction,
-        trace: Option<Traced<'_>>,
+        watched: Option<Watched<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, trace, hook)
+        tally::run(self, cx, policy, tx, watched, hook)
     }
 }
 

@@ -9,10 +9,10 @@ use super::{Lifecycle, TransactionOutcome};
 use crate::context::Context;
 use crate::envelope::AttemptHook;
 use crate::error::TaskError;
+use crate::observe::watch::Watched;
 use crate::policy::HybridPolicy;
 use crate::step::{Step, dispatch::dispatch};
 use crate::task::Hybrid;
-use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Hybrid`] in its lifecycle: the inbound transaction is acked only after the output
@@ -37,10 +37,10 @@ impl<T: Hybrid> Lifecycle for HybridLifecycle<T> {
         cx: &Context,
         policy: &HybridPolicy,
         tx: &Transaction,
-        trace: Option<Traced<'_>>,
+        watched: Option<Watched<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, trace, hook)
+        tally::run(self, cx, policy, tx, watched, hook)
     }
 }
 
@@ -56,7 +56,7 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
-        let traced = tally.traced();
+        let observer = tally.observer();
         async move {
             let outbound = step!(tally, hook, Step::Process, &policy.process.retry, |_| task
                 .process_transaction(cx, tx))?;
@@ -68,7 +68,7 @@ impl<T: Hybrid> Steps for HybridLifecycle<T> {
             }
             if !prepared.is_empty() {
                 step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
-                    dispatch(cx, &prepared, traced)
+                    dispatch(cx, &prepared, observer)
                 })?;
                 tally.dispatched = u32::try_from(prepared.len()).unwrap_or(u32::MAX);
             }

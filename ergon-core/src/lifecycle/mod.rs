@@ -33,8 +33,8 @@ use crate::connector::{Connector, Failure, Settlement};
 use crate::context::Context;
 use crate::envelope::AttemptHook;
 use crate::error::TaskError;
+use crate::observe::watch::Watched;
 use crate::policy::RolePolicy;
-use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// How one transaction's lifecycle ended.
@@ -56,7 +56,8 @@ pub struct TransactionOutcome {
 pub trait Lifecycle: Send + Sync + 'static {
     /// The role's policy.
     type Policy: RolePolicy;
-    /// `messaging.operation.type` of the transaction span: `process` or `create`.
+    /// What its transactions are to an observer ([`TransactionEnd::operation`](crate::observe::TransactionEnd)):
+    /// `process` or `create`.
     const OPERATION: &'static str;
 
     /// Where the loop fetches from and settles to. Default: the input connector.
@@ -69,14 +70,14 @@ pub trait Lifecycle: Send + Sync + 'static {
     }
 
     /// Runs the lifecycle of `tx` and decides its settlement (without performing it),
-    /// reporting every attempt to `hook`. With a `trace`, each step and attempt gets a
-    /// span under its parent (the caller's transaction span); otherwise none.
+    /// reporting every attempt to `hook`. When `watched`, each step and attempt is observed
+    /// under it (the caller's transaction); otherwise nothing is.
     fn run<H: AttemptHook + Send + ?Sized>(
         &self,
         cx: &Context,
         policy: &Self::Policy,
         tx: &Transaction,
-        trace: Option<Traced<'_>>,
+        watched: Option<Watched<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send;
 }

@@ -9,11 +9,11 @@ use crate::connector::Connector;
 use crate::context::Context;
 use crate::envelope::AttemptHook;
 use crate::error::TaskError;
+use crate::observe::watch::Watched;
 use crate::policy::ProducerPolicy;
 use crate::runner::Generated;
 use crate::step::{Step, dispatch::dispatch};
 use crate::task::Producer;
-use crate::telemetry::trace::Traced;
 use crate::transaction::Transaction;
 
 /// A [`Producer`] in its lifecycle. Its transactions come from the input connector, or,
@@ -46,10 +46,10 @@ impl<T: Producer> Lifecycle for ProducerLifecycle<T> {
         cx: &Context,
         policy: &ProducerPolicy,
         tx: &Transaction,
-        trace: Option<Traced<'_>>,
+        watched: Option<Watched<'_>>,
         hook: &mut H,
     ) -> impl Future<Output = TransactionOutcome> + Send {
-        tally::run(self, cx, policy, tx, trace, hook)
+        tally::run(self, cx, policy, tx, watched, hook)
     }
 }
 
@@ -65,12 +65,12 @@ impl<T: Producer> Steps for ProducerLifecycle<T> {
         hook: &'a mut H,
     ) -> impl Future<Output = Result<(), StepFailure>> + Send + 'a {
         let task = &*self.task;
-        let traced = tally.traced();
+        let observer = tally.observer();
         async move {
             let prepared = step!(tally, hook, Step::Prepare, &policy.prepare.retry, |_| task
                 .prepare_transaction(cx, tx))?;
             step!(tally, hook, Step::Dispatch, &policy.dispatch.retry, |_| {
-                dispatch(cx, std::slice::from_ref(&prepared), traced)
+                dispatch(cx, std::slice::from_ref(&prepared), observer)
             })?;
             tally.dispatched = 1;
             step!(tally, hook, Step::Success, &policy.success.retry, |_| task

@@ -9,10 +9,11 @@ use std::time::Duration;
 use super::TransactionOutcome;
 use crate::connector::{Failure, Settlement};
 use crate::context::Context;
-use crate::envelope::{self, AttemptHook, step_span};
+use crate::envelope::{self, AttemptHook, step_watch};
 use crate::error::TaskError;
+use crate::observe::Observer;
+use crate::observe::watch::{StepWatch, Watched};
 use crate::policy::{FailureAction, RetryPolicy, RolePolicy};
-use crate::telemetry::trace::{StepSpan, Traced};
 
 use crate::step::Step;
 use crate::telemetry::names;
@@ -53,10 +54,10 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
     cx: &Context,
     policy: &S::Policy,
     tx: &Transaction,
-    trace: Option<Traced<'_>>,
+    watched: Option<Watched<'_>>,
     hook: &mut H,
 ) -> TransactionOutcome {
-    let mut tally = Tally::new(trace);
+    let mut tally = Tally::new(watched);
     let steps = role.steps(cx, policy, tx, &mut tally, hook);
     // Inline rather than a helper `async fn`: one state machine level less per
     // transaction, measurable on the hot path.
@@ -83,8 +84,8 @@ pub(super) async fn run<S: Steps, H: AttemptHook + Send + ?Sized>(
 /// `step!(tally, hook, Step::Process, &policy.process.retry, |_| task.process(cx, tx))`.
 macro_rules! step {
     ($tally:expr, $hook:expr, $step:expr, $policy:expr, $call:expr) => {{
-        let span = $tally.begin($step, $policy);
-        let done = $crate::envelope::run($step.as_str(), span, $policy, $call, $hook).await;
+        let watch = $tally.begin($step, $policy);
+        let done = $crate::envelope::run($step.as_str(), watch, $policy, $call, $hook).await;
         $tally.end($step, done)
     }};
 }
@@ -96,8 +97,8 @@ pub(super) struct Tally<'t> {
     retries: u32,
     /// The step running now, which a budget expiry interrupts.
     current: Option<Step>,
-    /// Where steps' spans go, when the transaction is traced.
-    trace: Option<Traced<'t>>,
+    /// What its steps start under, when the transaction is watched.
+    watched: Option<Watched<'t>>,
     pub(super) dispatched: u32,
 }
 
@@ -109,18 +110,19 @@ pub(super) struct StepFailure {
 }
 
 impl<'t> Tally<'t> {
-    fn new(trace: Option<Traced<'t>>) -> Self {
+    fn new(watched: Option<Watched<'t>>) -> Self {
         Self {
             retries: 0,
             current: None,
-            trace,
+            watched,
             dispatched: 0,
         }
     }
 
-    /// Whether this transaction's steps get spans.
-    pub(super) fn traced(&self) -> bool {
-        self.trace.is_some()
+    /// Who watches this transaction, if anyone (the dispatch step stamps outbound
+    /// transactions through it).
+    pub(super) fn observer(&self) -> Option<&'t dyn Observer> {
+        self.watched.map(|watched| watched.observer)
     }
 
     /// Adds a finished step's retries (the hook counted its attempts).
@@ -128,13 +130,13 @@ impl<'t> Tally<'t> {
         self.retries += done.retries();
     }
 
-    /// Starts `step`: it is now the one a budget expiry interrupts. Returns its span, for
+    /// Starts `step`: it is now the one a budget expiry interrupts. Returns its watch, for
     /// [`envelope::run`]. The step's future is awaited by the role itself (not wrapped
     /// here): a wrapper future per step measured 10-15 % slower on the no-op hot path, in
     /// copies of the larger future.
-    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Option<StepSpan<'t>> {
+    pub(super) fn begin(&mut self, step: Step, policy: &RetryPolicy) -> Option<StepWatch<'t>> {
         self.current = Some(step);
-        step_span(self.trace, step.as_str(), policy, None)
+        step_watch(self.watched, step.as_str(), policy, None)
     }
 
     /// Ends `step` with what its envelope returned, counting its retries.
@@ -193,8 +195,8 @@ impl<'t> Tally<'t> {
     {
         let step = Step::Exception;
         let retry = policy.exception_policy();
-        let span = self.begin(step, retry);
-        let handled = envelope::run(step.as_str(), span, retry, handler, hook).await;
+        let watch = self.begin(step, retry);
+        let handled = envelope::run(step.as_str(), watch, retry, handler, hook).await;
         self.count(&handled);
         let exception_error = handled.result.err();
         if let Some(err) = &exception_error {

@@ -34,8 +34,9 @@ use futures_util::stream::FuturesUnordered;
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
+use super::batches::OpenBatches;
 use super::stats::StatsHook;
-use super::{LimitBudget, WorkerStats, spans};
+use super::{LimitBudget, WorkerStats};
 use crate::connector::{Connector, Failure, SettleOutcome, Settlement};
 use crate::context::Context;
 use crate::delivery::Delivery;
@@ -44,13 +45,14 @@ use crate::error::{Category, TaskError};
 use crate::lifecycle::{
     ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle, TransactionOutcome,
 };
+use crate::observe::watch::{BatchWatch, LoopWatch, Polled, TransactionWatch, Watched};
+use crate::observe::{self, InScope, LoopInfo};
 use crate::policy::{ConsumerPolicy, HybridPolicy, ProducerPolicy, RetryPolicy, RolePolicy};
 use crate::settle::settle;
 use crate::step::Step;
 use crate::step::fetch::fetch;
 use crate::task::{Consumer, Hybrid, Producer};
-use crate::telemetry::trace::{ActiveSpan, InSpan, Spans, Traced};
-use crate::telemetry::{sampling, timing};
+use crate::telemetry::timing;
 use crate::transaction::Transaction;
 
 /// Why a consume loop ended (without error).
@@ -196,26 +198,43 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     /// The task has no source (input connector), or fetching failed after its retries (in-flight
     /// transactions are drained and buffered ones requeued first).
     ///
-    /// Traced when the current `tracing` subscriber carries ergon's span layer
-    /// ([`Spans::current`]): the loop's span, then per sampled batch its spans below.
+    /// Observed when the current `tracing` subscriber carries an
+    /// [`Observer`](crate::observe::Observer) ([`observe::observer`]): the loop, then per
+    /// watched batch everything below it.
     pub async fn run(self) -> Result<LoopEnd, TaskError> {
-        match Spans::current() {
-            None => self.run_in_span(None).await,
-            Some(spans) => {
-                let span = spans::loop_span(
-                    &spans,
-                    &self.cx,
-                    self.policy.loop_policy(),
-                    self.policy.fetch_policy(),
-                );
-                let ids = Some(*span.ids());
-                let running = self.run_in_span(Some(span.traced()));
-                spans.staged(InSpan::new(running, ids)).await
+        let watch = observe::observer().and_then(|observer| {
+            let info = self.loop_info();
+            LoopWatch::start(observer, &info)
+        });
+        match &watch {
+            None => self.run_watched(None).await,
+            Some(watch) => {
+                let watched = watch.watched();
+                let running = self.run_watched(Some(watched));
+                Polled::new(
+                    InScope::new(running, Some(*watched.scope)),
+                    watched.observer,
+                )
+                .await
             }
         }
     }
 
-    async fn run_in_span(self, trace: Option<Traced<'_>>) -> Result<LoopEnd, TaskError> {
+    /// The loop, as its observer is told when it starts.
+    fn loop_info(&self) -> LoopInfo<'_> {
+        let (policy, fetch) = (self.policy.loop_policy(), self.policy.fetch_policy());
+        LoopInfo {
+            task: self.cx.task_name(),
+            worker: self.cx.worker(),
+            system: self.cx.input_system(),
+            destination: self.cx.input_destination(),
+            concurrency: policy.concurrency,
+            batch_size: fetch.batch_size,
+            streaming: policy.streaming,
+        }
+    }
+
+    async fn run_watched(self, watched: Option<Watched<'_>>) -> Result<LoopEnd, TaskError> {
         let input = self.lifecycle.source(&self.cx)?;
         let loop_policy = self.policy.loop_policy();
         let fetch_policy = self.policy.fetch_policy();
@@ -225,11 +244,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         let empty_backoff = fetch_policy.empty.as_backoff();
         let task_name = self.cx.task_name();
 
-        // What every transaction span of this worker shares.
-        let shared = trace.map(|_| spans::shared_attributes(&self.cx));
-        // The transactions fetched and not started yet, and their batches' spans.
+        // The transactions fetched and not started yet, and their batches' watches.
         let mut buffer: VecDeque<Delivery> = VecDeque::with_capacity(low_water + batch_size);
-        let mut batches = spans::OpenBatches::default();
+        let mut batches = OpenBatches::default();
         // Declared before `in_flight`, whose futures borrow it.
         let drain = CancellationToken::new();
         let mut in_flight = FuturesUnordered::new();
@@ -264,13 +281,14 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 let Some(delivery) = buffer.pop_front() else {
                     break;
                 };
-                let span = trace.zip(shared.as_ref()).and_then(|(trace, shared)| {
+                let watch = watched.and_then(|watched| {
                     batches.start_next(|batch| {
                         let tx = delivery.transaction();
-                        spans::transaction_span(trace.spans, shared, tx, batch, L::OPERATION)
+                        let batch = batch.map(BatchWatch::scope);
+                        TransactionWatch::start(watched, tx, batch, L::OPERATION)
                     })
                 });
-                in_flight.push(self.drive(&*input, delivery, span, &drain));
+                in_flight.push(self.drive(&*input, delivery, watch, &drain));
             }
             self.stats.set_in_flight(in_flight.len());
 
@@ -291,11 +309,15 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                         !loop_policy.streaming && in_flight.is_empty() && buffer.is_empty();
                     stats.record_fetch_started();
                     fetching = Some(Box::pin(async move {
-                        let sampled = trace.is_some() && sampling::sample_batch();
+                        let sampled = watched.is_some_and(|watched| watched.observer.watch_batch());
                         let started = timing::start();
-                        let result =
-                            fetch(input, &fetch_policy.retry, want, trace.filter(|_| sampled))
-                                .await;
+                        let result = fetch(
+                            input,
+                            &fetch_policy.retry,
+                            want,
+                            watched.filter(|_| sampled),
+                        )
+                        .await;
                         let micros = started.map(timing::micros_since);
                         let empty = result.result.as_ref().is_ok_and(Vec::is_empty);
                         let drained = may_end && empty && drained(input, task_name).await;
@@ -337,11 +359,12 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 if stop.is_some() {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
-                                    if let Some(trace) = trace {
-                                        let span = fetched.sampled.then(|| {
-                                            spans::batch_span(trace.spans, trace.parent, batch.len())
-                                        });
-                                        batches.push(span, batch.len());
+                                    if let Some(watched) = watched {
+                                        let watch = fetched
+                                            .sampled
+                                            .then(|| BatchWatch::start(watched, batch.len()))
+                                            .flatten();
+                                        batches.push(watch, batch.len());
                                     }
                                     buffer.extend(batch);
                                 }
@@ -399,7 +422,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         }
     }
 
-    /// One delivery: its lifecycle and settlement, in its span when traced, unless the
+    /// One delivery: its lifecycle and settlement, observed when watched, unless the
     /// drain timeout cuts its lifecycle off (a settlement under way is let finish, so a
     /// delivery is never settled twice). Its attempts are counted into the worker's stats
     /// as they happen (the stats are the attempt hook). A delivery beyond
@@ -408,29 +431,30 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         &self,
         input: &dyn Connector,
         delivery: Delivery,
-        span: Option<ActiveSpan<'_>>,
+        watch: Option<Box<TransactionWatch<'_>>>,
         drain: &CancellationToken,
     ) -> Finished {
-        let ids = span.as_ref().map(|span| *span.ids());
+        let scope = watch.as_ref().map(|watch| *watch.scope());
         let run = async move {
-            // Ends, and is recorded, after the settlement (or when the drain cuts it off).
-            let mut span = span;
+            // Ends, and is reported, after the settlement (or when the drain cuts it off).
+            let mut watch = watch;
             let started = timing::start();
             let outcome = match self.over_delivered(delivery.transaction()) {
                 Some(outcome) => outcome,
                 None => {
                     let mut hook = StatsHook(&self.stats);
-                    let trace = span.as_ref().map(ActiveSpan::traced);
+                    let watched = watch.as_deref().map(TransactionWatch::watched);
                     let tx = delivery.transaction();
                     tokio::select! {
                         biased;
-                        outcome = self.lifecycle.run(&self.cx, &self.policy, tx, trace, &mut hook) => outcome,
+                        outcome = self.lifecycle.run(&self.cx, &self.policy, tx, watched, &mut hook) => outcome,
                         () = drain.cancelled() => return Finished::Abandoned(delivery),
                     }
                 }
             };
-            if let Some(span) = &mut span {
-                spans::record_outcome(span, &outcome);
+            if let Some(watch) = &mut watch {
+                let error = outcome.failure.as_ref().map(|failure| failure.category);
+                watch.record(outcome.settlement.as_str(), error);
             }
             let settle = settle(
                 self.cx.task_name(),
@@ -447,7 +471,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 micros,
             })
         };
-        InSpan::new(run, ids).await
+        InScope::new(run, scope).await
     }
 
     /// The outcome of a transaction delivered more often than `transaction.max_deliveries`

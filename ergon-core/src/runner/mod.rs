@@ -2,10 +2,10 @@
 //! pool of blocking tasks, a producer's own source, the counters and the shared limit.
 
 mod async_loop;
+mod batches;
 mod generated;
 mod limit;
 mod on_pool;
-pub(crate) mod spans;
 mod stats;
 mod thread_pool;
 

@@ -8,6 +8,7 @@ use super::ThreadPool;
 use crate::context::Context;
 use crate::envelope;
 use crate::error::TaskError;
+use crate::observe;
 use crate::task::{BlockingConsumer, BlockingHybrid, BlockingProducer, Consumer, Hybrid, Producer};
 use crate::transaction::Transaction;
 
@@ -59,9 +60,14 @@ impl<T: Send + Sync + 'static> OnPool<T> {
         call: impl FnOnce(&T, &Context, &Transaction) -> Result<R, TaskError> + Send + 'static,
     ) -> Result<R, TaskError> {
         let (task, cx, tx) = (self.task.clone(), cx.clone(), tx.clone());
-        let attempt = envelope::current_attempt();
+        // The attempt, and the scope it is observed in, go with the call to its thread.
+        let (attempt, scope) = (envelope::current_attempt(), observe::current());
         self.pool
-            .run(move || envelope::on_thread(attempt, || call(&task, &cx, &tx)))
+            .run(move || {
+                observe::on_thread(scope, || {
+                    envelope::on_thread(attempt, || call(&task, &cx, &tx))
+                })
+            })
             .await
     }
 }

@@ -2,23 +2,22 @@
 
 use crate::context::Context;
 use crate::error::TaskError;
-use crate::telemetry::{propagation, trace};
+use crate::observe::{self, Observer};
 use crate::transaction::Transaction;
 
-/// Dispatches `transactions` through the output connector. When `traced`, each carries
-/// the current span's context (this dispatch attempt, [`trace::current`]) as its
-/// `traceparent`, so the task that receives it continues the trace.
+/// Dispatches `transactions` through the output connector. When `observer` watches, it
+/// stamps them first with the current scope (this dispatch attempt, [`observe::current`]),
+/// so the task that receives them continues the trace ([`Observer::outbound`]).
 pub(crate) async fn dispatch(
     cx: &Context,
     transactions: &[Transaction],
-    traced: bool,
+    observer: Option<&dyn Observer>,
 ) -> Result<(), TaskError> {
     let output = cx.output()?;
-    match traced
-        .then(trace::current)
-        .flatten()
-        .map(|span| propagation::inject(&span, transactions))
-    {
+    let stamped = observer
+        .zip(observe::current())
+        .and_then(|(observer, current)| observer.outbound(&current, transactions));
+    match stamped {
         Some(stamped) => output.dispatch(&stamped).await,
         None => output.dispatch(transactions).await,
     }

@@ -2,20 +2,20 @@
 
 use crate::connector::Connector;
 use crate::delivery::Delivery;
-use crate::envelope::{self, Attempted, step_span};
+use crate::envelope::{self, Attempted, step_watch};
+use crate::observe::watch::Watched;
 use crate::policy::RetryPolicy;
 use crate::step::Step;
-use crate::telemetry::trace::Traced;
 
-/// Fetches up to `max` deliveries, retrying per `policy`; traced under the loop's span
-/// when `trace` is given (the batch it brings is sampled).
+/// Fetches up to `max` deliveries, retrying per `policy`; observed under the loop when
+/// `watched` is given (the batch it brings is watched).
 pub(crate) async fn fetch(
     input: &dyn Connector,
     policy: &RetryPolicy,
     max: usize,
-    trace: Option<Traced<'_>>,
+    watched: Option<Watched<'_>>,
 ) -> Attempted<Vec<Delivery>> {
     let name = Step::Fetch.as_str();
-    let span = step_span(trace, name, policy, Some(max));
-    envelope::run(name, span, policy, |_| input.fetch(max), &mut ()).await
+    let watch = step_watch(watched, name, policy, Some(max));
+    envelope::run(name, watch, policy, |_| input.fetch(max), &mut ()).await
 }

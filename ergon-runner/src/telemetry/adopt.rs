@@ -1,6 +1,6 @@
 //! A user's `tracing` spans become children of the ergon span they start in.
 //!
-//! ergon's spans are not `tracing` spans ([`ergon_core::telemetry::trace`]), so a span a
+//! ergon's spans are not `tracing` spans ([`ergon_telemetry`]), so a span a
 //! task opens in `process_transaction` has no `tracing` parent. `tracing-opentelemetry`
 //! then takes the current OpenTelemetry context as its parent: [`Attach`] (a layer before
 //! it) makes the current ergon span that context while the new span is created, and
@@ -32,9 +32,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Attach {
     fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, ctx: LayerContext<'_, S>) {
         let unparented = attrs.is_contextual() && ctx.lookup_current().is_none();
         let guard = unparented
-            .then(ergon_core::telemetry::trace::current)
+            .then(ergon_core::observe::current)
             .flatten()
             .map(|ergon| {
+                let ergon = ergon_telemetry::SpanIds::of_scope(&ergon);
                 Context::current()
                     .with_remote_span_context(ergon.span_context())
                     .attach()

@@ -71,7 +71,10 @@ impl LineFormat {
                 .then(|| (context.trace_id(), context.span_id()))
         });
         let (trace_id, span_id) = users.or_else(|| {
-            ergon_core::telemetry::trace::current().map(|ids| (ids.trace_id, ids.span_id))
+            ergon_core::observe::current().map(|scope| {
+                let ids = ergon_telemetry::SpanIds::of_scope(&scope);
+                (ids.trace_id, ids.span_id)
+            })
         })?;
         Some((trace_id.to_string(), span_id.to_string()))
     }

@@ -226,7 +226,7 @@ impl Telemetry {
     ///
     /// A log level that does not parse, or an exporter that cannot be built.
     pub fn install(settings: Settings) -> Result<Telemetry, String> {
-        ergon_core::telemetry::sampling::set_ratio(settings.sampling_ratio);
+        ergon_telemetry::sampling::set_ratio(settings.sampling_ratio);
         ergon_core::telemetry::timing::set_enabled(settings.reads_durations());
         #[cfg(feature = "otlp")]
         let traces = match &settings.traces_endpoint {

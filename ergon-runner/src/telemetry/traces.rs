@@ -34,7 +34,7 @@ use tracing_subscriber::layer::Context as LayerContext;
 use tracing_subscriber::registry::LookupSpan;
 
 use ergon_core::sync::lock;
-use ergon_core::telemetry::trace::{SpanBatch, SpanRecord, SpanSink, Spans, StepRecord};
+use ergon_telemetry::{SpanBatch, SpanRecord, SpanSink, Spans, StepRecord};
 
 use super::adopt;
 
@@ -88,7 +88,7 @@ impl Traces {
             Arc::new(processor)
         });
         let mut provider = SdkTracerProvider::builder()
-            // ergon samples per batch (`ergon_core::telemetry::sampling`); a user's spans
+            // ergon samples per batch (`ergon_telemetry::sampling`); a user's spans
             // follow the ergon span they start in.
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(resource);
@@ -243,13 +243,17 @@ impl Collector {
         let mut emptied = Vec::with_capacity(batches.len());
         for mut batch in batches {
             if let Some(processor) = &self.processor {
+                // Taken out (and put back emptied, with its room) so that the loops' shared
+                // attributes can be read from the batch meanwhile.
+                let mut spans = std::mem::take(&mut batch.spans);
                 let steps = batch.steps.iter().map(StepRecord::to_span_record);
-                for record in steps.chain(batch.spans.drain(..)) {
+                for record in steps.chain(spans.drain(..)) {
                     if let Some(attempt) = record.inline_attempt() {
-                        processor.on_end(span_data(attempt, &self.scope));
+                        processor.on_end(span_data(attempt, &batch, &self.scope));
                     }
-                    processor.on_end(span_data(record, &self.scope));
+                    processor.on_end(span_data(record, &batch, &self.scope));
                 }
+                batch.spans = spans;
             }
             batch.clear();
             emptied.push(batch);
@@ -262,7 +266,7 @@ impl Collector {
 
 /// Locks `mutex`, through a panic elsewhere (what the collector guards stays consistent).
 /// An ergon span as OpenTelemetry span data.
-fn span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
+fn span_data(record: SpanRecord, batch: &SpanBatch, scope: &InstrumentationScope) -> SpanData {
     let mut links = SpanLinks::default();
     links.links = record.links();
     SpanData {
@@ -273,7 +277,7 @@ fn span_data(record: SpanRecord, scope: &InstrumentationScope) -> SpanData {
         name: Cow::Borrowed(record.name),
         start_time: record.start.to_system_time(),
         end_time: record.end.to_system_time(),
-        attributes: record.attributes(),
+        attributes: batch.attributes(&record),
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
         links,

@@ -1,6 +1,9 @@
 //! Trace and span ids of ergon's spans.
 
+use ergon_core::observe::Scope;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+use crate::clock::Tick;
 
 /// The identity of a recorded span: its trace and its own id. Every recorded span is
 /// sampled (an unsampled transaction records none). A remote parent's `tracestate`
@@ -39,6 +42,28 @@ impl SpanIds {
         }
     }
 
+    /// The span a scope of ergon-telemetry's names (its first three words).
+    pub fn of_scope(scope: &Scope) -> SpanIds {
+        let [high, low, span, ..] = scope.words();
+        SpanIds {
+            trace_id: TraceId::from((u128::from(high) << 64) | u128::from(low)),
+            span_id: SpanId::from(span),
+        }
+    }
+
+    /// A scope naming this span, started at `start`, with two more words for its kind of
+    /// span to use (a transaction's parent and batch, a step's first attempt and end).
+    pub fn scope(&self, start: Tick, extra: [u64; 2]) -> Scope {
+        let trace = u128::from_be_bytes(self.trace_id.to_bytes());
+        let span = u64::from_be_bytes(self.span_id.to_bytes());
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "the two halves of the trace id"
+        )]
+        let (high, low) = ((trace >> 64) as u64, trace as u64);
+        Scope::new([high, low, span, start.raw(), extra[0], extra[1]])
+    }
+
     /// As an OpenTelemetry span context (sampled, local).
     pub fn span_context(&self) -> SpanContext {
         SpanContext::new(
@@ -51,7 +76,23 @@ impl SpanIds {
     }
 }
 
+/// A new span id, never invalid (zero).
 #[inline]
-fn new_span_id() -> SpanId {
+pub(crate) fn new_span_id() -> SpanId {
     SpanId::from(fastrand::u64(1..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_names_its_span() {
+        let ids = SpanIds::new_trace();
+        let start = Tick::now();
+        let scope = ids.scope(start, [7, 9]);
+        assert_eq!(SpanIds::of_scope(&scope), ids);
+        assert_eq!(Tick::of_scope(&scope), start);
+        assert_eq!(&scope.words()[4..], [7, 9]);
+    }
 }

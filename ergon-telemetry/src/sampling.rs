@@ -28,7 +28,7 @@ pub fn ratio() -> f64 {
 }
 
 /// Decides whether the next batch is traced.
-pub(crate) fn sample_batch() -> bool {
+pub fn sample_batch() -> bool {
     let ratio = ratio();
     ratio >= 1.0 || (ratio > 0.0 && fastrand::f64() < ratio)
 }

@@ -1,22 +1,23 @@
 //! W3C trace context on transactions: `traceparent` (and `tracestate`) in metadata.
 //!
-//! Inbound: [`remote_parent`] reads a transaction's `traceparent`, and the loop makes it
-//! the parent of the transaction's span. Outbound: the dispatch step writes the current
-//! span's context into every transaction it sends (`inject`), so the next task — in
-//! this process or another, across RabbitMQ or a file — continues the same trace.
+//! Inbound: [`remote_parent`] reads a transaction's `traceparent`, and the observer makes
+//! it the parent of the transaction's span. Outbound: the dispatch step has the observer
+//! write the current span's context into every transaction it sends ([`inject`]), so the
+//! next task — in this process or another, across RabbitMQ or a file — continues the
+//! same trace.
 
 use std::str::FromStr as _;
 
+use ergon_core::Transaction;
+use ergon_core::transaction::meta;
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-use super::trace::SpanIds;
-
-use crate::transaction::{Transaction, meta};
+use crate::ids::SpanIds;
 
 /// Parses a W3C `traceparent` value (`00-<trace id>-<span id>-<flags>`), as remote.
 ///
 /// ```
-/// use ergon_core::telemetry::propagation::{format_traceparent, parse_traceparent};
+/// use ergon_telemetry::propagation::{format_traceparent, parse_traceparent};
 /// let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// let parsed = parse_traceparent(value, None).unwrap();
 /// assert!(parsed.is_sampled() && parsed.is_remote());
@@ -72,7 +73,7 @@ pub fn remote_parent(tx: &Transaction) -> Option<SpanContext> {
 /// Writes `span`'s context into each transaction as its `traceparent`, so the task that
 /// receives them continues the trace. (A `tracestate` they carry is inherited from their
 /// parent transaction, with the rest of its trace metadata.)
-pub(crate) fn inject(span: &SpanIds, transactions: &[Transaction]) -> Vec<Transaction> {
+pub fn inject(span: &SpanIds, transactions: &[Transaction]) -> Vec<Transaction> {
     let parent = format_traceparent(&span.span_context());
     transactions
         .iter()

@@ -3,17 +3,16 @@
 //! The exporter turns it into OpenTelemetry attributes ([`SpanRecord::attributes`]) off
 //! the engine's threads.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use ergon_core::Category;
+use ergon_core::telemetry::names;
 use opentelemetry::trace::{Link, SpanId, Status};
 use opentelemetry::{KeyValue, Value};
 
 use super::clock::Tick;
 use super::ids::SpanIds;
 use super::message_id::MessageId;
-use crate::error::Category;
-use crate::telemetry::names;
 
 /// A finished span.
 #[derive(Clone, Debug)]
@@ -70,8 +69,11 @@ pub enum Fields {
     },
     /// One transaction.
     Transaction {
-        /// The attributes every transaction of its worker shares (task, system, destination).
-        shared: Arc<[KeyValue]>,
+        /// Its worker's loop (the loop span's id), whose attributes it shares (task,
+        /// system, destination): they travel once per [`SpanBatch`](crate::SpanBatch)
+        /// rather than with each transaction, so recording one touches no counter shared
+        /// with the exporter's thread.
+        loop_id: u64,
         /// `messaging.message.id`.
         message_id: MessageId,
         /// `messaging.operation.type`.
@@ -106,19 +108,21 @@ pub enum Fields {
 }
 
 impl SpanRecord {
-    /// The span's attributes, with `error.type` and `ergon.error.category` when it failed.
-    pub fn attributes(&self) -> Vec<KeyValue> {
+    /// The span's attributes, with `error.type` and `ergon.error.category` when it failed;
+    /// a transaction's start with `shared`, its loop's
+    /// ([`SpanBatch::shared`](crate::SpanBatch::shared)).
+    pub fn attributes(&self, shared: &[KeyValue]) -> Vec<KeyValue> {
         let mut attributes = match &self.fields {
             Fields::Batch { size } => vec![KeyValue::new(names::BATCH_SIZE, count(*size))],
             Fields::Transaction {
-                shared,
+                loop_id: _,
                 message_id,
                 operation,
                 settlement,
                 batch: _,
             } => {
                 let mut list = Vec::with_capacity(shared.len() + 5);
-                list.extend(shared.iter().cloned());
+                list.extend_from_slice(shared);
                 list.push(KeyValue::new(
                     names::MESSAGE_ID,
                     message_id.as_str().to_owned(),

@@ -6,6 +6,8 @@
 //! renewed every minute, so the TSC's drift against NTP never builds up.
 
 use std::sync::{Mutex, OnceLock};
+
+use ergon_core::observe::Scope;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long one anchor is used before it is read again.
@@ -20,6 +22,21 @@ impl Tick {
     #[inline]
     pub fn now() -> Tick {
         Tick(clock().raw())
+    }
+
+    /// The raw reading (kept in a [`Scope`]).
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// The start tick of a scope of ergon-telemetry's (its fourth word).
+    pub fn of_scope(scope: &Scope) -> Tick {
+        Tick(scope.words()[3])
+    }
+
+    /// A tick read earlier, from its raw reading (zero: none).
+    pub(crate) fn from_raw(raw: u64) -> Option<Tick> {
+        (raw != 0).then_some(Tick(raw))
     }
 
     /// The wall-clock time of this tick.
