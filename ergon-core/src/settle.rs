@@ -6,9 +6,11 @@ use crate::envelope::{self, Attempted};
 use crate::policy::RetryPolicy;
 use crate::step::Step;
 use crate::telemetry::names;
+use crate::transaction::Transaction;
 
 /// Settles `delivery` through `input` under the settle retry policy. It takes the
-/// delivery by value: once settled (or given up), it cannot be settled again.
+/// delivery by value: once settled (or given up), it cannot be settled again; its
+/// transaction comes back, without the receipt, for what follows (the observer's end).
 ///
 /// Without a span of its own: the transaction span records the settlement
 /// (`ergon.settlement`), a failure is logged inside it, and the settle step's attempts and
@@ -25,7 +27,7 @@ pub(crate) async fn settle(
     delivery: Delivery,
     settlement: &Settlement,
     policy: &RetryPolicy,
-) -> Attempted<SettleOutcome> {
+) -> (Attempted<SettleOutcome>, Transaction) {
     let name = Step::Settle.as_str();
     let call = |_| input.settle(&delivery, settlement);
     let settled = envelope::run(name, None, policy, call, &mut ()).await;
@@ -39,5 +41,5 @@ pub(crate) async fn settle(
             "Settlement failed"
         );
     }
-    settled
+    (settled, delivery.into_transaction())
 }

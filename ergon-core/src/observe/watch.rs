@@ -95,12 +95,13 @@ impl Drop for BatchWatch<'_> {
     }
 }
 
-/// A watched transaction; it ends when dropped, with the outcome recorded by then.
+/// A watched transaction. Its end is reported explicitly ([`TransactionWatch::end`]), not
+/// when dropped: the transaction is back in hand only once its settlement has consumed
+/// the delivery, and an end needs it. (A transaction whose future is dropped mid-flight,
+/// its worker aborted, is not reported as ended.)
 pub(crate) struct TransactionWatch<'a> {
     parent: Watched<'a>,
     scope: Scope,
-    tx: Transaction,
-    operation: &'static str,
     settlement: Option<&'static str>,
     error: Option<Category>,
 }
@@ -115,7 +116,6 @@ impl<'a> TransactionWatch<'a> {
         parent: Watched<'a>,
         tx: &Transaction,
         batch: Option<&Scope>,
-        operation: &'static str,
     ) -> Option<Box<TransactionWatch<'a>>> {
         let scope = parent
             .observer
@@ -123,8 +123,6 @@ impl<'a> TransactionWatch<'a> {
         Some(Box::new(TransactionWatch {
             parent,
             scope,
-            tx: tx.clone(),
-            operation,
             settlement: None,
             error: None,
         }))
@@ -148,14 +146,13 @@ impl<'a> TransactionWatch<'a> {
         self.settlement = Some(settlement);
         self.error = error;
     }
-}
 
-impl Drop for TransactionWatch<'_> {
-    fn drop(&mut self) {
+    /// It ended: `tx`, a transaction of the `operation` kind.
+    pub(crate) fn end(&self, tx: &Transaction, operation: &'static str) {
         let end = TransactionEnd {
-            tx: &self.tx,
+            tx,
             parent: self.parent.scope,
-            operation: self.operation,
+            operation,
             settlement: self.settlement,
             error: self.error,
         };

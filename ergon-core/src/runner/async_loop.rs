@@ -285,7 +285,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     batches.start_next(|batch| {
                         let tx = delivery.transaction();
                         let batch = batch.map(BatchWatch::scope);
-                        TransactionWatch::start(watched, tx, batch, L::OPERATION)
+                        TransactionWatch::start(watched, tx, batch)
                     })
                 });
                 in_flight.push(self.drive(&*input, delivery, watch, &drain));
@@ -438,6 +438,11 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         let run = async move {
             // Ends, and is reported, after the settlement (or when the drain cuts it off).
             let mut watch = watch;
+            let end = |watch: Option<Box<TransactionWatch<'_>>>, tx: &Transaction| {
+                if let Some(watch) = watch {
+                    watch.end(tx, L::OPERATION);
+                }
+            };
             let started = timing::start();
             let outcome = match self.over_delivered(delivery.transaction()) {
                 Some(outcome) => outcome,
@@ -448,7 +453,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     tokio::select! {
                         biased;
                         outcome = self.lifecycle.run(&self.cx, &self.policy, tx, watched, &mut hook) => outcome,
-                        () = drain.cancelled() => return Finished::Abandoned(delivery),
+                        () = drain.cancelled() => {
+                            end(watch, delivery.transaction());
+                            return Finished::Abandoned(delivery);
+                        }
                     }
                 }
             };
@@ -456,7 +464,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 let error = outcome.failure.as_ref().map(|failure| failure.category);
                 watch.record(outcome.settlement.as_str(), error);
             }
-            let settle = settle(
+            let (settle, tx) = settle(
                 self.cx.task_name(),
                 input,
                 delivery,
@@ -464,6 +472,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 self.policy.settle_policy(),
             )
             .await;
+            end(watch, &tx);
             let micros = started.map(timing::micros_since);
             Finished::Done(Settled {
                 outcome,
@@ -514,7 +523,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             if let Some(limit) = &self.limit {
                 limit.give_back(1);
             }
-            let settled = settle(
+            let (settled, _) = settle(
                 self.cx.task_name(),
                 input,
                 delivery,

@@ -212,7 +212,8 @@ impl SpanSink for Collector {
         let spare = lock(&self.spare).pop().unwrap_or_default();
         pending.0.push(std::mem::replace(spans, spare));
         pending.1 += n;
-        if pending.1 >= WAKE_AT {
+        // Once, when crossing: the thread is awake (or about to be) until it takes them.
+        if pending.1 >= WAKE_AT && pending.1 - n < WAKE_AT {
             self.wake.notify_one();
         }
     }
