@@ -12,10 +12,11 @@ use crate::transaction::Transaction;
 /// delivery by value: once settled (or given up), it cannot be settled again; its
 /// transaction comes back, without the receipt, for what follows (the observer's end).
 ///
-/// Without a span of its own: the transaction span records the settlement
-/// (`ergon.settlement`), a failure is logged inside it, and the settle step's attempts and
-/// time are in the metrics. Two spans fewer per transaction (a step and its attempt)
-/// measured a quarter of the cost of tracing a no-op transaction.
+/// Not observed as a step of its own: the observer hears the settlement with the
+/// transaction's end ([`TransactionEnd::settlement`](crate::observe::TransactionEnd), the
+/// `ergon.settlement` attribute of its span), a failure is logged inside it, and the settle
+/// step's attempts and time are in the metrics. Two spans fewer per transaction (a step
+/// and its attempt) measured a quarter of the cost of tracing a no-op transaction.
 ///
 /// A settlement that fails for good is logged at ERROR (the transaction may be delivered
 /// again by its source, or, for a dead letter that could not be written, lost) and

@@ -7,7 +7,8 @@
 pub(crate) mod dispatch;
 pub(crate) mod fetch;
 
-/// One step of the lifecycle; its name is the `ergon.step` span attribute.
+/// One step of the lifecycle; its name is what an observer hears
+/// ([`StepInfo::name`](crate::observe::StepInfo)) and the `ergon.step` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Fetching a batch from the input connector.
