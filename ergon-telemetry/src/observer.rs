@@ -15,7 +15,6 @@
 //!
 //! so recording allocates nothing per step, and a transaction's span is built when it ends.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -60,13 +59,6 @@ struct RunningLoop {
     shared: Arc<[KeyValue]>,
 }
 
-thread_local! {
-    /// The shared transaction attributes of the loop whose transaction ended last on this
-    /// thread, by the loop's span id: a worker's transactions end on its thread one after
-    /// another, so most find them here without a lock.
-    static LAST_LOOP: RefCell<Option<(u64, Arc<[KeyValue]>)>> = const { RefCell::new(None) };
-}
-
 impl SpanObserver {
     /// Spans recorded into `spans`.
     pub fn new(spans: Spans) -> SpanObserver {
@@ -76,18 +68,12 @@ impl SpanObserver {
         }
     }
 
-    /// The shared transaction attributes of the loop with span id `id`.
+    /// The shared transaction attributes of the loop with span id `id` (asked once per
+    /// [`SpanBatch`](crate::SpanBatch) that holds its transactions).
     fn shared(&self, id: u64) -> Arc<[KeyValue]> {
-        LAST_LOOP.with_borrow_mut(|last| match last {
-            Some((last_id, shared)) if *last_id == id => shared.clone(),
-            _ => {
-                let shared = lock(&self.loops)
-                    .get(&id)
-                    .map_or_else(|| Arc::from([]), |running| running.shared.clone());
-                *last = Some((id, shared.clone()));
-                shared
-            }
-        })
+        lock(&self.loops)
+            .get(&id)
+            .map_or_else(|| Arc::from([]), |running| running.shared.clone())
     }
 }
 

@@ -174,9 +174,7 @@ impl Spans {
         shared: impl FnOnce() -> Arc<[KeyValue]>,
     ) {
         self.stage(move |staged| {
-            if staged.loops.last().is_none_or(|(id, _)| *id != loop_id)
-                && staged.loops.iter().all(|(id, _)| *id != loop_id)
-            {
+            if staged.loops.iter().all(|(id, _)| *id != loop_id) {
                 staged.loops.push((loop_id, shared()));
             }
             staged.spans.push(span);

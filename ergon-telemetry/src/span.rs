@@ -15,8 +15,8 @@ use super::sink::Spans;
 /// ```
 /// use ergon_telemetry::{ActiveSpan, Fields, Parent, SpanIds, Spans};
 /// # use ergon_telemetry::{SpanBatch, SpanSink};
-/// # struct Drop_; impl SpanSink for Drop_ { fn accept(&self, b: &mut SpanBatch) { b.clear() } }
-/// let spans = Spans::new(Drop_);
+/// # struct Discard; impl SpanSink for Discard { fn accept(&self, b: &mut SpanBatch) { b.clear() } }
+/// let spans = Spans::new(Discard);
 /// let run = ActiveSpan::start(&spans, "task_run", SpanIds::new_trace(), Parent::Root, Fields::Attributes(vec![]));
 /// let scope = run.scope(); // make it the parent of the loops it runs: ergon_core::observe::InScope
 /// # let _ = scope;

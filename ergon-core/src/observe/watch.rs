@@ -1,6 +1,7 @@
 //! The engine's side of observation: guards that report a watched thing's start when made
-//! and its end when dropped, so a step cut off by a budget, or a transaction by a drain,
-//! still ends.
+//! and its end when dropped, so a step cut off by a budget still ends — but for a
+//! transaction, whose end the loop reports explicitly, with the transaction its settlement
+//! hands back (or, cut off by a drain, before it is requeued).
 
 use std::future::Future;
 use std::pin::Pin;
