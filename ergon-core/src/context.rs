@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::connector::Connector;
 use crate::error::TaskError;
+use crate::journal::Journal;
 use crate::service::{Service, ServiceType};
 
 pub use crate::service::ServiceHandle;
@@ -56,6 +57,7 @@ struct Inner {
     services: BTreeMap<String, Slot>,
     settings: serde_json::Value,
     input_endpoint: Option<Endpoint>,
+    journal: Option<Arc<dyn Journal>>,
     /// Lookups that found a declared service of the asked type (check context only).
     unbuilt_lookups: AtomicUsize,
 }
@@ -93,6 +95,7 @@ impl Context {
             services: BTreeMap::new(),
             settings: serde_json::Value::Object(Default::default()),
             input_endpoint: None,
+            journal: None,
             unbuilt_lookups: AtomicUsize::new(0),
         })
     }
@@ -153,6 +156,11 @@ impl Context {
     /// the runner named it.
     pub fn input_destination(&self) -> Option<&str> {
         self.inner.input_endpoint.as_ref().map(|e| &*e.destination)
+    }
+
+    /// The journal completions are recorded in, when the runner has one (`[journal]`).
+    pub(crate) fn journal(&self) -> Option<&Arc<dyn Journal>> {
+        self.inner.journal.as_ref()
     }
 
     /// The input connector (`input = "..."` in the task's table): the engine's alone. A
@@ -324,6 +332,13 @@ impl ContextBuilder {
             system: system.into(),
             destination: destination.into(),
         });
+        self
+    }
+
+    /// Sets the journal the task's completions are recorded in before they are settled
+    /// (see [`crate::journal`]).
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.0.journal = Some(journal);
         self
     }
 

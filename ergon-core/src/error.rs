@@ -41,6 +41,16 @@ impl Category {
             Category::Timeout => "timeout",
         }
     }
+
+    /// The category called `name` ([`Category::as_str`]), if any.
+    pub fn named(name: &str) -> Option<Category> {
+        match name {
+            "business" => Some(Category::Business),
+            "system" => Some(Category::System),
+            "timeout" => Some(Category::Timeout),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Category {

@@ -28,10 +28,13 @@
 //! * [`connector`]: the [`Connector`] trait and the [`Settlement`] the engine decides;
 //!   [`delivery`]: a fetched [`Transaction`] with the receipt it is settled by;
 //!   [`memory`]: the in-process connector.
-//! * [`step`] (fetch, dispatch), [`lifecycle`] (each role's steps), [`settle`]: one
+//! * [`step`] (fetch, dispatch), [`lifecycle`] (each role's steps), [`journal`] (the
+//!   durable record of each completion, written before it is settled), [`settle`]: one
 //!   transaction's path.
 //! * [`runner`]: the [`ConsumeLoop`](runner::ConsumeLoop) that drives every role, and the
 //!   [`ThreadPool`](runner::ThreadPool) blocking tasks run on.
+//! * [`workflow`]: what a task asks the journal for — spawn children, park a
+//!   continuation until they are done, wait for them in a step, cancel them.
 //! * [`observe`]: the [`Observer`](observe::Observer) the engine reports to (loop, batch,
 //!   transaction, step, attempt, settlement), whose default does nothing;
 //!   [`telemetry`]: attribute names, the timing switch, lock-free histograms.
@@ -47,6 +50,7 @@ pub mod context;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod journal;
 pub mod lifecycle;
 pub mod memory;
 pub mod observe;
@@ -61,6 +65,7 @@ pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 pub mod transaction;
+pub mod workflow;
 
 /// The attribute [`Connector`], [`config::MakeConnector`] and [`Service`] implementations
 /// are written with, re-exported so that a connector or service author needs no

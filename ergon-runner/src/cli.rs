@@ -1,5 +1,5 @@
 //! The command line: `ergon-runner [--config FILE] [run [NAME...] | validate [--connect] | list |
-//! process | queue]`.
+//! process | queue | get | trace | journal]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,8 +44,36 @@ enum Command {
         connect: bool,
     },
     /// List the file's tasks and the task implementations, connector and service types of
-    /// this binary.
-    List,
+    /// this binary; with `--parent` or `--root`, list journaled transactions instead.
+    List {
+        #[command(flatten)]
+        nodes: ListNodes,
+    },
+    #[cfg(feature = "journal")]
+    /// Show a journaled transaction: lineage, status, settlement, attempts, deliveries,
+    /// error (exit 1 when the journal does not know it).
+    Get {
+        /// The transaction id.
+        id: String,
+        /// One JSON object per line (one per task it completed in).
+        #[arg(long)]
+        json: bool,
+    },
+    #[cfg(feature = "journal")]
+    /// Draw the lineage tree of a journaled transaction, from its root.
+    Trace {
+        /// The transaction id (any in the lineage).
+        id: String,
+        /// `tree` (large fan-outs folded) or `json` (nothing folded).
+        #[arg(long, value_enum, default_value = "tree")]
+        format: commands::trace::TraceFormat,
+    },
+    #[cfg(feature = "journal")]
+    /// Maintain the journal (`[journal]`).
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
     /// Feed and inspect the local queues (`type = "local"`) of the file.
     Queue {
         #[command(subcommand)]
@@ -61,6 +89,39 @@ enum Command {
         /// The transaction id.
         #[arg(long, default_value = "cli-1")]
         id: String,
+    },
+}
+
+/// `list`'s journal filters.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("lineage").args(["parent", "root"])))]
+struct ListNodes {
+    /// Only the children of this transaction.
+    #[arg(long)]
+    parent: Option<String>,
+    /// Only the transactions of this root's lineage.
+    #[arg(long)]
+    root: Option<String>,
+    /// Only `succeeded` or `failed` ones (with `--parent` or `--root`).
+    #[arg(long, requires = "lineage")]
+    status: Option<String>,
+    /// At most this many, oldest first (with `--parent` or `--root`).
+    #[arg(long, default_value_t = 1_000)]
+    limit: usize,
+    /// One JSON object per line (with `--parent` or `--root`).
+    #[arg(long, requires = "lineage")]
+    json: bool,
+}
+
+#[cfg(feature = "journal")]
+#[derive(Debug, Subcommand)]
+enum JournalAction {
+    /// Delete the records that ended more than `--older-than` ago (default: the file's
+    /// `journal.retention`).
+    Purge {
+        /// How old, e.g. `7d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
     },
 }
 
@@ -128,7 +189,18 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
         Telemetry::install_logs();
     }
     let result = match command {
-        Command::List => {
+        Command::List { nodes } if nodes.parent.is_some() || nodes.root.is_some() => {
+            journal::list(&cli.config, nodes)
+        }
+        #[cfg(feature = "journal")]
+        Command::Get { id, json } => journal::get(&cli.config, &id, json),
+        #[cfg(feature = "journal")]
+        Command::Trace { id, format } => journal::trace(&cli.config, &id, format),
+        #[cfg(feature = "journal")]
+        Command::Journal {
+            action: JournalAction::Purge { older_than },
+        } => journal::purge(&cli.config, older_than),
+        Command::List { .. } => {
             let plan = if cli.config.exists() {
                 match load(&cli.config, registry) {
                     Ok(plan) => Some(plan),
@@ -195,6 +267,84 @@ fn queue(file: &std::path::Path, _action: QueueAction) -> Result<u8, ConfigError
         "the `queue` command works on local queues (`type = \"local\"`), and this binary \
          was built without ergon-runner's `local` feature",
     ))
+}
+
+/// Without the `journal` feature nothing is journaled to list.
+#[cfg(not(feature = "journal"))]
+mod journal {
+    use super::ListNodes;
+    use crate::config::ConfigError;
+
+    pub(super) fn list(file: &std::path::Path, _: ListNodes) -> Result<u8, ConfigError> {
+        Err(ConfigError::new(
+            file,
+            "journal",
+            "`list --parent/--root` reads the journal, and this binary was built without \
+             ergon-runner's `journal` feature",
+        ))
+    }
+}
+
+/// The journal commands: each reads the file's `[journal]` only.
+#[cfg(feature = "journal")]
+mod journal {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use ergon_journal::{Filter, Status};
+
+    use super::ListNodes;
+    use crate::commands::journal::{self as command, JournalFile};
+    use crate::commands::trace::{self, TraceFormat};
+    use crate::config::{self, ConfigError};
+
+    fn open(file: &Path) -> Result<JournalFile, ConfigError> {
+        JournalFile::open(&config::load(file)?)
+    }
+
+    /// Prints `out` (to stderr when the command failed) and passes its exit code on.
+    fn print((out, code): (String, u8)) -> u8 {
+        if code == 0 {
+            print!("{out}");
+        } else {
+            eprint!("ergon-runner: {out}");
+        }
+        code
+    }
+
+    pub(super) fn list(file: &Path, nodes: ListNodes) -> Result<u8, ConfigError> {
+        let status = match nodes.status.as_deref() {
+            None => None,
+            Some(name) => Some(Status::named(name).ok_or_else(|| {
+                ConfigError::new(
+                    file,
+                    "",
+                    format!("--status {name}: expected `succeeded` or `failed`"),
+                )
+            })?),
+        };
+        let filter = Filter {
+            parent: nodes.parent,
+            root: nodes.root,
+            status,
+            limit: nodes.limit,
+        };
+        print!("{}", command::list(&open(file)?, &filter, nodes.json)?);
+        Ok(0)
+    }
+
+    pub(super) fn get(file: &Path, id: &str, json: bool) -> Result<u8, ConfigError> {
+        Ok(print(command::get(&open(file)?, id, json)?))
+    }
+
+    pub(super) fn trace(file: &Path, id: &str, format: TraceFormat) -> Result<u8, ConfigError> {
+        Ok(print(trace::trace(&open(file)?, id, format)?))
+    }
+
+    pub(super) fn purge(file: &Path, older_than: Option<Duration>) -> Result<u8, ConfigError> {
+        print!("{}", command::purge(&open(file)?, older_than)?);
+        Ok(0)
+    }
 }
 
 fn load(file: &std::path::Path, registry: &Registry) -> Result<Plan, ConfigError> {

@@ -12,7 +12,8 @@
 //! * [`config`]: loading the file, overrides and interpolation, [`ConfigError`].
 //! * [`Registry`]: what this binary can run; [`plan`]: the file checked against it.
 //! * [`manager`]: the [`TaskManager`], signals and drains; [`report`]: progress, summary.
-//! * [`commands`]: `run`, `validate`, `list`, `process`.
+//! * [`journal`] (feature `journal`): `[journal]`, the durable record of completions.
+//! * [`commands`]: `run`, `validate`, `list`, `process`, `queue`, `get`, `trace`, `journal`.
 //!
 //! A user crate gets the whole CLI with its own tasks from one call:
 //!
@@ -32,6 +33,8 @@ pub mod builtin;
 mod cli;
 pub mod commands;
 pub mod config;
+#[cfg(feature = "journal")]
+pub mod journal;
 mod launch;
 pub mod manager;
 pub mod plan;

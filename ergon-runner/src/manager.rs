@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ergon_core::journal::Journal;
 use ergon_core::runner::{LimitBudget, LoopEnd, StatsSnapshot, WorkerStats};
 use ergon_core::{Connector, TaskError};
 
@@ -73,6 +74,7 @@ pub struct TaskManager {
     shutdown: CancellationToken,
     progress: bool,
     board: Arc<WorkerBoard>,
+    journal: Option<Arc<dyn Journal>>,
 }
 
 /// A running worker: which task it belongs to and its counters.
@@ -90,12 +92,19 @@ impl TaskManager {
             shutdown: CancellationToken::new(),
             progress: true,
             board: Arc::default(),
+            journal: None,
         }
     }
 
     /// Pins the workers on `board`, where health checks and metrics read them.
     pub fn board(mut self, board: Arc<WorkerBoard>) -> Self {
         self.board = board;
+        self
+    }
+
+    /// Records every task's completions in `journal` before they are settled.
+    pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
+        self.journal = Some(journal);
         self
     }
 
@@ -165,7 +174,9 @@ impl TaskManager {
                 };
                 let input = task.input.as_ref().map(|c| (c.kind, c.name.as_str()));
                 let pinned = self.board.pin(&task.name, worker, input, stats.clone());
-                let running = run_worker(task.clone(), worker, run, pinned, services.clone());
+                let journal = self.journal.clone();
+                let running =
+                    run_worker(task.clone(), worker, run, pinned, services.clone(), journal);
                 let span = task_span.clone();
                 let scope = span.as_ref().map(|span| span.scope());
                 let running = InScope::new(running, scope).inspect(move |_| drop(span));
@@ -258,6 +269,7 @@ async fn run_worker(
     run: WorkerRun,
     pinned: Arc<PinnedWorker>,
     services: Arc<RunningServices>,
+    journal: Option<Arc<dyn Journal>>,
 ) -> Result<LoopEnd, TaskError> {
     let input = connect(&task, task.input.as_ref(), worker).await?;
     let output = connect(&task, task.output.as_ref(), worker).await?;
@@ -268,7 +280,7 @@ async fn run_worker(
             .filter_map(|(plan, open)| Some((plan.as_ref()?.name.clone(), open.clone()?)))
             .collect(),
     );
-    let cx = task.context(worker, input.clone(), output.clone(), &services);
+    let cx = task.context(worker, input.clone(), output.clone(), &services, journal);
     drop(services);
     let result = task.launch.worker(cx, run).await;
     for connector in [input, output].into_iter().flatten() {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ergon_core::Context;
 use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, check_count};
+use ergon_core::journal::Journal;
 use ergon_core::policy::LoopPolicy;
 
 use crate::config::{ConfigError, LoadedConfig, TaskConfig};
@@ -27,6 +28,9 @@ pub struct Plan {
     pub(crate) services: Vec<ServiceRef>,
     /// `[telemetry]`, checked.
     pub telemetry: TelemetryConfig,
+    /// `[journal]`, checked; `None` without one (or with `record = "off"`).
+    #[cfg(feature = "journal")]
+    pub journal: Option<crate::journal::JournalPlan>,
 }
 
 /// One connector a task uses.
@@ -64,8 +68,12 @@ impl TaskPlan {
         input: Option<Arc<dyn ergon_core::Connector>>,
         output: Option<Arc<dyn ergon_core::Connector>>,
         services: &RunningServices,
+        journal: Option<Arc<dyn Journal>>,
     ) -> Context {
         let mut builder = self.builder(worker, input, output);
+        if let Some(journal) = journal {
+            builder = builder.journal(journal);
+        }
         for service in &self.services {
             if let Some(handle) = services.get(&service.name) {
                 builder = builder.service_handle(service.name.clone(), handle.clone());
@@ -184,12 +192,38 @@ impl Plan {
             .telemetry
             .check()
             .map_err(|(key, message)| ConfigError::new(file, key, message))?;
+        #[cfg(not(feature = "journal"))]
+        if config.journal.is_some() {
+            return Err(ConfigError::new(
+                file,
+                "journal",
+                "this binary was built without ergon-runner's `journal` feature",
+            ));
+        }
+        #[cfg(feature = "journal")]
+        let journal = crate::journal::JournalPlan::from_config(loaded)?;
+        let continued = config
+            .tasks
+            .iter()
+            .find(|(_, task)| task.on_complete.is_some());
+        #[cfg(feature = "journal")]
+        let continued = continued.filter(|_| journal.is_none());
+        if let Some((name, _)) = continued {
+            return Err(ConfigError::new(
+                file,
+                format!("tasks.{name}.on_complete"),
+                "a continuation is sent by the journal: add a `[journal]` table (and build \
+                 with ergon-runner's `journal` feature)",
+            ));
+        }
         Ok(Plan {
             file: file.to_path_buf(),
             tasks,
             connectors: connectors.into_values().collect(),
             services: services.into_values().collect(),
             telemetry: config.telemetry.clone(),
+            #[cfg(feature = "journal")]
+            journal,
         })
     }
 

@@ -46,7 +46,7 @@ use ergon_core::transaction::Metadata;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::LocalConfig;
-pub use store::{DeadLetter, Depths, Leased, NewRow, Store};
+pub use store::{DeadLetter, Depths, Leased, NewRow, Store, append, connect, withdraw};
 
 /// What a settlement needs: the row, and the lease that fetched it.
 #[derive(Debug, Clone, Copy)]
@@ -398,8 +398,8 @@ fn transaction(row: Leased) -> Transaction {
     builder.build().delivered(row.deliveries)
 }
 
-/// The metadata to store, as a JSON object.
-fn metadata_json(metadata: &Metadata) -> String {
+/// The metadata to store, as a JSON object ([`NewRow::metadata`]).
+pub fn metadata_json(metadata: &Metadata) -> String {
     serde_json::to_string(metadata).unwrap_or_else(|_| "{}".to_owned())
 }
 

@@ -13,11 +13,12 @@
 //! all visible rows to find the oldest: 26 k tx/s consumed at 100,000 queued.)
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use ergon_core::Failure;
+use ergon_core::journal::now_ms;
 
 /// One row leased by a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,42 +106,77 @@ CREATE TABLE IF NOT EXISTS ergon_dead_letters (
 CREATE INDEX IF NOT EXISTS ergon_dead_letters_queue ON ergon_dead_letters (queue, seq);
 ";
 
+/// Opens (creating when missing) the database at `path` with the discipline every user
+/// of the file shares — WAL, so readers never wait for the writer; `synchronous =
+/// NORMAL`, so a commit survives the process being killed; a busy timeout, so processes
+/// take turns — and the queue's tables. The journal opens the same file this way, and
+/// hands continuations over with [`append`] inside its own commits.
+///
+/// # Errors
+///
+/// The file cannot be opened or created, or is not an SQLite database.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let db = Connection::open(path)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    // WAL + NORMAL: a commit survives a process crash (kill -9); only a power loss can
+    // take the last commits back, and then at-least-once delivery still holds for
+    // everything not acked.
+    db.pragma_update(None, "synchronous", "NORMAL")?;
+    db.execute_batch(SCHEMA)?;
+    Ok(db)
+}
+
+/// Appends `rows` to `queue`, in order, within the caller's transaction on `db`.
+///
+/// # Errors
+///
+/// The insert failed (the caller's transaction should be rolled back).
+pub fn append(db: &Connection, queue: &str, rows: &[NewRow<'_>]) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let mut insert = db.prepare_cached(
+        "INSERT INTO ergon_queue (queue, id, payload, metadata, enqueued_at, visible_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?;
+    for row in rows {
+        insert.execute(params![queue, row.id, row.payload, row.metadata, now])?;
+    }
+    Ok(())
+}
+
+/// Removes transaction `id` from `queue` unless a worker holds it under a live lease,
+/// within the caller's transaction on `db`; returns whether it was there to remove (the
+/// journal's `cancel_children`: a pending child is never delivered).
+///
+/// # Errors
+///
+/// The delete failed.
+pub fn withdraw(db: &Connection, queue: &str, id: &str) -> rusqlite::Result<bool> {
+    let mut delete = db.prepare_cached(
+        "DELETE FROM ergon_queue WHERE queue = ?1 AND id = ?2 AND visible_at <= ?3",
+    )?;
+    Ok(delete.execute(params![queue, id, now_ms()])? > 0)
+}
+
 impl Store {
-    /// Opens (creating when missing) the database at `path`, in WAL mode.
+    /// Opens (creating when missing) the database at `path`: see [`connect`].
     ///
     /// # Errors
     ///
     /// The file cannot be opened or created, or is not an SQLite database.
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let db = Connection::open(path)?;
-        db.busy_timeout(Duration::from_secs(30))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: a commit survives a process crash (kill -9); only a power loss can
-        // take the last commits back, and then at-least-once delivery still holds for
-        // everything not acked.
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.execute_batch(SCHEMA)?;
-        Ok(Store { db })
+        Ok(Store { db: connect(path)? })
     }
 
     /// Appends `rows` to `queue`, in order, in one transaction.
     pub fn enqueue(&mut self, queue: &str, rows: &[NewRow<'_>]) -> rusqlite::Result<()> {
-        let now = now_ms();
         let tx = self
             .db
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO ergon_queue (queue, id, payload, metadata, enqueued_at, visible_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            )?;
-            for row in rows {
-                insert.execute(params![queue, row.id, row.payload, row.metadata, now])?;
-            }
-        }
+        append(&tx, queue, rows)?;
         tx.commit()
     }
 
@@ -335,11 +371,4 @@ impl Store {
         tx.commit()?;
         Ok(moved)
     }
-}
-
-/// Milliseconds since the Unix epoch (wall clock: leases are compared across processes).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -83,6 +83,9 @@ impl<T: Consumer> Steps for ConsumerLifecycle<T> {
         async move {
             let output = step!(tally, hook, Step::Process, &policy.process.retry, |_| task
                 .process_transaction(cx, tx))?;
+            if cx.journal().is_some() {
+                tally.output = task.journal_output(&output).map(|value| value.to_string());
+            }
             step!(tally, hook, Step::Success, &policy.success.retry, |_| task
                 .handle_process_success(cx, tx, &output))
         }

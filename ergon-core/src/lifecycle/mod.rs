@@ -50,6 +50,10 @@ pub struct TransactionOutcome {
     pub dispatched: u32,
     /// The exception step's own final error, when it failed too.
     pub exception_error: Option<TaskError>,
+    /// What the task made of it, as JSON, for the journal: a consumer's
+    /// [`journal_output`](crate::Consumer::journal_output), asked only when the task has a
+    /// journal.
+    pub output: Option<String>,
 }
 
 /// A task in its role: what happens to each transaction the loop hands it.

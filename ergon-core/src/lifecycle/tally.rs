@@ -100,6 +100,8 @@ pub(super) struct Tally<'t> {
     /// What its steps start under, when the transaction is watched.
     watched: Option<Watched<'t>>,
     pub(super) dispatched: u32,
+    /// The output for the journal (see [`TransactionOutcome::output`]).
+    pub(super) output: Option<String>,
 }
 
 /// The final error of a step before the exception step.
@@ -116,6 +118,7 @@ impl<'t> Tally<'t> {
             current: None,
             watched,
             dispatched: 0,
+            output: None,
         }
     }
 
@@ -175,6 +178,7 @@ impl<'t> Tally<'t> {
             retries: self.retries,
             dispatched: self.dispatched,
             exception_error: None,
+            output: self.output,
         }
     }
 
@@ -219,6 +223,7 @@ impl<'t> Tally<'t> {
             retries: self.retries,
             dispatched: self.dispatched,
             exception_error,
+            output: None,
         }
     }
 }

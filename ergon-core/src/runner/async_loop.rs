@@ -42,6 +42,7 @@ use crate::context::Context;
 use crate::delivery::Delivery;
 use crate::envelope::Attempted;
 use crate::error::{Category, TaskError};
+use crate::journal;
 use crate::lifecycle::{
     ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle, TransactionOutcome,
 };
@@ -444,7 +445,20 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 }
             };
             let started = timing::start();
-            let outcome = match self.over_delivered(delivery.transaction()) {
+            let journal = self
+                .cx
+                .journal()
+                .map(|journal| (&**journal, journal::now_ms()));
+            let replayed = match journal {
+                Some((journal, _)) => {
+                    journal::replayed(journal, self.cx.task_name(), delivery.transaction()).await
+                }
+                None => None,
+            };
+            // A replayed outcome is in the journal already; any other is recorded below.
+            let fresh = replayed.is_none();
+            let mut outcome = match replayed.or_else(|| self.over_delivered(delivery.transaction()))
+            {
                 Some(outcome) => outcome,
                 None => {
                     let mut hook = StatsHook(&self.stats);
@@ -460,6 +474,12 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     }
                 }
             };
+            if let (Some((journal, started_at_ms)), true) = (journal, fresh) {
+                let tx = delivery.transaction();
+                let policy = self.policy.settle_policy();
+                let task = self.cx.task_name_arc();
+                journal::record(journal, task, tx, &mut outcome, started_at_ms, policy).await;
+            }
             if let Some(watch) = &mut watch {
                 let error = outcome.failure.as_ref().map(|failure| failure.category);
                 watch.record(outcome.settlement.as_str(), error);
@@ -507,6 +527,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             retries: 0,
             dispatched: 0,
             exception_error: None,
+            output: None,
         })
     }
 

@@ -99,6 +99,10 @@ impl<T: BlockingConsumer> Consumer for OnPool<T> {
         .await
     }
 
+    fn journal_output(&self, output: &Self::Output) -> Option<serde_json::Value> {
+        self.task.journal_output(output)
+    }
+
     async fn handle_process_exception(
         &self,
         cx: &Context,

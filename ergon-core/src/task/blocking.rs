@@ -62,6 +62,13 @@ pub trait BlockingConsumer: Send + Sync + 'static {
         let _ = (cx, tx, error);
         Ok(())
     }
+
+    /// The output to journal: see [`Consumer::journal_output`](crate::Consumer::journal_output).
+    /// Called on the runtime, not the pool: keep it cheap. Default: none.
+    fn journal_output(&self, output: &Self::Output) -> Option<serde_json::Value> {
+        let _ = output;
+        None
+    }
 }
 
 /// The blocking [`Producer`](crate::Producer).

@@ -63,6 +63,28 @@ pub trait Consumer: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// The output to journal for a continuation or a wait to read (`previous_output`,
+    /// a member's `output`), asked after `process_transaction` succeeded when the task
+    /// has a journal. Default: none.
+    ///
+    /// ```
+    /// # use ergon_core::{Consumer, Context, TaskError, Transaction};
+    /// struct Total;
+    /// impl Consumer for Total {
+    ///     type Output = u64;
+    ///     async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<u64, TaskError> {
+    ///         Ok(42)
+    ///     }
+    ///     fn journal_output(&self, total: &u64) -> Option<serde_json::Value> {
+    ///         Some(serde_json::json!({ "total": total }))
+    ///     }
+    /// }
+    /// ```
+    fn journal_output(&self, output: &Self::Output) -> Option<serde_json::Value> {
+        let _ = output;
+        None
+    }
+
     /// Called with the final error of the process or success step (alert, compensate).
     /// Settlement follows the policy's `on_failure` whatever this returns. Default: nothing.
     fn handle_process_exception(

@@ -1,8 +1,12 @@
 //! One module per CLI command.
 
+#[cfg(feature = "journal")]
+pub mod journal;
 pub mod list;
 pub mod process;
 #[cfg(feature = "local")]
 pub mod queue;
 pub mod run;
+#[cfg(feature = "journal")]
+pub mod trace;
 pub mod validate;

@@ -79,7 +79,7 @@ pub async fn run(
             return Ok(1);
         }
     };
-    let cx = task.context(0, input.clone(), output.clone(), &services);
+    let cx = task.context(0, input.clone(), output.clone(), &services, None);
     println!(
         "task {} ({}), transaction {id}",
         task.name, task.implementation

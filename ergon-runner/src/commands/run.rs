@@ -38,6 +38,17 @@ pub async fn run(
 
     let board = Arc::new(WorkerBoard::default());
     let manager = TaskManager::new(tasks).board(board.clone());
+    #[cfg(feature = "journal")]
+    let manager = match &plan.journal {
+        Some(journal) => {
+            let opened = journal
+                .open()
+                .map_err(|err| at("journal.path", err.chain().to_string()))?;
+            tracing::info!(journal = %journal.path.display(), record = ?journal.record, "Journal open");
+            manager.journal(opened)
+        }
+        None => manager,
+    };
     let stop = CancellationToken::new();
     let mut background = Vec::new();
     if let Some(http_config) = &settings.http {

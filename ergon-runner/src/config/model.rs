@@ -17,6 +17,10 @@ pub struct FileConfig {
     /// `[services.NAME]`: capabilities tasks call; each has a `type`.
     #[serde(default)]
     pub services: BTreeMap<String, serde_json::Value>,
+    /// `[journal]`: the durable record of every completion (`ergon_journal::JournalConfig`);
+    /// absent: no journal.
+    #[serde(default)]
+    pub journal: Option<serde_json::Value>,
     /// `[telemetry]`: traces, metrics, logs, health.
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
@@ -47,6 +51,11 @@ pub struct TaskConfig {
     /// The task's own settings, free-form, decoded by the task.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
+    /// The continuation sent once a transaction of this task is terminal:
+    /// `"task"` or `{ task = "...", when = "success" | "failure" | "always" }` (needs a
+    /// `[journal]`; `ergon_journal::OnComplete`).
+    #[serde(default)]
+    pub on_complete: Option<serde_json::Value>,
 }
 
 impl TaskConfig {

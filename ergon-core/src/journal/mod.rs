@@ -1,0 +1,167 @@
+//! The journal: the durable record of what became of each transaction, written *before*
+//! the transaction is settled.
+//!
+//! ```text
+//! fetch ─▶ redelivered and already terminal in the journal? ──yes──▶ settle as recorded
+//!            │ no                                                    (no step runs again)
+//!            ▼
+//!          lifecycle (process / prepare / dispatch / success | exception)
+//!            ▼
+//!          terminal (ack, dead letter, drop)? ──▶ Journal::complete (committed) ──▶ settle
+//! ```
+//!
+//! Journal first, then settle: a crash between the two leaves the transaction unsettled,
+//! so its transport delivers it again, and that delivery finds its completion in the
+//! journal and is settled as recorded without running user code a second time. Only
+//! deliveries the transport counts as redeliveries ([`Transaction::deliveries`] `> 1`)
+//! are looked up, so the first delivery pays nothing for it.
+//!
+//! A completion that cannot be journaled (after the settle step's retries) is not settled
+//! as decided but requeued: nothing is lost, and the next delivery runs it again.
+//!
+//! The engine only calls the [`Journal`] trait; `ergon-journal` implements it on an
+//! embedded SQLite file (the default, shared with the `local` queue) and on PostgreSQL.
+
+mod engine;
+mod wait;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::connector::{Failure, Settlement};
+use crate::error::{Category, TaskError};
+use crate::lifecycle::TransactionOutcome;
+use crate::step::Step;
+use crate::transaction::Transaction;
+
+pub(crate) use engine::{record, replayed};
+pub use wait::{Counts, Member, MemberState, Park, Quorum, WaitOutcome, Waited};
+
+/// What the journal keeps of one terminal transaction in one task.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The task it ran in (`[tasks.NAME]`).
+    pub task: Arc<str>,
+    /// The transaction, with its lineage (parent, root, tags, trace context) and its
+    /// delivery count.
+    pub transaction: Transaction,
+    /// How it ended: [`Settlement::Ack`] (succeeded), [`Settlement::DeadLetter`] or
+    /// [`Settlement::Drop`] (failed, with the [`Failure`]). Never `Requeue`, which is not
+    /// terminal.
+    pub settlement: Settlement,
+    /// Attempts its steps made: 1 when nothing was retried, plus one per retry of any
+    /// step.
+    pub attempts: u32,
+    /// Outbound transactions its output confirmed: the children it produced (producer
+    /// and hybrid).
+    pub children: u32,
+    /// What the task made of it, as JSON (a consumer's
+    /// [`journal_output`](crate::Consumer::journal_output)), for continuations and waits.
+    pub output: Option<String>,
+    /// When its lifecycle started, in Unix milliseconds.
+    pub started_at_ms: i64,
+    /// When its lifecycle ended, in Unix milliseconds.
+    pub finished_at_ms: i64,
+}
+
+/// A durable record of terminal transactions, keyed by (task, transaction id).
+///
+/// Implementations group concurrent completions into one commit and must make
+/// [`complete`](Journal::complete) return only once the record is durable: the engine
+/// settles the transaction right after. They must not retry on their own (the engine runs
+/// `complete` under the settle step's retry policy).
+#[async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Whether the completion of `tx` with `outcome` is recorded at all (the journal's
+    /// `record` mode). Asked before building the [`Completion`]; the default records
+    /// everything.
+    fn records(&self, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
+        let _ = (tx, outcome);
+        true
+    }
+
+    /// The settlement recorded for transaction `id` in `task`, if it is terminal there.
+    async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError>;
+
+    /// Records `completion`, returning once it is durable; in the same commit, fires
+    /// what it completes (the task's `on_complete` continuation, the waits it is a member
+    /// of).
+    async fn complete(&self, completion: Completion) -> Result<(), TaskError>;
+
+    /// Hands `children` (built with [`Transaction::child`], so they name their parent) to
+    /// the input of task `target`, each recorded as a queued child in the same commit.
+    /// A child whose id is recorded already is skipped: with deterministic ids, a parent
+    /// that runs again spawns nothing twice. Returns how many were new.
+    async fn spawn(
+        &self,
+        from_task: &str,
+        target: &str,
+        children: Vec<Transaction>,
+    ) -> Result<usize, TaskError> {
+        let _ = (from_task, target, children);
+        Err(unsupported("spawn"))
+    }
+
+    /// Registers a parked wait: once its members meet its quorum (or it times out, or can
+    /// no longer be met) its continuation is sent to `park.then`, exactly once, in the
+    /// commit that decides it. Registering the same wait again changes nothing.
+    async fn park(&self, park: Park) -> Result<(), TaskError> {
+        let _ = park;
+        Err(unsupported("park"))
+    }
+
+    /// Waits in the calling step until `members` meet `quorum` counting `counts`, or for
+    /// `timeout`: the members' states either way.
+    async fn wait(
+        &self,
+        members: &[Member],
+        quorum: Quorum,
+        counts: Counts,
+        timeout: Duration,
+    ) -> Result<Waited, TaskError> {
+        let _ = (members, quorum, counts, timeout);
+        Err(unsupported("wait"))
+    }
+
+    /// Marks the queued children of transaction `parent` cancelled and withdraws them from
+    /// their queues, so they never run (children already running finish). Returns how
+    /// many were cancelled.
+    async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
+        let _ = parent;
+        Err(unsupported("cancel_children"))
+    }
+}
+
+fn unsupported(what: &str) -> TaskError {
+    TaskError::system(format!("this journal does not support `{what}`")).non_retryable()
+}
+
+/// Now, in Unix milliseconds (0 before 1970, which a clock does not report).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// A failure as a journal reads it back: the `step` name stored becomes the engine's
+/// static name again (`process` when the name is unknown).
+pub fn failure(
+    task: &str,
+    step: &str,
+    category: Category,
+    message: String,
+    attempts: u32,
+) -> Failure {
+    let step = Step::named(step).unwrap_or(Step::Process);
+    Failure {
+        task: task.into(),
+        step: step.as_str(),
+        category,
+        message,
+        attempts,
+    }
+}

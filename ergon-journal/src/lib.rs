@@ -1,0 +1,31 @@
+//! # ergon-journal
+//!
+//! The durable journal of ergon: what became of every transaction in every task — its
+//! lineage (parent, root, tags, trace id), status, settlement, attempts, deliveries and
+//! error — recorded *before* the transaction is settled (see [`ergon_core::journal`] for
+//! where the engine calls it and why that order).
+//!
+//! * [`config`]: the `[journal]` table ([`JournalConfig`], [`Record`] modes).
+//! * [`node`]: a journaled transaction ([`Node`]) and the [`Filter`] of `list`.
+//! * [`routes`]: where the journal hands transactions over (each task's local queue) and
+//!   each task's `on_complete` continuation.
+//! * [`sqlite`]: the embedded backend ([`SqliteJournal`] writes with group commit through
+//!   its state transitions — completions, spawns, parked waits, cancellations, deadlines —
+//!   and [`SqliteReader`] reads and purges), in the `local` queue's file by default.
+//!
+//! What it guarantees: a completion is durable before its settlement is attempted, so a
+//! transaction redelivered after a crash between the two is settled as recorded without
+//! running again; recording is at most once per (transaction, task) — the first terminal
+//! record stands; a wait is decided once, in the commit of the completion (or the
+//! deadline) that decides it, together with the continuation it sends; what the journal
+//! hands over enters the target's local queue in that same commit.
+
+pub mod config;
+pub mod node;
+pub mod routes;
+pub mod sqlite;
+
+pub use config::{JournalConfig, JournalKind, Record};
+pub use node::{Filter, Node, NodeError, Status};
+pub use routes::{OnComplete, Routes, When};
+pub use sqlite::{Settings, SqliteJournal, SqliteReader};

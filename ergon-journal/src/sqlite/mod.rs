@@ -1,0 +1,332 @@
+//! The journal in an embedded SQLite file: by default the `local` queue's own file, so
+//! that what the journal hands over (spawned children, continuations) enters the
+//! target's queue in the journal's own commit — exactly once, on one machine.
+//!
+//! One writer thread per process commits requests in groups ([`writer`]) through the
+//! state transitions of [`workflow`]; reads ([`reader`]) use their own connection,
+//! beside the writer thanks to WAL. Several processes may share the file, as they share
+//! the queue: each write is one short `BEGIN IMMEDIATE` transaction.
+
+mod reader;
+mod schema;
+mod workflow;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ergon_core::journal::{
+    Completion, Counts, Journal, Member, MemberState, Park, Quorum, WaitOutcome, Waited,
+};
+use ergon_core::lifecycle::TransactionOutcome;
+use ergon_core::sync::lock;
+use ergon_core::{Settlement, TaskError, Transaction};
+use rusqlite::Connection;
+use tokio::sync::{Notify, oneshot};
+
+use crate::config::Record;
+use crate::node::{Filter, Node};
+use crate::routes::Routes;
+use writer::{Pending, Request, Writer};
+
+/// How an in-step wait looks at its members when no commit of this process woke it
+/// (a member completed by another process sharing the file).
+const WAIT_BACKSTOP: Duration = Duration::from_secs(1);
+
+/// What a journal records and where it hands transactions over.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which completions are recorded.
+    pub record: Record,
+    /// Terminal records older than this are purged hourly (`Duration::ZERO`: never).
+    pub retention: Duration,
+    /// The largest output recorded, in bytes.
+    pub max_output: usize,
+    /// Each task's queue and continuation.
+    pub routes: Routes,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            record: Record::Workflow,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_output: 256 * 1024,
+            routes: Routes::new(),
+        }
+    }
+}
+
+/// The journal of one SQLite file.
+///
+/// Built by the runner from `[journal]`; open it yourself to embed ergon's engine:
+///
+/// ```
+/// use ergon_journal::{Record, Settings, SqliteJournal};
+///
+/// let dir = tempfile::tempdir()?;
+/// let settings = Settings { record: Record::All, ..Settings::default() };
+/// let journal = SqliteJournal::open(&dir.path().join("journal.db"), settings)?;
+/// // `Context::builder("task").journal(std::sync::Arc::new(journal))` records the task's completions.
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteJournal {
+    record: Record,
+    routes: Arc<Routes>,
+    writer: mpsc::Sender<Pending>,
+    reader: Arc<SqliteReader>,
+    committed: Arc<Notify>,
+}
+
+impl SqliteJournal {
+    /// Opens (creating when missing) the journal at `path` and starts its writer thread.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or created, or is not an SQLite database (a
+    /// non-retryable system error naming the file).
+    pub fn open(path: &Path, settings: Settings) -> Result<Self, TaskError> {
+        let db =
+            schema::open(path).map_err(|err| fail(path, "cannot open", err).non_retryable())?;
+        let reader = Arc::new(SqliteReader::open(path)?);
+        let routes = Arc::new(settings.routes);
+        let committed = Arc::new(Notify::new());
+        let writer = Writer {
+            db,
+            path: path.to_path_buf(),
+            routes: routes.clone(),
+            max_output: settings.max_output,
+            retention: settings.retention,
+            committed: committed.clone(),
+        };
+        let (sender, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ergon-journal".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|err| {
+                TaskError::system(format!(
+                    "journal {}: cannot start its writer",
+                    path.display()
+                ))
+                .with_source(err)
+                .non_retryable()
+            })?;
+        Ok(Self {
+            record: settings.record,
+            routes,
+            writer: sender,
+            reader,
+            committed,
+        })
+    }
+
+    /// A reader of the same file.
+    pub fn reader(&self) -> &Arc<SqliteReader> {
+        &self.reader
+    }
+
+    /// Sends `request` to the writer and waits for its commit.
+    async fn write(&self, request: Request) -> Result<usize, TaskError> {
+        let (done, committed) = oneshot::channel();
+        let gone = || TaskError::system("the journal's writer has stopped").non_retryable();
+        self.writer
+            .send(Pending { request, done })
+            .map_err(|_| gone())?;
+        committed
+            .await
+            .map_err(|_| gone())?
+            .map_err(TaskError::system)
+    }
+
+    /// An error unless the journal can hand transactions to `task`.
+    fn check_target(&self, call: &str, task: &str) -> Result<(), TaskError> {
+        if self.routes.queue_of(task).is_some() {
+            return Ok(());
+        }
+        Err(TaskError::system(format!(
+            "{call}: task `{task}` does not read a local queue in the journal's file; \
+             tasks the journal can hand transactions to: {}",
+            self.routes.targets()
+        ))
+        .non_retryable())
+    }
+
+    /// The members' states, read off the runtime.
+    async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
+        let reader = self.reader.clone();
+        let members = members.to_vec();
+        tokio::task::spawn_blocking(move || reader.states(&members))
+            .await
+            .map_err(|err| TaskError::system(format!("journal read panicked: {err}")))?
+    }
+}
+
+#[async_trait]
+impl Journal for SqliteJournal {
+    fn records(&self, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
+        let lineage =
+            tx.parent_id().is_some() || tx.tags().next().is_some() || outcome.dispatched > 0;
+        let failed = !matches!(outcome.settlement, Settlement::Ack);
+        self.record.records(lineage, failed)
+    }
+
+    async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
+        let reader = self.reader.clone();
+        let (task, id) = (task.to_owned(), id.to_owned());
+        tokio::task::spawn_blocking(move || reader.recorded(&task, &id))
+            .await
+            .map_err(|err| TaskError::system(format!("journal lookup panicked: {err}")))?
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
+        self.write(Request::Complete(completion)).await.map(drop)
+    }
+
+    async fn spawn(
+        &self,
+        from_task: &str,
+        target: &str,
+        children: Vec<Transaction>,
+    ) -> Result<usize, TaskError> {
+        self.check_target(&format!("task {from_task} spawns"), target)?;
+        let request = Request::Spawn {
+            target: target.to_owned(),
+            children,
+        };
+        self.write(request).await
+    }
+
+    async fn park(&self, park: Park) -> Result<(), TaskError> {
+        self.check_target(
+            &format!("task {} parks a wait", park.owner_task),
+            &park.then,
+        )?;
+        self.write(Request::Park(park)).await.map(drop)
+    }
+
+    async fn wait(
+        &self,
+        members: &[Member],
+        quorum: Quorum,
+        counts: Counts,
+        timeout: Duration,
+    ) -> Result<Waited, TaskError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let total = u32::try_from(members.len()).unwrap_or(u32::MAX);
+        let needed = quorum.needed(total);
+        loop {
+            // Armed before the read, so a commit between the read and the sleep wakes it.
+            let committed = self.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            let states = self.states(members).await?;
+            let done = states.iter().filter(|s| s.status != "pending").count();
+            let counted = states
+                .iter()
+                .filter(|s| s.status != "pending" && counts.counts(&s.status))
+                .count();
+            let (done, counted) = (done as u32, counted as u32);
+            if let Some(outcome) = WaitOutcome::decide(total, done, counted, needed) {
+                return Ok(Waited {
+                    outcome,
+                    members: states,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Waited {
+                    outcome: WaitOutcome::TimedOut,
+                    members: states,
+                });
+            }
+            tokio::select! {
+                () = committed => {}
+                () = tokio::time::sleep(WAIT_BACKSTOP) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
+        let request = Request::Cancel {
+            parent: parent.to_owned(),
+        };
+        self.write(request).await
+    }
+}
+
+/// Reads an SQLite journal: `get`, `list`, `trace` and `journal purge` use one.
+pub struct SqliteReader {
+    path: PathBuf,
+    db: Mutex<Connection>,
+}
+
+impl SqliteReader {
+    /// Opens the journal at `path` for reading (creating its tables when missing, so a
+    /// fresh file reads as empty).
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or is not an SQLite database.
+    pub fn open(path: &Path) -> Result<Self, TaskError> {
+        let db =
+            schema::open(path).map_err(|err| fail(path, "cannot open", err).non_retryable())?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            db: Mutex::new(db),
+        })
+    }
+
+    /// The nodes of transaction `id`, one per task it completed in (usually one).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
+        reader::get(&lock(&self.db), id).map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// The nodes `filter` selects, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
+        reader::list(&lock(&self.db), filter).map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// The settlement recorded for `id` in `task`, if it is terminal there.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
+        reader::recorded(&lock(&self.db), task, id)
+            .map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// The states of `members`, in order (`pending` while not terminal).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
+        reader::states(&lock(&self.db), members).map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
+    /// the waits decided before then; returns how many records.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be written.
+    pub fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
+        reader::purge_before(&lock(&self.db), before_ms)
+            .map_err(|err| fail(&self.path, "cannot purge", err))
+    }
+}
+
+fn fail(path: &Path, what: &str, err: rusqlite::Error) -> TaskError {
+    TaskError::system(format!("journal {}: {what}", path.display())).with_source(err)
+}

@@ -1,0 +1,385 @@
+//! The journal's state transitions, each run inside the writer's transaction, so that
+//! what a transition decides and what it emits are one commit:
+//!
+//! * a **completion** makes its node terminal (once: the first terminal record stands),
+//!   sends the task's `on_complete` continuation, and flips the node in every wait that
+//!   waits for it — a wait whose quorum is met, or can no longer be met, fires;
+//! * a **spawn** records queued children and appends them to their task's queue;
+//! * a **park** registers a wait, counting members that are terminal already (it may
+//!   fire at once: every child done before the wait, or zero children);
+//! * a **cancellation** withdraws a parent's queued children and flips them cancelled;
+//! * a **deadline** fires the waits whose time has come, as timed out.
+//!
+//! Members flip `pending → status` once (`WHERE state = 'pending'`) and a wait fires once
+//! (`WHERE fired_at IS NULL`): a duplicate completion changes nothing, and nothing is
+//! decided by a counter that duplicates could push past its target. Emitting writes the
+//! target's node as `queued` and its row into the target's local queue in the same
+//! commit; a node that exists already is not emitted again.
+
+use ergon_connectors::local::{self, NewRow, metadata_json};
+use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
+use ergon_core::transaction::{Metadata, meta};
+use ergon_core::{Settlement, Transaction};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use crate::routes::Routes;
+
+/// One writer transaction's view: the connection inside `BEGIN IMMEDIATE`, the routes,
+/// the output cap and the commit's clock.
+pub(super) struct Transition<'a> {
+    pub db: &'a Connection,
+    pub routes: &'a Routes,
+    pub max_output: usize,
+    pub now: i64,
+}
+
+/// Inserts or completes a node; the update applies only to a node not yet terminal.
+const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status,
+    settlement, attempts, deliveries, children, failed_step, error_category, error, output,
+    trace_id, started_at, finished_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+    ON CONFLICT (tx_id, task) DO UPDATE SET parent_id = excluded.parent_id,
+        root_id = excluded.root_id, tags = excluded.tags, status = excluded.status,
+        settlement = excluded.settlement, attempts = excluded.attempts,
+        deliveries = excluded.deliveries, children = excluded.children,
+        failed_step = excluded.failed_step, error_category = excluded.error_category,
+        error = excluded.error, output = excluded.output, trace_id = excluded.trace_id,
+        started_at = excluded.started_at, finished_at = excluded.finished_at
+    WHERE ergon_node.status IN ('queued', 'cancelled')";
+
+impl Transition<'_> {
+    /// Records `c`; when it made the node terminal, sends its continuation and flips the
+    /// waits it is a member of.
+    pub fn complete(&self, c: &Completion) -> rusqlite::Result<()> {
+        let t = &c.transaction;
+        let (status, failure) = match &c.settlement {
+            Settlement::DeadLetter(failure) | Settlement::Drop(failure) => {
+                ("failed", Some(failure))
+            }
+            Settlement::Ack | Settlement::Requeue => ("succeeded", None),
+        };
+        let output = c.output.as_deref().filter(|output| {
+            let fits = output.len() <= self.max_output;
+            if !fits {
+                tracing::warn!(
+                    task = &*c.task,
+                    message_id = t.id(),
+                    bytes = output.len(),
+                    max_output = self.max_output,
+                    "Output larger than journal.max_output: not recorded"
+                );
+            }
+            fits
+        });
+        let trace_id = t
+            .meta(meta::TRACEPARENT)
+            .and_then(|traceparent| traceparent.split('-').nth(1));
+        let changed = self.db.prepare_cached(COMPLETE)?.execute(params![
+            t.id(),
+            &*c.task,
+            t.parent_id(),
+            t.root_id(),
+            t.meta(meta::TAGS).unwrap_or(""),
+            status,
+            c.settlement.as_str(),
+            c.attempts,
+            t.deliveries(),
+            c.children,
+            failure.map(|f| f.step),
+            failure.map(|f| f.category.as_str()),
+            failure.map(|f| f.message.as_str()),
+            output,
+            trace_id,
+            c.started_at_ms,
+            c.finished_at_ms,
+        ])?;
+        if changed == 0 {
+            return Ok(());
+        }
+        if let Some(on_complete) = self.routes.continuation_of(&c.task) {
+            if on_complete.when.matches(failure.is_none()) {
+                let error = failure.map(|f| {
+                    json!({ "step": f.step, "category": f.category.as_str(), "message": f.message })
+                });
+                let payload = json!({
+                    "previous_task_id": t.id(),
+                    "previous_task": &*c.task,
+                    "status": status,
+                    "previous_output": output.and_then(|o| serde_json::from_str::<Value>(o).ok()),
+                    "error": error,
+                });
+                let id = format!("{}/{}/then/{}", t.id(), c.task, on_complete.task);
+                let next = t.child(id, payload.to_string()).build();
+                self.emit(&on_complete.task, &next)?;
+            }
+        }
+        self.flip(&c.task, t.id(), status)
+    }
+
+    /// Records `children` as queued children and appends the new ones to `target`'s
+    /// queue; returns how many were new.
+    pub fn spawn(&self, target: &str, children: &[Transaction]) -> rusqlite::Result<usize> {
+        let mut new = 0;
+        for child in children {
+            if self.emit(target, child)? {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
+    /// Registers `park` (unless registered already) and decides it at once when its
+    /// members already allow.
+    pub fn park(&self, park: &Park) -> rusqlite::Result<()> {
+        let wait_id: Option<i64> = self
+            .db
+            .prepare_cached(
+                "INSERT INTO ergon_wait (key, owner_task, owner_id, owner_metadata, counts,
+                     needed, total, done, counted, deadline_ms, then_task, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, 0, ?6, ?7, ?8)
+                 ON CONFLICT (key) DO NOTHING RETURNING wait_id",
+            )?
+            .query_row(
+                params![
+                    park.key,
+                    park.owner_task,
+                    park.owner.id(),
+                    metadata_json(park.owner.metadata()),
+                    park.counts.as_str(),
+                    park.deadline_ms,
+                    park.then,
+                    self.now,
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(wait_id) = wait_id else {
+            return Ok(());
+        };
+        let mut insert = self.db.prepare_cached(
+            "INSERT INTO ergon_wait_member (wait_id, tx_id, task, position, state)
+             VALUES (?1, ?2, ?3, ?4, COALESCE((SELECT status FROM ergon_node
+                 WHERE tx_id = ?2 AND task = ?3 AND status IN ('succeeded', 'failed', 'cancelled')),
+                 'pending'))
+             ON CONFLICT DO NOTHING",
+        )?;
+        for (position, member) in park.members.iter().enumerate() {
+            insert.execute(params![wait_id, member.id, member.task, position as i64])?;
+        }
+        let (total, done, counted) = self.tally(wait_id, park.counts)?;
+        let needed = park.quorum.needed(total);
+        self.db
+            .prepare_cached(
+                "UPDATE ergon_wait SET needed = ?2, total = ?3, done = ?4, counted = ?5
+                 WHERE wait_id = ?1",
+            )?
+            .execute(params![wait_id, needed, total, done, counted])?;
+        match WaitOutcome::decide(total, done, counted, needed) {
+            Some(outcome) => self.fire(wait_id, outcome),
+            None => Ok(()),
+        }
+    }
+
+    /// Withdraws the queued children of `parent` from their queues and flips them
+    /// cancelled; returns how many. A child a worker holds is left to finish.
+    pub fn cancel_children(&self, parent: &str) -> rusqlite::Result<usize> {
+        let queued: Vec<(String, String)> = self
+            .db
+            .prepare_cached(
+                "SELECT tx_id, task FROM ergon_node WHERE parent_id = ?1 AND status = 'queued'",
+            )?
+            .query_map([parent], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut cancelled = 0;
+        for (id, task) in queued {
+            let Some(queue) = self.routes.queue_of(&task) else {
+                continue;
+            };
+            if !local::withdraw(self.db, queue, &id)? {
+                continue;
+            }
+            self.db
+                .prepare_cached(
+                    "UPDATE ergon_node SET status = 'cancelled', settlement = 'drop',
+                         finished_at = ?3 WHERE tx_id = ?1 AND task = ?2",
+                )?
+                .execute(params![id, task, self.now])?;
+            self.flip(&task, &id, "cancelled")?;
+            cancelled += 1;
+        }
+        Ok(cancelled)
+    }
+
+    /// Fires, as timed out, every wait whose deadline has passed; returns how many.
+    pub fn fire_due(&self) -> rusqlite::Result<usize> {
+        let due: Vec<i64> = self
+            .db
+            .prepare_cached(
+                "SELECT wait_id FROM ergon_wait
+                 WHERE fired_at IS NULL AND deadline_ms IS NOT NULL AND deadline_ms <= ?1",
+            )?
+            .query_map([self.now], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for wait_id in &due {
+            self.fire(*wait_id, WaitOutcome::TimedOut)?;
+        }
+        Ok(due.len())
+    }
+
+    /// Flips the pending memberships of (`task`, `id`) to `status` and decides the waits
+    /// that flip decides.
+    fn flip(&self, task: &str, id: &str, status: &str) -> rusqlite::Result<()> {
+        let waits: Vec<i64> = self
+            .db
+            .prepare_cached(
+                "UPDATE ergon_wait_member SET state = ?3
+                 WHERE tx_id = ?1 AND task = ?2 AND state = 'pending' RETURNING wait_id",
+            )?
+            .query_map(params![id, task, status], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for wait_id in waits {
+            let open: Option<(String, u32, u32, u32, u32)> = self
+                .db
+                .prepare_cached(
+                    "UPDATE ergon_wait SET done = done + 1 WHERE wait_id = ?1 AND fired_at IS NULL
+                     RETURNING counts, total, done, counted, needed",
+                )?
+                .query_row([wait_id], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((counts, total, done, mut counted, needed)) = open else {
+                continue;
+            };
+            if Counts::named(&counts).unwrap_or_default().counts(status) {
+                counted += 1;
+                self.db
+                    .prepare_cached("UPDATE ergon_wait SET counted = ?2 WHERE wait_id = ?1")?
+                    .execute(params![wait_id, counted])?;
+            }
+            if let Some(outcome) = WaitOutcome::decide(total, done, counted, needed) {
+                self.fire(wait_id, outcome)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Members, terminal members and counted members of a wait.
+    fn tally(&self, wait_id: i64, counts: Counts) -> rusqlite::Result<(u32, u32, u32)> {
+        let mut states = self
+            .db
+            .prepare_cached("SELECT state FROM ergon_wait_member WHERE wait_id = ?1")?;
+        let mut rows = states.query([wait_id])?;
+        let (mut total, mut done, mut counted) = (0, 0, 0);
+        while let Some(row) = rows.next()? {
+            let state: String = row.get(0)?;
+            total += 1;
+            if state != "pending" {
+                done += 1;
+                if counts.counts(&state) {
+                    counted += 1;
+                }
+            }
+        }
+        Ok((total, done, counted))
+    }
+
+    /// Decides wait `wait_id` (once) and sends its continuation.
+    fn fire(&self, wait_id: i64, outcome: WaitOutcome) -> rusqlite::Result<()> {
+        let fired: Option<(String, String, String, String, String)> = self
+            .db
+            .prepare_cached(
+                "UPDATE ergon_wait SET fired_at = ?2, outcome = ?3
+                 WHERE wait_id = ?1 AND fired_at IS NULL
+                 RETURNING key, owner_task, owner_id, owner_metadata, then_task",
+            )?
+            .query_row(params![wait_id, self.now, outcome.as_str()], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((key, owner_task, owner_id, owner_metadata, then)) = fired else {
+            return Ok(());
+        };
+        let members = super::reader::wait_members(self.db, wait_id)?;
+        let payload = json!({
+            "previous_task_id": owner_id,
+            "previous_task": owner_task,
+            "outcome": outcome.as_str(),
+            "members": members,
+        });
+        let metadata: Metadata = serde_json::from_str(&owner_metadata).unwrap_or_default();
+        let owner = metadata
+            .into_iter()
+            .fold(Transaction::builder(owner_id), |owner, (k, v)| {
+                owner.meta(k, v)
+            })
+            .build();
+        self.emit(&then, &owner.child(key, payload.to_string()).build())?;
+        Ok(())
+    }
+
+    /// Records `tx` as queued in `task` and appends it to that task's queue, unless the
+    /// journal knows it already; returns whether it was new.
+    fn emit(&self, task: &str, tx: &Transaction) -> rusqlite::Result<bool> {
+        let Some(queue) = self.routes.queue_of(task) else {
+            // The plan and the calls check targets before anything is written.
+            tracing::error!(
+                task,
+                message_id = tx.id(),
+                "No queue to hand this transaction to; dropped"
+            );
+            return Ok(false);
+        };
+        let trace_id = tx
+            .meta(meta::TRACEPARENT)
+            .and_then(|traceparent| traceparent.split('-').nth(1));
+        let inserted = self
+            .db
+            .prepare_cached(
+                "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status, settlement,
+                     attempts, deliveries, children, trace_id, started_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', '', 0, 0, 0, ?6, ?7, ?7)
+                 ON CONFLICT (tx_id, task) DO NOTHING",
+            )?
+            .execute(params![
+                tx.id(),
+                task,
+                tx.parent_id(),
+                tx.root_id(),
+                tx.meta(meta::TAGS).unwrap_or(""),
+                trace_id,
+                self.now,
+            ])?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        let row = NewRow {
+            id: tx.id(),
+            payload: tx.payload(),
+            metadata: metadata_json(tx.metadata()),
+        };
+        local::append(self.db, queue, &[row])?;
+        Ok(true)
+    }
+}
+
+/// The earliest deadline of a wait not yet decided.
+pub(super) fn next_deadline(db: &Connection) -> rusqlite::Result<Option<i64>> {
+    db.prepare_cached(
+        "SELECT MIN(deadline_ms) FROM ergon_wait WHERE fired_at IS NULL AND deadline_ms IS NOT NULL",
+    )?
+    .query_row([], |row| row.get(0))
+}

@@ -1,0 +1,168 @@
+//! The journal's one writer: a thread that commits requests in groups, and decides the
+//! waits whose deadline has come.
+//!
+//! Requests (completions, spawns, parked waits, cancellations) arrive on a channel; the
+//! writer takes the first, then everything that queued up behind it (at most
+//! [`MAX_GROUP`]), and applies them in one SQLite transaction ([`Transition`]). Under
+//! load a commit covers every request that arrived during the previous one, so its cost
+//! is shared without waiting on a timer; a lone request is committed at once. Each
+//! sender hears back once its group is durable, and in-step waiters are woken.
+//!
+//! Between requests the writer sleeps until the earliest stored deadline, at most
+//! [`BACKSTOP`]: another process sharing the file may have stored an earlier one, and a
+//! deadline that passed while no runner was up fires at the first look (late, never
+//! lost).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use ergon_core::Transaction;
+use ergon_core::journal::{Completion, Park, now_ms};
+use rusqlite::Connection;
+use tokio::sync::{Notify, oneshot};
+
+use super::workflow::{self, Transition};
+use crate::routes::Routes;
+
+/// The most requests one commit takes.
+pub(super) const MAX_GROUP: usize = 1_024;
+
+/// The longest the writer sleeps without looking at the stored deadlines.
+const BACKSTOP: Duration = Duration::from_secs(1);
+
+/// How often the writer purges records older than the retention.
+const PURGE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// What a caller asks the writer for.
+pub(super) enum Request {
+    Complete(Completion),
+    Spawn {
+        target: String,
+        children: Vec<Transaction>,
+    },
+    Park(Park),
+    Cancel {
+        parent: String,
+    },
+}
+
+/// A request waiting for its commit, and who hears how many rows it made new (spawns,
+/// cancellations; 0 for the others).
+pub(super) struct Pending {
+    pub request: Request,
+    pub done: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub db: Connection,
+    pub path: PathBuf,
+    pub routes: Arc<Routes>,
+    pub max_output: usize,
+    pub retention: Duration,
+    /// Woken after each commit: in-step waiters read their members again.
+    pub committed: Arc<Notify>,
+}
+
+impl Writer {
+    /// Commits what `queue` brings until every sender is gone.
+    pub fn run(mut self, queue: Receiver<Pending>) {
+        let mut purged = None::<Instant>;
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut deadline = self.next_deadline();
+        loop {
+            if !self.retention.is_zero() && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                self.purge_expired();
+                purged = Some(Instant::now());
+            }
+            let until_deadline = deadline.map(|at| {
+                Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0))
+            });
+            match queue.recv_timeout(until_deadline.map_or(BACKSTOP, |d| d.min(BACKSTOP))) {
+                Ok(first) => group.push(first),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let now = now_ms();
+            let due = deadline.is_some_and(|at| at <= now);
+            if group.is_empty() && !due {
+                deadline = self.next_deadline();
+                continue;
+            }
+            let committed = self
+                .commit(&group, now, due)
+                .map_err(|err| format!("journal {}: cannot commit: {err}", self.path.display()));
+            for (index, pending) in group.drain(..).enumerate() {
+                let reply = committed
+                    .as_ref()
+                    .map(|counts| counts[index])
+                    .map_err(Clone::clone);
+                // A sender that gave up (its worker was cut off) needs no answer.
+                let _ = pending.done.send(reply);
+            }
+            self.committed.notify_waiters();
+            deadline = self.next_deadline();
+        }
+    }
+
+    /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction.
+    fn commit(&mut self, group: &[Pending], now: i64, due: bool) -> rusqlite::Result<Vec<usize>> {
+        let tx = self
+            .db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let step = Transition {
+            db: &tx,
+            routes: &self.routes,
+            max_output: self.max_output,
+            now,
+        };
+        let mut counts = Vec::with_capacity(group.len());
+        for pending in group {
+            counts.push(match &pending.request {
+                Request::Complete(completion) => step.complete(completion).map(|()| 0)?,
+                Request::Spawn { target, children } => step.spawn(target, children)?,
+                Request::Park(park) => step.park(park).map(|()| 0)?,
+                Request::Cancel { parent } => step.cancel_children(parent)?,
+            });
+        }
+        if due {
+            let fired = step.fire_due()?;
+            if fired > 0 {
+                tracing::info!(fired, "Waits past their deadline decided as timed out");
+            }
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    fn next_deadline(&self) -> Option<i64> {
+        workflow::next_deadline(&self.db).unwrap_or_else(|err| {
+            tracing::warn!(journal = %self.path.display(), error = %err, "Cannot read the next wait deadline");
+            Some(now_ms().saturating_add(1_000))
+        })
+    }
+
+    /// Deletes records that ended more than `retention` ago (logged, never fatal: the next
+    /// purge tries again).
+    fn purge_expired(&self) {
+        let retention_ms = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(retention_ms);
+        match super::reader::purge_before(&self.db, before) {
+            Ok(0) => {}
+            Ok(purged) => {
+                tracing::info!(journal = %self.path.display(), purged, "Purged journal records past their retention")
+            }
+            Err(err) => {
+                tracing::warn!(journal = %self.path.display(), error = %err, "Cannot purge the journal")
+            }
+        }
+    }
+}

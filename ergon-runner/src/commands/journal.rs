@@ -1,0 +1,164 @@
+//! The journal's commands: `get ID`, `list --parent ID | --root ID [--status S]`,
+//! `journal purge`. (`trace` draws a whole lineage: [`super::trace`].)
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use ergon_journal::{Filter, Node, SqliteReader};
+
+use crate::config::{ConfigError, LoadedConfig};
+use crate::journal::JournalPlan;
+
+/// The file's journal, for the commands that read it. They need only `[journal]`, not
+/// the task implementations: any build of `ergon-runner` reads any file's journal.
+pub struct JournalFile {
+    file: std::path::PathBuf,
+    plan: JournalPlan,
+    reader: SqliteReader,
+}
+
+impl JournalFile {
+    /// Opens the journal `loaded` declares, for reading.
+    ///
+    /// # Errors
+    ///
+    /// The file has no `[journal]` (or `record = "off"`), a malformed one, or a database
+    /// that cannot be opened.
+    pub fn open(loaded: &LoadedConfig) -> Result<Self, ConfigError> {
+        let plan = JournalPlan::from_config(loaded)?.ok_or_else(|| {
+            ConfigError::new(
+                &loaded.file,
+                "journal",
+                "the file has no `[journal]` (or `record = \"off\"`): nothing is recorded to read",
+            )
+        })?;
+        let reader = plan
+            .reader()
+            .map_err(|err| ConfigError::new(&loaded.file, "journal.path", err.chain()))?;
+        Ok(Self {
+            file: loaded.file.clone(),
+            plan,
+            reader,
+        })
+    }
+
+    /// Runs `read` on the journal, naming the file's `[journal]` on error.
+    pub(crate) fn read<T>(
+        &self,
+        read: impl FnOnce(&SqliteReader) -> Result<T, ergon_core::TaskError>,
+    ) -> Result<T, ConfigError> {
+        read(&self.reader).map_err(|err| ConfigError::new(&self.file, "journal.path", err.chain()))
+    }
+}
+
+/// `get ID [--json]`: the transaction in every task it completed in; exit 1 when the
+/// journal does not know it.
+///
+/// # Errors
+///
+/// The journal cannot be read.
+pub fn get(journal: &JournalFile, id: &str, json: bool) -> Result<(String, u8), ConfigError> {
+    let nodes = journal.read(|reader| reader.get(id))?;
+    if nodes.is_empty() {
+        return Ok((format!("no transaction `{id}` in the journal\n"), 1));
+    }
+    let out = if json {
+        nodes.iter().map(json_line).collect()
+    } else {
+        nodes.iter().map(details).collect::<Vec<_>>().join("\n")
+    };
+    Ok((out, 0))
+}
+
+/// `list --parent ID | --root ID [--status S] [--limit N] [--json]`: one line per node,
+/// oldest first.
+///
+/// # Errors
+///
+/// The journal cannot be read.
+pub fn list(journal: &JournalFile, filter: &Filter, json: bool) -> Result<String, ConfigError> {
+    let nodes = journal.read(|reader| reader.list(filter))?;
+    Ok(nodes
+        .iter()
+        .map(|node| {
+            if json {
+                json_line(node)
+            } else {
+                summary(node) + "\n"
+            }
+        })
+        .collect())
+}
+
+/// `journal purge [--older-than D]`: deletes the records that ended more than `D` ago
+/// (default: the file's `retention`).
+///
+/// # Errors
+///
+/// The journal cannot be read.
+pub fn purge(journal: &JournalFile, older_than: Option<Duration>) -> Result<String, ConfigError> {
+    let older_than = older_than.unwrap_or(journal.plan.retention);
+    let older_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+    let before = ergon_core::journal::now_ms().saturating_sub(older_ms);
+    let purged = journal.read(|reader| reader.purge_before(before))?;
+    Ok(format!(
+        "purged {purged} journal records that ended more than {} ago\n",
+        humantime::format_duration(older_than)
+    ))
+}
+
+/// One line: task, id, status, duration, attempts, deliveries, children, the error.
+pub(crate) fn summary(node: &Node) -> String {
+    let mut line = format!(
+        "{} [{}] {} {}ms attempts={} deliveries={}",
+        node.id,
+        node.task,
+        node.status.as_str(),
+        node.duration_ms(),
+        node.attempts,
+        node.deliveries
+    );
+    if node.children > 0 {
+        let _ = write!(line, " children={}", node.children);
+    }
+    if let Some(error) = &node.error {
+        let _ = write!(
+            line,
+            " error={}/{}: {}",
+            error.step, error.category, error.message
+        );
+    }
+    line
+}
+
+/// Every field, one per line.
+fn details(node: &Node) -> String {
+    let mut out = String::new();
+    let mut field = |name: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{name:<12} {value}");
+    };
+    field("id", &node.id);
+    field("task", &node.task);
+    field("status", &node.status.as_str());
+    field("settlement", &node.settlement);
+    field("parent", &node.parent_id.as_deref().unwrap_or("-"));
+    field("root", &node.root_id);
+    field("tags", &node.tags.join(","));
+    field("attempts", &node.attempts);
+    field("deliveries", &node.deliveries);
+    field("children", &node.children);
+    field("duration", &format!("{}ms", node.duration_ms()));
+    field("finished", &node.finished_at_ms);
+    field("trace_id", &node.trace_id.as_deref().unwrap_or("-"));
+    if let Some(error) = &node.error {
+        field(
+            "error",
+            &format!("{}/{}: {}", error.step, error.category, error.message),
+        );
+    }
+    out
+}
+
+fn json_line(node: &Node) -> String {
+    serde_json::to_string(node).unwrap_or_default() + "\n"
+}
