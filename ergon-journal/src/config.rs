@@ -80,7 +80,8 @@ pub enum JournalKind {
 #[serde(rename_all = "lowercase")]
 pub enum Record {
     /// What a workflow needs and what went wrong: transactions that are part of a
-    /// lineage (they have a parent or tags, or produced children), and every failure.
+    /// lineage (they have a parent or tags, produced children, or their task has an
+    /// `on_complete`), and every failure.
     #[default]
     Workflow,
     /// Every terminal transaction (`trace` and `get` see everything; redeliveries of

@@ -75,6 +75,11 @@ pub struct Node {
     /// Its output, when its task records one and it fit `journal.max_output`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// How the journal reached it from its parent: `spawn` (a spawned child), `then` (a
+    /// continuation: `on_complete` or a parked wait); none for a transaction delivered
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edge: Option<String>,
 }
 
 impl Node {

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The tasks the journal can send transactions to, by the local queue they read
-/// (`spawn` targets, continuations), and the continuation of each task that has one.
+/// (`spawn` targets, continuations), and the continuations of each task that has some.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routes {
     queues: BTreeMap<String, String>,
-    continuations: BTreeMap<String, OnComplete>,
+    continuations: BTreeMap<String, Vec<OnComplete>>,
 }
 
 impl Routes {
@@ -26,10 +26,13 @@ impl Routes {
         self
     }
 
-    /// Task `task` continues with `on_complete`.
+    /// Task `task` continues with `on_complete` (besides the continuations it has).
     #[must_use]
     pub fn on_complete(mut self, task: impl Into<String>, on_complete: OnComplete) -> Self {
-        self.continuations.insert(task.into(), on_complete);
+        self.continuations
+            .entry(task.into())
+            .or_default()
+            .push(on_complete);
         self
     }
 
@@ -38,9 +41,9 @@ impl Routes {
         self.queues.get(task).map(String::as_str)
     }
 
-    /// The continuation of task `task`, if any.
-    pub fn continuation_of(&self, task: &str) -> Option<&OnComplete> {
-        self.continuations.get(task)
+    /// The continuations of task `task`.
+    pub fn continuations_of(&self, task: &str) -> &[OnComplete] {
+        self.continuations.get(task).map_or(&[], Vec::as_slice)
     }
 
     /// The tasks the journal can hand transactions to, for error messages.
@@ -53,12 +56,13 @@ impl Routes {
     }
 }
 
-/// `on_complete = "task"` or `{ task = "...", when = "success" | "failure" | "always" }`.
+/// One continuation: `on_complete = "task"`, `{ task = "...", when = "success" |
+/// "failure" | "always" }`, or a list of those (one task on success, another on failure).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OnComplete {
-    /// The task that receives
-    /// `{"previous_task_id", "previous_task", "status", "previous_output", "error"}`.
+    /// The task that receives `{"previous_task_id", "previous_task", "status",
+    /// "previous_input", "previous_output", "error"}`.
     pub task: String,
     /// When it is sent. Default: `"success"`.
     #[serde(default)]

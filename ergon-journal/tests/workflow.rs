@@ -488,7 +488,7 @@ async fn continuations_carry_the_output_or_the_error_and_cancelled_children_neve
     assert_eq!(got[0].0, "p-c/2/item/then/audit");
     assert_eq!(
         got[0].1,
-        json!({"previous_task_id": "p-c/2", "previous_task": "item", "status": "succeeded", "previous_output": {"doubled": 4}, "error": null})
+        json!({"previous_task_id": "p-c/2", "previous_task": "item", "status": "succeeded", "previous_input": {"k": 2}, "previous_output": {"doubled": 4}, "error": null})
     );
     assert_eq!(got[1].1["status"], "failed");
     assert_eq!(

@@ -62,17 +62,20 @@ impl JournalPlan {
         }))
     }
 
-    /// Opens the journal for a run (its writer thread starts).
+    /// Opens the journal for a run of `running` (task names; empty: every task), whose
+    /// finite loops wait for the journal's pending work for those tasks. Its writer
+    /// thread starts.
     ///
     /// # Errors
     ///
     /// The file cannot be opened or created.
-    pub fn open(&self) -> Result<Arc<dyn Journal>, ergon_core::TaskError> {
+    pub fn open(&self, running: &[String]) -> Result<Arc<dyn Journal>, ergon_core::TaskError> {
         let settings = Settings {
             record: self.record,
             retention: self.retention,
             max_output: self.max_output,
             routes: self.routes.clone(),
+            running: running.to_vec(),
         };
         Ok(Arc::new(SqliteJournal::open(&self.path, settings)?))
     }
@@ -119,23 +122,33 @@ fn routes(loaded: &LoadedConfig, journal: &Path) -> Result<Routes, ConfigError> 
             continue;
         };
         let key = format!("tasks.{name}.on_complete");
-        let on_complete = on_complete(table.clone())
-            .map_err(|issue| ConfigError::from_issue(&loaded.file, &key, issue))?;
-        if routes.queue_of(&on_complete.task).is_none() {
-            let message = if loaded.config.tasks.contains_key(&on_complete.task) {
-                format!(
-                    "task `{}` does not read a local queue in the journal's file ({}), so the \
-                     journal cannot hand it the continuation; tasks it can: {}",
-                    on_complete.task,
-                    journal.display(),
-                    routes.targets()
-                )
-            } else {
-                format!("no task named `{}`", on_complete.task)
-            };
-            return Err(ConfigError::new(&loaded.file, key, message));
+        let listed: Vec<(String, &serde_json::Value)> = match table {
+            serde_json::Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(index, one)| (format!("{key}.{index}"), one))
+                .collect(),
+            one => vec![(key, one)],
+        };
+        for (key, table) in listed {
+            let on_complete = on_complete(table.clone())
+                .map_err(|issue| ConfigError::from_issue(&loaded.file, &key, issue))?;
+            if routes.queue_of(&on_complete.task).is_none() {
+                let message = if loaded.config.tasks.contains_key(&on_complete.task) {
+                    format!(
+                        "task `{}` does not read a local queue in the journal's file ({}), so \
+                         the journal cannot hand it the continuation; tasks it can: {}",
+                        on_complete.task,
+                        journal.display(),
+                        routes.targets()
+                    )
+                } else {
+                    format!("no task named `{}`", on_complete.task)
+                };
+                return Err(ConfigError::new(&loaded.file, key, message));
+            }
+            routes = routes.on_complete(name, on_complete);
         }
-        routes = routes.on_complete(name, on_complete);
     }
     Ok(routes)
 }

@@ -14,7 +14,9 @@ use ergon_core::config::{ConfigIssue, decode};
 use ergon_core::envelope::AttemptHook;
 use ergon_core::lifecycle::{Lifecycle, TransactionOutcome};
 use ergon_core::policy::{LoopPolicy, RolePolicy};
-use ergon_core::runner::{ConsumeLoop, LimitBudget, LoopEnd, OnPool, ThreadPool, WorkerStats};
+use ergon_core::runner::{
+    ConsumeLoop, LimitBudget, LoopEnd, OnPool, RunQuiet, ThreadPool, WorkerStats,
+};
 use ergon_core::{Context, TaskError, Transaction};
 
 /// The role a task plays.
@@ -98,6 +100,8 @@ pub(crate) struct WorkerRun {
     pub limit: Option<Arc<LimitBudget>>,
     pub stats: Arc<WorkerStats>,
     pub shutdown: CancellationToken,
+    /// Shared by every worker of a run with a journal: its finite loops end together.
+    pub quiet: Option<Arc<RunQuiet>>,
 }
 
 /// A registered task implementation, with its type erased.
@@ -185,6 +189,7 @@ where
                 .limit(run.limit)
                 .stats(run.stats)
                 .shutdown(run.shutdown)
+                .quiet(run.quiet)
                 .run()
                 .await
         })

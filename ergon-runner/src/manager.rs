@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::journal::Journal;
-use ergon_core::runner::{LimitBudget, LoopEnd, StatsSnapshot, WorkerStats};
+use ergon_core::runner::{LimitBudget, LoopEnd, RunQuiet, StatsSnapshot, WorkerStats};
 use ergon_core::{Connector, TaskError};
 
 use crate::launch::WorkerRun;
@@ -153,6 +153,9 @@ impl TaskManager {
     async fn run_workers(&self, started: Instant, services: &Arc<RunningServices>) -> RunReport {
         let mut workers = JoinSet::new();
         let mut handles = Vec::new();
+        // With a journal, work reaches a task's queue from the run's other tasks (spawns,
+        // continuations): the finite loops end together, once the whole run is quiet.
+        let quiet = self.journal.as_ref().map(|_| RunQuiet::new());
         let spans = Spans::current();
         for (index, task) in self.tasks.iter().enumerate() {
             // The root of the task's trace; it ends when its last worker has.
@@ -171,6 +174,7 @@ impl TaskManager {
                     limit: limit.clone(),
                     stats: stats.clone(),
                     shutdown: self.shutdown.clone(),
+                    quiet: quiet.clone(),
                 };
                 let input = task.input.as_ref().map(|c| (c.kind, c.name.as_str()));
                 let pinned = self.board.pin(&task.name, worker, input, stats.clone());

@@ -222,8 +222,9 @@ async fn run_task(config: &Path, task: &str) {
         .hybrid("fan_out", |_| Ok(FanOut))
         .consumer("item", |_| Ok(Item));
     let plan = Plan::build(&ergon_runner::config::load(config).unwrap(), &registry).unwrap();
-    let journal = plan.journal.as_ref().expect("[journal]").open().unwrap();
     let tasks = plan.select(&[task.to_owned()]).unwrap();
+    let journal = plan.journal.as_ref().expect("[journal]");
+    let journal = journal.open(&[task.to_owned()]).unwrap();
     let report = TaskManager::new(tasks).journal(journal).quiet().run().await;
     assert!(report.tasks[0].workers.iter().all(Result::is_ok), "{task}");
 }

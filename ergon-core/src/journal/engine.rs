@@ -66,7 +66,7 @@ pub(crate) async fn record(
     started_at_ms: i64,
     policy: &RetryPolicy,
 ) {
-    if matches!(outcome.settlement, Settlement::Requeue) || !journal.records(tx, outcome) {
+    if matches!(outcome.settlement, Settlement::Requeue) || !journal.records(task, tx, outcome) {
         return;
     }
     let completion = Completion {

@@ -74,11 +74,11 @@ pub struct Completion {
 /// `complete` under the settle step's retry policy).
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
-    /// Whether the completion of `tx` with `outcome` is recorded at all (the journal's
-    /// `record` mode). Asked before building the [`Completion`]; the default records
-    /// everything.
-    fn records(&self, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
-        let _ = (tx, outcome);
+    /// Whether the completion of `tx` in `task` with `outcome` is recorded at all (the
+    /// journal's `record` mode). Asked before building the [`Completion`]; the default
+    /// records everything.
+    fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
+        let _ = (task, tx, outcome);
         true
     }
 
@@ -123,6 +123,13 @@ pub trait Journal: Send + Sync + 'static {
     ) -> Result<Waited, TaskError> {
         let _ = (members, quorum, counts, timeout);
         Err(unsupported("wait"))
+    }
+
+    /// Whether work this run's tasks are to receive is still pending in the journal:
+    /// queued children and continuations, waits not yet decided. A finite
+    /// (`streaming = false`) loop does not end while it is. Default: `false`.
+    async fn owes(&self) -> Result<bool, TaskError> {
+        Ok(false)
     }
 
     /// Marks the queued children of transaction `parent` cancelled and withdraws them from

@@ -15,7 +15,9 @@
 //!
 //! A finite (not streaming) loop ends only when its input is drained: a fetch came back
 //! empty while nothing was in flight or buffered, and the connector confirmed it
-//! ([`Connector::drained`]). An empty fetch with work still in flight (which may be
+//! ([`Connector::drained`]) — and the journal, when the task has one, owes the run
+//! nothing ([`Journal::owes`](crate::journal::Journal::owes)), and, when the loop shares a
+//! [`RunQuiet`], every loop of the run is drained too. An empty fetch with work still in flight (which may be
 //! requeued, or hold a broker's prefetch) only waits, with the `fetch.empty` backoff cut
 //! short whenever a transaction finishes, and fetches again.
 //!
@@ -36,13 +38,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::batches::OpenBatches;
 use super::stats::StatsHook;
-use super::{LimitBudget, WorkerStats};
+use super::{LimitBudget, RunQuiet, WorkerStats};
 use crate::connector::{Connector, Failure, SettleOutcome, Settlement};
 use crate::context::Context;
 use crate::delivery::Delivery;
 use crate::envelope::Attempted;
 use crate::error::{Category, TaskError};
-use crate::journal;
+use crate::journal::{self, Journal};
 use crate::lifecycle::{
     ConsumerLifecycle, HybridLifecycle, Lifecycle, ProducerLifecycle, TransactionOutcome,
 };
@@ -101,6 +103,7 @@ pub struct ConsumeLoop<L: Lifecycle> {
     limit: Option<Arc<LimitBudget>>,
     stats: Arc<WorkerStats>,
     shutdown: CancellationToken,
+    quiet: Option<Arc<RunQuiet>>,
 }
 
 /// How a transaction's future ended.
@@ -171,6 +174,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             limit,
             stats: Arc::default(),
             shutdown: CancellationToken::new(),
+            quiet: None,
         }
     }
 
@@ -183,6 +187,13 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     /// Counts into `stats` (read them live from elsewhere).
     pub fn stats(mut self, stats: Arc<WorkerStats>) -> Self {
         self.stats = stats;
+        self
+    }
+
+    /// Ends this (finite) loop only when every loop sharing `run` is drained at once, not
+    /// as soon as its own input is: see [`RunQuiet`].
+    pub fn quiet(mut self, run: Option<Arc<RunQuiet>>) -> Self {
+        self.quiet = run;
         self
     }
 
@@ -258,6 +269,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
         let mut stop: Option<LoopEnd> = None;
         let mut fetch_error: Option<TaskError> = None;
         let mut loop_deadline = loop_policy.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut quiet = match (&self.quiet, loop_policy.streaming) {
+            (Some(run), false) => Some(run.join()),
+            _ => None,
+        };
         let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
 
         loop {
@@ -303,6 +318,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     source_end = Some(LoopEnd::LimitReached);
                 } else {
                     let input = &*input;
+                    let journal = self.cx.journal().map(|journal| &**journal);
                     let stats = &*self.stats;
                     // Nothing of this worker's can come back to the input while this fetch
                     // runs: an empty answer may mean the end, if the connector agrees.
@@ -321,7 +337,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                         .await;
                         let micros = started.map(timing::micros_since);
                         let empty = result.result.as_ref().is_ok_and(Vec::is_empty);
-                        let drained = may_end && empty && drained(input, task_name).await;
+                        let drained = may_end && empty && drained(input, journal, task_name).await;
                         Fetched {
                             want,
                             sampled,
@@ -349,7 +365,10 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             if let Some(limit) = &self.limit {
                                 limit.give_back(want.saturating_sub(batch.len()));
                             }
-                            if fetched.drained {
+                            let run_quiet = quiet.as_mut().is_none_or(|quiet| {
+                                if fetched.drained { quiet.idle() } else { true }
+                            });
+                            if fetched.drained && run_quiet {
                                 source_end = Some(LoopEnd::Exhausted);
                             } else if batch.is_empty() {
                                 empty_streak += 1;
@@ -357,6 +376,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                                 waiting = Some(Box::pin(tokio::time::sleep(wait)));
                             } else {
                                 empty_streak = 0;
+                                if let Some(quiet) = &mut quiet {
+                                    quiet.busy();
+                                }
                                 if stop.is_some() {
                                     self.requeue_all(&*input, batch.into_iter(), false).await;
                                 } else {
@@ -557,18 +579,24 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     }
 }
 
-/// Asks `input` whether it is drained; an error counts as "not yet" (logged), so the loop
-/// backs off and fetches again, and that fetch reports a transport that is really gone.
-async fn drained(input: &dyn Connector, task: &str) -> bool {
-    match input.drained().await {
-        Ok(drained) => drained,
-        Err(err) => {
-            tracing::warn!(
-                task,
-                error = %err.chain(),
-                "Cannot tell whether the input is drained; fetching again"
-            );
-            false
-        }
-    }
+/// Asks `input` whether it is drained, then the journal whether it still owes this run
+/// work (queued children or continuations, undecided waits: they will reach a queue);
+/// an error counts as "not yet" (logged), so the loop backs off and fetches again, and
+/// that fetch reports a transport that is really gone.
+async fn drained(input: &dyn Connector, journal: Option<&dyn Journal>, task: &str) -> bool {
+    let answer = match input.drained().await {
+        Ok(true) => match journal {
+            Some(journal) => journal.owes().await.map(|owes| !owes),
+            None => Ok(true),
+        },
+        other => other,
+    };
+    answer.unwrap_or_else(|err| {
+        tracing::warn!(
+            task,
+            error = %err.chain(),
+            "Cannot tell whether the input is drained; fetching again"
+        );
+        false
+    })
 }

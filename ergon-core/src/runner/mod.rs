@@ -6,6 +6,7 @@ mod batches;
 mod generated;
 mod limit;
 mod on_pool;
+mod quiet;
 mod stats;
 mod thread_pool;
 
@@ -13,5 +14,6 @@ pub use async_loop::{ConsumeLoop, LoopEnd};
 pub(crate) use generated::Generated;
 pub use limit::LimitBudget;
 pub use on_pool::OnPool;
+pub use quiet::RunQuiet;
 pub use stats::{HistogramsSnapshot, StatsSnapshot, WorkerStats};
 pub use thread_pool::ThreadPool;

@@ -12,6 +12,7 @@ mod schema;
 mod workflow;
 mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub struct Settings {
     pub max_output: usize,
     /// Each task's queue and continuation.
     pub routes: Routes,
+    /// The tasks this process runs: a finite loop waits for the journal's pending work
+    /// for them ([`Journal::owes`]). Empty: none (finite loops end with their queue).
+    pub running: Vec<String>,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             retention: Duration::from_secs(7 * 24 * 3600),
             max_output: 256 * 1024,
             routes: Routes::new(),
+            running: Vec::new(),
         }
     }
 }
@@ -74,6 +79,11 @@ impl Default for Settings {
 /// ```
 pub struct SqliteJournal {
     record: Record,
+    /// Transactions in flight that spawned children or parked a wait: part of a lineage,
+    /// so recorded in `workflow` mode (taken out when their completion is recorded).
+    parents: Mutex<HashSet<String>>,
+    /// [`Settings::running`] as a JSON array.
+    running: String,
     routes: Arc<Routes>,
     writer: mpsc::Sender<Pending>,
     reader: Arc<SqliteReader>,
@@ -113,8 +123,11 @@ impl SqliteJournal {
                 .with_source(err)
                 .non_retryable()
             })?;
+        let running = serde_json::to_string(&settings.running).unwrap_or_default();
         Ok(Self {
             record: settings.record,
+            parents: Mutex::default(),
+            running,
             routes,
             writer: sender,
             reader,
@@ -165,9 +178,13 @@ impl SqliteJournal {
 
 #[async_trait]
 impl Journal for SqliteJournal {
-    fn records(&self, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
-        let lineage =
-            tx.parent_id().is_some() || tx.tags().next().is_some() || outcome.dispatched > 0;
+    fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
+        let parent = lock(&self.parents).remove(tx.id());
+        let lineage = parent
+            || !self.routes.continuations_of(task).is_empty()
+            || tx.parent_id().is_some()
+            || tx.tags().next().is_some()
+            || outcome.dispatched > 0;
         let failed = !matches!(outcome.settlement, Settlement::Ack);
         self.record.records(lineage, failed)
     }
@@ -191,6 +208,8 @@ impl Journal for SqliteJournal {
         children: Vec<Transaction>,
     ) -> Result<usize, TaskError> {
         self.check_target(&format!("task {from_task} spawns"), target)?;
+        let parents = children.iter().filter_map(Transaction::parent_id);
+        lock(&self.parents).extend(parents.map(str::to_owned));
         let request = Request::Spawn {
             target: target.to_owned(),
             children,
@@ -203,6 +222,7 @@ impl Journal for SqliteJournal {
             &format!("task {} parks a wait", park.owner_task),
             &park.then,
         )?;
+        lock(&self.parents).insert(park.owner.id().to_owned());
         self.write(Request::Park(park)).await.map(drop)
     }
 
@@ -246,6 +266,14 @@ impl Journal for SqliteJournal {
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    async fn owes(&self) -> Result<bool, TaskError> {
+        let reader = self.reader.clone();
+        let running = self.running.clone();
+        tokio::task::spawn_blocking(move || reader.owes(&running))
+            .await
+            .map_err(|err| TaskError::system(format!("journal read panicked: {err}")))?
     }
 
     async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
@@ -313,6 +341,16 @@ impl SqliteReader {
     /// The database cannot be read.
     pub fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
         reader::states(&lock(&self.db), members).map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// Whether a node of one of `tasks` (a JSON array of names) is queued, or a wait
+    /// continuing into one of them is undecided.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn owes(&self, tasks: &str) -> Result<bool, TaskError> {
+        reader::owes(&lock(&self.db), tasks).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
     /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and

@@ -9,7 +9,7 @@ use crate::node::{Filter, Node, NodeError, Status};
 
 const COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, status, settlement, attempts,
     deliveries, children, failed_step, error_category, error, trace_id, started_at, finished_at,
-    output";
+    output, edge";
 
 /// The nodes of transaction `id`, one per task it completed in.
 pub(super) fn get(db: &Connection, id: &str) -> rusqlite::Result<Vec<Node>> {
@@ -120,7 +120,20 @@ fn node(row: &Row<'_>) -> rusqlite::Result<Node> {
         started_at_ms: row.get(14)?,
         finished_at_ms: row.get(15)?,
         output: output(row.get(16)?),
+        edge: row.get(17)?,
     })
+}
+
+/// Whether a node of one of `tasks` (a JSON array of names) is queued, or a wait
+/// continuing into one of them is undecided.
+pub(super) fn owes(db: &Connection, tasks: &str) -> rusqlite::Result<bool> {
+    db.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM ergon_node WHERE status = 'queued'
+                AND task IN (SELECT value FROM json_each(?1)))
+            OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
+                AND then_task IN (SELECT value FROM json_each(?1)))",
+    )?
+    .query_row([tasks], |row| row.get(0))
 }
 
 /// The members of wait `wait_id`, in the order they were given, as its continuation

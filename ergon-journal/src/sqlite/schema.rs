@@ -3,7 +3,8 @@
 //! ```text
 //! ergon_node         one row per (transaction, task): lineage, status (queued while a
 //!                    spawned child or a continuation waits; then succeeded, failed or
-//!                    cancelled), settlement, attempts, deliveries, children, error, output
+//!                    cancelled), settlement, attempts, deliveries, children, error, output,
+//!                    edge (how the journal reached it: `spawn`, `then`)
 //! ergon_wait         a parked wait: owner, quorum, counters, deadline, continuation task,
 //!                    fired_at (set once)
 //! ergon_wait_member  what it waits for: each member flips from pending once
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS ergon_node (
     error TEXT,
     output TEXT,
     trace_id TEXT,
+    edge TEXT,
     started_at INTEGER NOT NULL,
     finished_at INTEGER NOT NULL,
     PRIMARY KEY (tx_id, task)
@@ -39,6 +41,7 @@ CREATE TABLE IF NOT EXISTS ergon_node (
 CREATE INDEX IF NOT EXISTS ergon_node_parent ON ergon_node (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ergon_node_root ON ergon_node (root_id);
 CREATE INDEX IF NOT EXISTS ergon_node_finished ON ergon_node (finished_at);
+CREATE INDEX IF NOT EXISTS ergon_node_queued ON ergon_node (task) WHERE status = 'queued';
 CREATE TABLE IF NOT EXISTS ergon_wait (
     wait_id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,

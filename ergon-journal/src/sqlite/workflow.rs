@@ -34,11 +34,13 @@ pub(super) struct Transition<'a> {
     pub now: i64,
 }
 
-/// Inserts or completes a node; the update applies only to a node not yet terminal.
+/// Inserts or completes a node; the update applies only to a node not yet terminal. Its
+/// children are those its output confirmed and those it spawned.
 const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status,
     settlement, attempts, deliveries, children, failed_step, error_category, error, output,
     trace_id, started_at, finished_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 + (SELECT count(*) FROM ergon_node
+        WHERE parent_id = ?1 AND edge = 'spawn'), ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (tx_id, task) DO UPDATE SET parent_id = excluded.parent_id,
         root_id = excluded.root_id, tags = excluded.tags, status = excluded.status,
         settlement = excluded.settlement, attempts = excluded.attempts,
@@ -97,21 +99,12 @@ impl Transition<'_> {
         if changed == 0 {
             return Ok(());
         }
-        if let Some(on_complete) = self.routes.continuation_of(&c.task) {
+        for on_complete in self.routes.continuations_of(&c.task) {
             if on_complete.when.matches(failure.is_none()) {
-                let error = failure.map(|f| {
-                    json!({ "step": f.step, "category": f.category.as_str(), "message": f.message })
-                });
-                let payload = json!({
-                    "previous_task_id": t.id(),
-                    "previous_task": &*c.task,
-                    "status": status,
-                    "previous_output": output.and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                    "error": error,
-                });
+                let payload = continuation(c, status, output);
                 let id = format!("{}/{}/then/{}", t.id(), c.task, on_complete.task);
                 let next = t.child(id, payload.to_string()).build();
-                self.emit(&on_complete.task, &next)?;
+                self.emit(&on_complete.task, &next, Edge::Then)?;
             }
         }
         self.flip(&c.task, t.id(), status)
@@ -122,7 +115,7 @@ impl Transition<'_> {
     pub fn spawn(&self, target: &str, children: &[Transaction]) -> rusqlite::Result<usize> {
         let mut new = 0;
         for child in children {
-            if self.emit(target, child)? {
+            if self.emit(target, child, Edge::Spawn)? {
                 new += 1;
             }
         }
@@ -327,13 +320,17 @@ impl Transition<'_> {
                 owner.meta(k, v)
             })
             .build();
-        self.emit(&then, &owner.child(key, payload.to_string()).build())?;
+        self.emit(
+            &then,
+            &owner.child(key, payload.to_string()).build(),
+            Edge::Then,
+        )?;
         Ok(())
     }
 
-    /// Records `tx` as queued in `task` and appends it to that task's queue, unless the
-    /// journal knows it already; returns whether it was new.
-    fn emit(&self, task: &str, tx: &Transaction) -> rusqlite::Result<bool> {
+    /// Records `tx` as queued in `task`, reached by `edge`, and appends it to that task's
+    /// queue, unless the journal knows it already; returns whether it was new.
+    fn emit(&self, task: &str, tx: &Transaction, edge: Edge) -> rusqlite::Result<bool> {
         let Some(queue) = self.routes.queue_of(task) else {
             // The plan and the calls check targets before anything is written.
             tracing::error!(
@@ -350,8 +347,8 @@ impl Transition<'_> {
             .db
             .prepare_cached(
                 "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status, settlement,
-                     attempts, deliveries, children, trace_id, started_at, finished_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', '', 0, 0, 0, ?6, ?7, ?7)
+                     attempts, deliveries, children, trace_id, started_at, finished_at, edge)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', '', 0, 0, 0, ?6, ?7, ?7, ?8)
                  ON CONFLICT (tx_id, task) DO NOTHING",
             )?
             .execute(params![
@@ -362,6 +359,7 @@ impl Transition<'_> {
                 tx.meta(meta::TAGS).unwrap_or(""),
                 trace_id,
                 self.now,
+                edge.as_str(),
             ])?;
         if inserted == 0 {
             return Ok(false);
@@ -374,6 +372,46 @@ impl Transition<'_> {
         local::append(self.db, queue, &[row])?;
         Ok(true)
     }
+}
+
+/// How a node the journal hands over is reached from its parent.
+#[derive(Debug, Clone, Copy)]
+enum Edge {
+    /// Spawned by its parent's step.
+    Spawn,
+    /// A continuation: its parent's `on_complete`, or a parked wait of its parent.
+    Then,
+}
+
+impl Edge {
+    fn as_str(self) -> &'static str {
+        match self {
+            Edge::Spawn => "spawn",
+            Edge::Then => "then",
+        }
+    }
+}
+
+/// What a continuation of `c` receives: whose continuation it is, how it ended, its input
+/// (as JSON when it is JSON, else as text), its output and its error.
+fn continuation(c: &Completion, status: &str, output: Option<&str>) -> Value {
+    let failure = match &c.settlement {
+        Settlement::DeadLetter(failure) | Settlement::Drop(failure) => Some(failure),
+        Settlement::Ack | Settlement::Requeue => None,
+    };
+    let payload = c.transaction.payload();
+    let input = serde_json::from_slice::<Value>(payload)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
+    json!({
+        "previous_task_id": c.transaction.id(),
+        "previous_task": &*c.task,
+        "status": status,
+        "previous_input": input,
+        "previous_output": output.and_then(|o| serde_json::from_str::<Value>(o).ok()),
+        "error": failure.map(|f| {
+            json!({ "step": f.step, "category": f.category.as_str(), "message": f.message })
+        }),
+    })
 }
 
 /// The earliest deadline of a wait not yet decided.

@@ -37,12 +37,14 @@ pub async fn run(
     let settings = telemetry.settings().clone();
 
     let board = Arc::new(WorkerBoard::default());
+    #[cfg(feature = "journal")]
+    let running: Vec<String> = tasks.iter().map(|task| task.name.clone()).collect();
     let manager = TaskManager::new(tasks).board(board.clone());
     #[cfg(feature = "journal")]
     let manager = match &plan.journal {
         Some(journal) => {
             let opened = journal
-                .open()
+                .open(&running)
                 .map_err(|err| at("journal.path", err.chain().to_string()))?;
             tracing::info!(journal = %journal.path.display(), record = ?journal.record, "Journal open");
             manager.journal(opened)

@@ -1,7 +1,8 @@
 //! `trace ID [--format tree|json]`: the lineage tree of a transaction, from its root.
 //!
 //! Each line is one transaction in one task (id, task, status, duration, attempts,
-//! deliveries, children, the error of a failure); children hang under their parent.
+//! deliveries, children, the error of a failure); children hang under their parent, and
+//! continuations (`on_complete`, parked waits) under it too, marked `⤷` and never folded.
 //! A large fan-out is folded after its first few children into one line counting the
 //! rest by status (`… 997 more: 990 succeeded, 7 failed`), so a trace of 100,000 children
 //! stays readable; `list --parent ID --status failed` shows the failures it folded.
@@ -99,7 +100,16 @@ impl<'a> Lineage<'a> {
         }
     }
 
-    /// The lines of `id` (one per task it completed in), then its children.
+    /// Whether `id` is a continuation (it was reached by a `then` edge).
+    fn is_continuation(&self, id: &str) -> bool {
+        self.nodes
+            .get(id)
+            .and_then(|nodes| nodes.first())
+            .is_some_and(|node| node.edge.as_deref() == Some("then"))
+    }
+
+    /// The lines of `id` (one per task it completed in), then its children (a large
+    /// fan-out folded), then its continuations.
     fn tree(
         &self,
         id: &str,
@@ -122,19 +132,25 @@ impl<'a> Lineage<'a> {
                 }
             }
         }
-        let children = self.children.get(id).map_or(&[][..], Vec::as_slice);
+        let all = self.children.get(id).map_or(&[][..], Vec::as_slice);
+        let (continuations, children): (Vec<&str>, Vec<&str>) =
+            all.iter().partition(|child| self.is_continuation(child));
         let shown = if children.len() > FOLD_AFTER {
             SHOWN_WHEN_FOLDED
         } else {
             children.len()
         };
-        for (index, child) in children[..shown].iter().enumerate() {
-            let last = index + 1 == children.len();
-            let (branch, next) = if last {
+        let folded = &children[shown..];
+        let lines = shown + usize::from(!folded.is_empty()) + continuations.len();
+        let branch = |index: usize| {
+            if index + 1 == lines {
                 ("└─ ", "   ")
             } else {
                 ("├─ ", "│  ")
-            };
+            }
+        };
+        for (index, child) in children[..shown].iter().enumerate() {
+            let (branch, next) = branch(index);
             self.tree(
                 child,
                 &format!("{rest}{branch}"),
@@ -143,7 +159,6 @@ impl<'a> Lineage<'a> {
                 seen,
             );
         }
-        let folded = &children[shown..];
         if !folded.is_empty() {
             let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
             for child in folded {
@@ -153,12 +168,19 @@ impl<'a> Lineage<'a> {
                 .iter()
                 .map(|(status, n)| format!("{n} {status}"))
                 .collect();
+            let (branch, _) = branch(shown);
             let _ = writeln!(
                 out,
-                "{rest}└─ … {} more: {} (list --parent {id} [--status failed])",
+                "{rest}{branch}… {} more: {} (list --parent {id} [--status failed])",
                 folded.len(),
                 counts.join(", ")
             );
+        }
+        let done = shown + usize::from(!folded.is_empty());
+        for (index, child) in continuations.iter().enumerate() {
+            let (branch, next) = branch(done + index);
+            let (first, rest) = (format!("{rest}{branch}⤷ "), format!("{rest}{next}  "));
+            self.tree(child, &first, &rest, out, seen);
         }
     }
 

@@ -51,9 +51,9 @@ pub struct TaskConfig {
     /// The task's own settings, free-form, decoded by the task.
     #[serde(default)]
     pub settings: Option<serde_json::Value>,
-    /// The continuation sent once a transaction of this task is terminal:
-    /// `"task"` or `{ task = "...", when = "success" | "failure" | "always" }` (needs a
-    /// `[journal]`; `ergon_journal::OnComplete`).
+    /// The continuations sent once a transaction of this task is terminal: `"task"`,
+    /// `{ task = "...", when = "success" | "failure" | "always" }`, or a list of those
+    /// (needs a `[journal]`; `ergon_journal::OnComplete`).
     #[serde(default)]
     pub on_complete: Option<serde_json::Value>,
 }
