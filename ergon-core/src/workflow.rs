@@ -190,8 +190,9 @@ impl Context {
 ///
 /// Once the members meet the quorum (or the timeout passes, or the quorum can no longer
 /// be met), the journal sends task `then` one transaction, exactly once, with payload
-/// `{"previous_task_id", "previous_task", "outcome", "members": [{"task", "id", "status",
-/// "output", "error"}…]}`. Nothing holds a worker meanwhile, and the wait survives
+/// `{"previous_task_id", "previous_task", "outcome", "total", "statuses": {"succeeded": n,
+/// …}, "members": [{"task", "id", "status", "output", "error"}…]}` (above 1,000 members,
+/// those that succeeded without an output are counted, not listed). Nothing holds a worker meanwhile, and the wait survives
 /// restarts: its deadline is stored, so a timeout fires after a restart too.
 #[must_use = "a wait is registered by `.then(task).await`"]
 pub struct ParkBuilder<'a> {

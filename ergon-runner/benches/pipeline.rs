@@ -67,7 +67,22 @@
 //! them all pipelined and then waiting for every confirm.
 //!
 //! The `telemetry_*` and `local_*` cases print `bench <case> tx= tx_per_s= ...` (see their
-//! modules); telemetry cases add `ratio_to_off=`.
+//! modules); telemetry cases add `ratio_to_off=`. The journal cases (module `journal`):
+//!
+//! ```text
+//! bench journal_cost tx= tx_per_s= off_tx_per_s= ratio= runs=
+//! bench chain_fanout_local children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
+//! ```
+//!
+//! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
+//! filled beforehand) with an SQLite journal recording every completion (`record =
+//! "all"`, in the queue's file) against the same without a journal, interleaved.
+//! `chain_fanout_local` is one parent spawning `children` no-op children (one
+//! `spawn_all`) into a local queue and parking a `when_all` continuation on them, on the
+//! embedded default (queue and journal in one SQLite file): `children_per_s` counts from
+//! the parent's fetch to the continuation's start; the fan-in latency is from the last
+//! child's completion (its journal record's end) to the continuation's start, one sample
+//! per run: `fanin_p50_ms` is the median over the runs and `fanin_p99_ms` the highest.
 //!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
@@ -209,6 +224,18 @@ const CASES: &[Case] = &[
         name: "local_consume",
         parent: local::parent,
         child: local::child,
+        tx: 100_000,
+    },
+    Case {
+        name: "journal_cost",
+        parent: journal::cost_parent,
+        child: journal::cost_child,
+        tx: 100_000,
+    },
+    Case {
+        name: "chain_fanout_local",
+        parent: journal::fanout_parent,
+        child: journal::fanout_child,
         tx: 100_000,
     },
     Case {
@@ -1636,7 +1663,7 @@ mod local {
         Ok(started.elapsed())
     }
 
-    fn fill(path: &std::path::Path, n: u64) -> Result<(), String> {
+    pub(super) fn fill(path: &std::path::Path, n: u64) -> Result<(), String> {
         let mut store = Store::open(path).map_err(|e| e.to_string())?;
         let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         for chunk in ids.chunks(1_000) {
@@ -1668,5 +1695,228 @@ mod local {
             return Err(format!("the loop ended with {end:?}, n = {n}"));
         }
         Ok(elapsed)
+    }
+}
+
+/// The journal cases: what recording every completion costs, and a fan-out / fan-in
+/// through the journal on the embedded default.
+mod journal {
+    use super::*;
+    use ergon_connectors::local::{LocalConfig, LocalConnector};
+    use ergon_core::journal::Journal;
+    use ergon_core::runner::RunQuiet;
+    use ergon_journal::{Record, Routes, Settings, SqliteJournal};
+    use std::sync::Mutex;
+
+    pub(super) fn cost_parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let runs = bench.interleave(case, &["all", "off"])?;
+        runs.describe("tx_per_s", &[("all", "off")]);
+        Ok(format!(
+            "bench {} tx={} {} {} {} runs={}",
+            case.name,
+            bench.tx(case),
+            runs.spread("all", "tx_per_s").fields("tx_per_s", 0),
+            runs.spread("off", "tx_per_s").fields("off_tx_per_s", 0),
+            runs.ratio("all", "off", "tx_per_s").fields("ratio", 2),
+            bench.runs,
+        ))
+    }
+
+    /// `local_consume`, with a journal recording everything (`all`) or none (`off`).
+    pub(super) fn cost_child(variant: &str) -> Result<Sample, String> {
+        let n = env_or("ERGON_BENCH_TX", 100_000);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("queue.db");
+        local::fill(&path, n)?;
+        runtime().block_on(async {
+            let input = LocalConnector::open(path.clone(), "bench".into(), &LocalConfig::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let input = Arc::new(input);
+            let journal = (variant == "all").then(|| open(&path, Record::All, Routes::new(), &[]));
+            let journal = journal.transpose()?;
+            let mut policy = ConsumerPolicy::default();
+            policy.r#loop.concurrency = 64;
+            policy.fetch.batch_size = inmemory::BATCH_SIZE;
+            let mut cx = Context::builder("bench").input(input.clone());
+            if let Some(journal) = &journal {
+                cx = cx.journal(journal.clone());
+            }
+            let started = Instant::now();
+            ConsumeLoop::consumer(Arc::new(inmemory::Noop), cx.build(), Arc::new(policy))
+                .run()
+                .await
+                .map_err(|e| e.to_string())?;
+            let elapsed = started.elapsed();
+            input.close().await.map_err(|e| e.to_string())?;
+            if let Some(journal) = &journal {
+                let last = journal
+                    .reader()
+                    .get(&(n - 1).to_string())
+                    .map_err(|e| e.to_string())?;
+                if last.len() != 1 {
+                    return Err(format!("transaction {} is not journaled", n - 1));
+                }
+            }
+            let mut sample = Sample::new();
+            sample.insert("tx".into(), n as f64);
+            sample.insert("tx_per_s".into(), n as f64 / elapsed.as_secs_f64());
+            Ok(sample)
+        })
+    }
+
+    fn open(
+        path: &std::path::Path,
+        record: Record,
+        routes: Routes,
+        running: &[&str],
+    ) -> Result<Arc<SqliteJournal>, String> {
+        let settings = Settings {
+            record,
+            routes,
+            running: running.iter().map(|task| (*task).to_owned()).collect(),
+            ..Settings::default()
+        };
+        SqliteJournal::open(path, settings)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    }
+
+    pub(super) fn fanout_parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let runs = bench.interleave(case, &["engine"])?;
+        runs.describe("children_per_s", &[]);
+        runs.describe("fanin_ms", &[]);
+        let fanin = runs.spread("engine", "fanin_ms");
+        Ok(format!(
+            "bench {} children={} {} fanin_p50_ms={:.1} fanin_p99_ms={:.1} runs={}",
+            case.name,
+            bench.tx(case),
+            runs.spread("engine", "children_per_s")
+                .fields("children_per_s", 0),
+            fanin.median,
+            fanin.max,
+            bench.runs,
+        ))
+    }
+
+    /// Spawns `{"children": n}` no-op children and parks `fan_in` on all of them.
+    struct Parent;
+
+    impl Consumer for Parent {
+        type Output = ();
+
+        async fn process_transaction(
+            &self,
+            cx: &Context,
+            tx: &Transaction,
+        ) -> Result<(), TaskError> {
+            let n = tx.json::<serde_json::Value>()?["children"]
+                .as_u64()
+                .unwrap_or(0);
+            let children = (0..n).map(|k| tx.child(format!("{}/{k}", tx.id()), "{}").build());
+            let members = cx.spawn_all("child", children.collect()).await?;
+            cx.when_all(tx, members).then("fan_in").await
+        }
+    }
+
+    /// Notes when the continuation started and how many members it got.
+    struct FanIn(Mutex<Option<(i64, Instant, u64)>>);
+
+    impl Consumer for FanIn {
+        type Output = ();
+
+        async fn process_transaction(
+            &self,
+            _: &Context,
+            tx: &Transaction,
+        ) -> Result<(), TaskError> {
+            let (at_ms, at) = (ergon_core::journal::now_ms(), Instant::now());
+            let members = tx.json::<serde_json::Value>()?["total"]
+                .as_u64()
+                .unwrap_or(0);
+            *self.0.lock().unwrap() = Some((at_ms, at, members));
+            Ok(())
+        }
+    }
+
+    /// One fan-out of `n` children through a journal in the queues' file.
+    pub(super) fn fanout_child(_variant: &str) -> Result<Sample, String> {
+        let n = env_or("ERGON_BENCH_TX", 100_000);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = dir.path().join("queue.db");
+        let tasks = ["parent", "child", "fan_in"];
+        let routes = tasks.iter().fold(Routes::new(), |r, t| r.queue(*t, *t));
+        let journal = open(&path, Record::Workflow, routes, &tasks)?;
+        let fan_in = Arc::new(FanIn(Mutex::default()));
+        runtime().block_on(async {
+            let config = LocalConfig::default();
+            let queue = |name: &str| LocalConnector::open(path.clone(), name.to_owned(), &config);
+            let parents = Arc::new(queue("parent").await.map_err(|e| e.to_string())?);
+            let payload = serde_json::json!({ "children": n }).to_string();
+            parents
+                .dispatch(&[Transaction::new("p", payload)])
+                .await
+                .map_err(|e| e.to_string())?;
+            let children = Arc::new(queue("child").await.map_err(|e| e.to_string())?);
+            let fan_ins = Arc::new(queue("fan_in").await.map_err(|e| e.to_string())?);
+            let quiet = RunQuiet::new();
+            let cx = |task: &str, input: &Arc<LocalConnector>| {
+                Context::builder(task)
+                    .input(input.clone())
+                    .journal(journal.clone() as Arc<dyn Journal>)
+                    .build()
+            };
+            let mut policy = ConsumerPolicy::default();
+            policy.r#loop.concurrency = 64;
+            policy.fetch.batch_size = inmemory::BATCH_SIZE;
+            policy.fetch.empty.backoff = Duration::from_millis(1);
+            policy.fetch.empty.backoff_cap = Duration::from_millis(5);
+            let policy = Arc::new(policy);
+            let started = Instant::now();
+            let parent =
+                ConsumeLoop::consumer(Arc::new(Parent), cx("parent", &parents), policy.clone())
+                    .quiet(Some(quiet.clone()))
+                    .run();
+            let child = ConsumeLoop::consumer(
+                Arc::new(inmemory::Noop),
+                cx("child", &children),
+                policy.clone(),
+            )
+            .quiet(Some(quiet.clone()))
+            .run();
+            let last = ConsumeLoop::consumer(fan_in.clone(), cx("fan_in", &fan_ins), policy)
+                .quiet(Some(quiet))
+                .run();
+            let (a, b, c) = tokio::join!(parent, child, last);
+            for end in [a, b, c] {
+                end.map_err(|e| e.to_string())?;
+            }
+            for queue in [parents, children, fan_ins] {
+                queue.close().await.map_err(|e| e.to_string())?;
+            }
+            let (fired_ms, fired, members) =
+                fan_in.0.lock().unwrap().ok_or("the fan-in never ran")?;
+            if members != n {
+                return Err(format!("the fan-in got {members} members, expected {n}"));
+            }
+            let filter = ergon_journal::Filter {
+                parent: Some("p".into()),
+                limit: usize::MAX,
+                ..Default::default()
+            };
+            let nodes = journal.reader().list(&filter).map_err(|e| e.to_string())?;
+            let last_child_ms = nodes
+                .iter()
+                .filter(|node| node.edge.as_deref() == Some("spawn"))
+                .map(|node| node.finished_at_ms)
+                .max()
+                .ok_or("no child journaled")?;
+            let mut sample = Sample::new();
+            sample.insert("children".into(), n as f64);
+            let elapsed = fired.duration_since(started).as_secs_f64();
+            sample.insert("children_per_s".into(), n as f64 / elapsed);
+            sample.insert("fanin_ms".into(), (fired_ms - last_child_ms) as f64);
+            Ok(sample)
+        })
     }
 }

@@ -330,6 +330,75 @@ fn journal_mistakes_are_config_errors_naming_the_key() {
         assert_eq!(code, Some(2), "{table}: {stderr}");
         assert!(stderr.contains(key), "{table}: {stderr}");
     }
+    // Continuations: they need a journal, and a target that reads a local queue in its
+    // file; the key of the offending entry is named.
+    let tasks = r#"
+[connectors.inbox]
+type = "local"
+path = "queue.db"
+
+[connectors.other]
+type = "local"
+path = "elsewhere.db"
+
+[connectors.lines]
+type = "file"
+path = "lines.jsonl"
+
+[tasks.a]
+type = "forward"
+input = "inbox"
+output = "lines"
+
+[tasks.b]
+type = "forward"
+input = "other"
+output = "lines"
+
+[tasks.c]
+type = "forward"
+input = "lines"
+output = "inbox"
+"#;
+    for (extra, key, message) in [
+        (
+            "on_complete = \"a\"",
+            "tasks.a.on_complete",
+            "add a `[journal]` table",
+        ),
+        (
+            "on_complete = \"b\"\n[journal]\npath = \"queue.db\"",
+            "tasks.a.on_complete",
+            "task `b` does not read a local queue in the journal's file",
+        ),
+        (
+            "on_complete = [\"a\", { task = \"c\", when = \"failure\" }]\n[journal]\npath = \"queue.db\"",
+            "tasks.a.on_complete.1",
+            "task `c` does not read a local queue",
+        ),
+        (
+            "on_complete = { task = \"nope\" }\n[journal]\npath = \"queue.db\"",
+            "tasks.a.on_complete",
+            "no task named `nope`",
+        ),
+        (
+            "on_complete = { task = \"a\", when = \"sometimes\" }\n[journal]\npath = \"queue.db\"",
+            "tasks.a.on_complete.when",
+            "unknown variant `sometimes`",
+        ),
+    ] {
+        let file = tasks.replace(
+            "output = \"lines\"\n\n[tasks.b]",
+            &format!("output = \"lines\"\n{extra}\n\n[tasks.b]"),
+        );
+        std::fs::write(&config, file).unwrap();
+        let (code, _, stderr) = output(&config, &["validate"]);
+        assert_eq!(code, Some(2), "{extra}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(message),
+            "{extra}: {stderr}"
+        );
+    }
     std::fs::write(&config, "[tasks]\n").unwrap();
     let (code, _, stderr) = output(&config, &["trace", "x"]);
     assert_eq!(code, Some(2));

@@ -178,7 +178,9 @@ pub struct Park {
     pub counts: Counts,
     /// When it is decided as timed out, in Unix milliseconds.
     pub deadline_ms: Option<i64>,
-    /// The task its continuation is sent to, with payload
-    /// `{"previous_task_id", "previous_task", "outcome", "members": [MemberState…]}`.
+    /// The task its continuation is sent to, with payload `{"previous_task_id",
+    /// "previous_task", "outcome", "total", "statuses": {"succeeded": n, …}, "members":
+    /// [MemberState…]}`; above 1,000 members, those that succeeded without an output are
+    /// counted in `statuses` but not listed.
     pub then: String,
 }

@@ -7,8 +7,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::node::{Filter, Node, NodeError, Status};
 
+/// A node's children are those its output confirmed (`children`) and those it spawned,
+/// counted when read so that a completion does not pay for it.
 const COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, status, settlement, attempts,
-    deliveries, children, failed_step, error_category, error, trace_id, started_at, finished_at,
+    deliveries, children + (SELECT count(*) FROM ergon_node spawned
+        WHERE spawned.parent_id = ergon_node.tx_id AND spawned.edge = 'spawn'), failed_step, error_category, error, trace_id, started_at, finished_at,
     output, edge";
 
 /// The nodes of transaction `id`, one per task it completed in.
@@ -137,14 +140,22 @@ pub(super) fn owes(db: &Connection, tasks: &str) -> rusqlite::Result<bool> {
 }
 
 /// The members of wait `wait_id`, in the order they were given, as its continuation
-/// receives them.
-pub(super) fn wait_members(db: &Connection, wait_id: i64) -> rusqlite::Result<Vec<MemberState>> {
+/// receives them: every member when `all`, else only those that did not succeed or have
+/// an output.
+pub(super) fn wait_members(
+    db: &Connection,
+    wait_id: i64,
+    all: bool,
+) -> rusqlite::Result<Vec<MemberState>> {
     let mut query = db.prepare_cached(
         "SELECT m.task, m.tx_id, m.state, n.output, n.error FROM ergon_wait_member m
          LEFT JOIN ergon_node n ON n.tx_id = m.tx_id AND n.task = m.task
-         WHERE m.wait_id = ?1 ORDER BY m.position",
+         WHERE m.wait_id = ?1 AND (?2 OR m.state != 'succeeded' OR m.with_output)
+         ORDER BY m.position",
     )?;
-    query.query_map([wait_id], member_state)?.collect()
+    query
+        .query_map(params![wait_id, all], member_state)?
+        .collect()
 }
 
 /// The states of `members`, in order (`pending` for one not terminal, or unknown).

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS ergon_wait (
     needed INTEGER NOT NULL,
     total INTEGER NOT NULL,
     done INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
     counted INTEGER NOT NULL,
     deadline_ms INTEGER,
     then_task TEXT NOT NULL,
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS ergon_wait_member (
     task TEXT NOT NULL,
     position INTEGER NOT NULL,
     state TEXT NOT NULL,
+    with_output INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (wait_id, tx_id, task)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ergon_wait_member_pending ON ergon_wait_member (tx_id, task)

@@ -12,9 +12,15 @@
 //!
 //! Members flip `pending → status` once (`WHERE state = 'pending'`) and a wait fires once
 //! (`WHERE fired_at IS NULL`): a duplicate completion changes nothing, and nothing is
-//! decided by a counter that duplicates could push past its target. Emitting writes the
+//! decided by a counter that duplicates could push past its target. A wait's counters
+//! take the flips of a whole commit at once ([`Transition::decide`], called once the
+//! commit's requests are applied): a fan-in of 100,000 children updates its wait once per
+//! commit, not once per child. Emitting writes the
 //! target's node as `queued` and its row into the target's local queue in the same
 //! commit; a node that exists already is not emitted again.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use ergon_connectors::local::{self, NewRow, metadata_json};
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
@@ -26,21 +32,33 @@ use serde_json::{Value, json};
 use crate::routes::Routes;
 
 /// One writer transaction's view: the connection inside `BEGIN IMMEDIATE`, the routes,
-/// the output cap and the commit's clock.
+/// the output cap, the commit's clock, and the members flipped so far, by wait.
 pub(super) struct Transition<'a> {
     pub db: &'a Connection,
     pub routes: &'a Routes,
     pub max_output: usize,
     pub now: i64,
+    pub flipped: RefCell<BTreeMap<i64, Flipped>>,
 }
 
-/// Inserts or completes a node; the update applies only to a node not yet terminal. Its
-/// children are those its output confirmed and those it spawned.
+/// Members of one wait flipped in this commit, by how they ended.
+#[derive(Debug, Default)]
+pub(super) struct Flipped {
+    succeeded: u32,
+    /// Failed or cancelled.
+    failed: u32,
+}
+
+/// A continuation of a wait lists up to this many members one by one; above, members
+/// that succeeded without an output are counted (`statuses`), not listed, so a fan-in of
+/// 100,000 no-op children does not carry a 6 MB list.
+const LISTED: u64 = 1_000;
+
+/// Inserts or completes a node; the update applies only to a node not yet terminal.
 const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status,
     settlement, attempts, deliveries, children, failed_step, error_category, error, output,
     trace_id, started_at, finished_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 + (SELECT count(*) FROM ergon_node
-        WHERE parent_id = ?1 AND edge = 'spawn'), ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
     ON CONFLICT (tx_id, task) DO UPDATE SET parent_id = excluded.parent_id,
         root_id = excluded.root_id, tags = excluded.tags, status = excluded.status,
         settlement = excluded.settlement, attempts = excluded.attempts,
@@ -107,7 +125,7 @@ impl Transition<'_> {
                 self.emit(&on_complete.task, &next, Edge::Then)?;
             }
         }
-        self.flip(&c.task, t.id(), status)
+        self.flip(&c.task, t.id(), status, output.is_some())
     }
 
     /// Records `children` as queued children and appends the new ones to `target`'s
@@ -151,23 +169,25 @@ impl Transition<'_> {
             return Ok(());
         };
         let mut insert = self.db.prepare_cached(
-            "INSERT INTO ergon_wait_member (wait_id, tx_id, task, position, state)
-             VALUES (?1, ?2, ?3, ?4, COALESCE((SELECT status FROM ergon_node
-                 WHERE tx_id = ?2 AND task = ?3 AND status IN ('succeeded', 'failed', 'cancelled')),
-                 'pending'))
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO ergon_wait_member (wait_id, tx_id, task, position, state, with_output)
+             SELECT ?1, ?2, ?3, ?4, COALESCE(status, 'pending'), COALESCE(with_output, 0)
+             FROM (SELECT NULL) LEFT JOIN (SELECT status, output IS NOT NULL AS with_output
+                 FROM ergon_node WHERE tx_id = ?2 AND task = ?3
+                     AND status IN ('succeeded', 'failed', 'cancelled')) ON true
+             WHERE true ON CONFLICT DO NOTHING",
         )?;
         for (position, member) in park.members.iter().enumerate() {
             insert.execute(params![wait_id, member.id, member.task, position as i64])?;
         }
-        let (total, done, counted) = self.tally(wait_id, park.counts)?;
+        let (total, done, succeeded, counted) = self.tally(wait_id, park.counts)?;
         let needed = park.quorum.needed(total);
         self.db
             .prepare_cached(
-                "UPDATE ergon_wait SET needed = ?2, total = ?3, done = ?4, counted = ?5
+                "UPDATE ergon_wait SET needed = ?2, total = ?3, done = ?4, succeeded = ?5,
+                     counted = ?6
                  WHERE wait_id = ?1",
             )?
-            .execute(params![wait_id, needed, total, done, counted])?;
+            .execute(params![wait_id, needed, total, done, succeeded, counted])?;
         match WaitOutcome::decide(total, done, counted, needed) {
             Some(outcome) => self.fire(wait_id, outcome),
             None => Ok(()),
@@ -198,7 +218,7 @@ impl Transition<'_> {
                          finished_at = ?3 WHERE tx_id = ?1 AND task = ?2",
                 )?
                 .execute(params![id, task, self.now])?;
-            self.flip(&task, &id, "cancelled")?;
+            self.flip(&task, &id, "cancelled", false)?;
             cancelled += 1;
         }
         Ok(cancelled)
@@ -220,43 +240,47 @@ impl Transition<'_> {
         Ok(due.len())
     }
 
-    /// Flips the pending memberships of (`task`, `id`) to `status` and decides the waits
-    /// that flip decides.
-    fn flip(&self, task: &str, id: &str, status: &str) -> rusqlite::Result<()> {
-        let waits: Vec<i64> = self
-            .db
-            .prepare_cached(
-                "UPDATE ergon_wait_member SET state = ?3
-                 WHERE tx_id = ?1 AND task = ?2 AND state = 'pending' RETURNING wait_id",
-            )?
-            .query_map(params![id, task, status], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for wait_id in waits {
-            let open: Option<(String, u32, u32, u32, u32)> = self
+    /// Flips the pending memberships of (`task`, `id`) to `status`; the waits they
+    /// belong to are counted and decided once per commit, by [`Transition::decide`].
+    fn flip(&self, task: &str, id: &str, status: &str, with_output: bool) -> rusqlite::Result<()> {
+        let mut flip = self.db.prepare_cached(
+            "UPDATE ergon_wait_member SET state = ?3, with_output = ?4
+             WHERE tx_id = ?1 AND task = ?2 AND state = 'pending' RETURNING wait_id",
+        )?;
+        let mut waits = flip.query(params![id, task, status, with_output])?;
+        let mut flipped = self.flipped.borrow_mut();
+        while let Some(row) = waits.next()? {
+            let delta = flipped.entry(row.get(0)?).or_default();
+            if status == "succeeded" {
+                delta.succeeded += 1;
+            } else {
+                delta.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the members flipped in this commit into their waits, and fires the waits
+    /// that decides: one update per wait, however many of its members completed.
+    pub fn decide(&self) -> rusqlite::Result<()> {
+        let flipped = std::mem::take(&mut *self.flipped.borrow_mut());
+        for (wait_id, delta) in flipped {
+            let open: Option<(u32, u32, u32, u32)> = self
                 .db
                 .prepare_cached(
-                    "UPDATE ergon_wait SET done = done + 1 WHERE wait_id = ?1 AND fired_at IS NULL
-                     RETURNING counts, total, done, counted, needed",
+                    "UPDATE ergon_wait SET done = done + ?2 + ?3, succeeded = succeeded + ?2,
+                         counted = counted + CASE counts WHEN 'terminal' THEN ?2 + ?3
+                             WHEN 'succeeded' THEN ?2 ELSE ?3 END
+                     WHERE wait_id = ?1 AND fired_at IS NULL
+                     RETURNING total, done, counted, needed",
                 )?
-                .query_row([wait_id], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
+                .query_row(params![wait_id, delta.succeeded, delta.failed], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
                 })
                 .optional()?;
-            let Some((counts, total, done, mut counted, needed)) = open else {
+            let Some((total, done, counted, needed)) = open else {
                 continue;
             };
-            if Counts::named(&counts).unwrap_or_default().counts(status) {
-                counted += 1;
-                self.db
-                    .prepare_cached("UPDATE ergon_wait SET counted = ?2 WHERE wait_id = ?1")?
-                    .execute(params![wait_id, counted])?;
-            }
             if let Some(outcome) = WaitOutcome::decide(total, done, counted, needed) {
                 self.fire(wait_id, outcome)?;
             }
@@ -264,53 +288,65 @@ impl Transition<'_> {
         Ok(())
     }
 
-    /// Members, terminal members and counted members of a wait.
-    fn tally(&self, wait_id: i64, counts: Counts) -> rusqlite::Result<(u32, u32, u32)> {
+    /// Members, terminal members, succeeded members and counted members of a wait.
+    fn tally(&self, wait_id: i64, counts: Counts) -> rusqlite::Result<(u32, u32, u32, u32)> {
         let mut states = self
             .db
             .prepare_cached("SELECT state FROM ergon_wait_member WHERE wait_id = ?1")?;
         let mut rows = states.query([wait_id])?;
-        let (mut total, mut done, mut counted) = (0, 0, 0);
+        let (mut total, mut done, mut succeeded, mut counted) = (0, 0, 0, 0);
         while let Some(row) = rows.next()? {
             let state: String = row.get(0)?;
             total += 1;
             if state != "pending" {
                 done += 1;
-                if counts.counts(&state) {
-                    counted += 1;
-                }
+                succeeded += u32::from(state == "succeeded");
+                counted += u32::from(counts.counts(&state));
             }
         }
-        Ok((total, done, counted))
+        Ok((total, done, succeeded, counted))
     }
 
     /// Decides wait `wait_id` (once) and sends its continuation.
     fn fire(&self, wait_id: i64, outcome: WaitOutcome) -> rusqlite::Result<()> {
-        let fired: Option<(String, String, String, String, String)> = self
+        type Fired = (String, String, String, String, String, (u64, u64, u64));
+        let fired: Option<Fired> = self
             .db
             .prepare_cached(
                 "UPDATE ergon_wait SET fired_at = ?2, outcome = ?3
                  WHERE wait_id = ?1 AND fired_at IS NULL
-                 RETURNING key, owner_task, owner_id, owner_metadata, then_task",
+                 RETURNING key, owner_task, owner_id, owner_metadata, then_task, total, done,
+                     succeeded",
             )?
             .query_row(params![wait_id, self.now, outcome.as_str()], |row| {
-                Ok((
+                let counts = (row.get(5)?, row.get(6)?, row.get(7)?);
+                let texts = (
                     row.get(0)?,
                     row.get(1)?,
                     row.get(2)?,
                     row.get(3)?,
                     row.get(4)?,
-                ))
+                );
+                Ok((texts.0, texts.1, texts.2, texts.3, texts.4, counts))
             })
             .optional()?;
-        let Some((key, owner_task, owner_id, owner_metadata, then)) = fired else {
+        let Some((key, owner_task, owner_id, owner_metadata, then, (total, done, succeeded))) =
+            fired
+        else {
             return Ok(());
         };
-        let members = super::reader::wait_members(self.db, wait_id)?;
+        let statuses = json!({
+            "succeeded": succeeded,
+            "failed": done - succeeded,
+            "pending": total - done,
+        });
+        let members = super::reader::wait_members(self.db, wait_id, total <= LISTED)?;
         let payload = json!({
             "previous_task_id": owner_id,
             "previous_task": owner_task,
             "outcome": outcome.as_str(),
+            "total": total,
+            "statuses": statuses,
             "members": members,
         });
         let metadata: Metadata = serde_json::from_str(&owner_metadata).unwrap_or_default();

@@ -13,6 +13,7 @@
 //! deadline that passed while no runner was up fires at the first look (late, never
 //! lost).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -123,6 +124,7 @@ impl Writer {
             routes: &self.routes,
             max_output: self.max_output,
             now,
+            flipped: RefCell::default(),
         };
         let mut counts = Vec::with_capacity(group.len());
         for pending in group {
@@ -133,6 +135,7 @@ impl Writer {
                 Request::Cancel { parent } => step.cancel_children(parent)?,
             });
         }
+        step.decide()?;
         if due {
             let fired = step.fire_due()?;
             if fired > 0 {
