@@ -6,6 +6,7 @@
 //! where the engine calls it and why that order).
 //!
 //! * [`config`]: the `[journal]` table ([`JournalConfig`], [`Record`] modes).
+//! * [`metrics`]: what it counts for the runner's metrics ([`JournalMetrics`]).
 //! * [`node`]: a journaled transaction ([`Node`]) and the [`Filter`] of `list`.
 //! * [`routes`]: where the journal hands transactions over (each task's local queue) and
 //!   each task's `on_complete` continuation.
@@ -21,11 +22,13 @@
 //! hands over enters the target's local queue in that same commit.
 
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod routes;
 pub mod sqlite;
 
 pub use config::{JournalConfig, JournalKind, Record};
+pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
 pub use routes::{OnComplete, Routes, When};
 pub use sqlite::{Settings, SqliteJournal, SqliteReader};

@@ -183,6 +183,13 @@ async fn a_fan_out_fires_its_fan_in_once_with_every_output_and_a_rerun_spawns_no
     );
     assert!(flow.collect("fan_in").await.is_empty());
 
+    let metrics = flow.journal.metrics();
+    assert_eq!(
+        metrics.spawned(),
+        [(("split".into(), "item".into()), 5)],
+        "new ones only"
+    );
+    assert_eq!(metrics.decided(WaitOutcome::Satisfied), 1);
     let reader = flow.journal.reader();
     let child = &reader.get("p-1/4").unwrap()[0];
     assert_eq!(
@@ -419,6 +426,11 @@ async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completio
         "each raced wait fired exactly once: {}",
         got.len()
     );
+    let metrics = flow.journal.metrics();
+    let decided = metrics.decided(WaitOutcome::Satisfied) + metrics.decided(WaitOutcome::TimedOut);
+    assert_eq!(decided, 21);
+    assert!(metrics.decided(WaitOutcome::TimedOut) >= 1);
+    assert_eq!(metrics.wait_duration().count(), 21);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -578,6 +590,11 @@ async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refuse
         .await
         .unwrap();
     assert_eq!(waited.outcome, WaitOutcome::TimedOut);
+    assert_eq!(
+        flow.journal.metrics().waiting_in_steps(),
+        0,
+        "slots given back"
+    );
     assert_eq!(waited.members[0].status, "pending");
 
     let err = cx

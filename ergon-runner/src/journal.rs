@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, decode};
-use ergon_core::journal::Journal;
 use ergon_journal::{
     JournalConfig, OnComplete, Record, Routes, Settings, SqliteJournal, SqliteReader,
 };
@@ -69,7 +68,7 @@ impl JournalPlan {
     /// # Errors
     ///
     /// The file cannot be opened or created.
-    pub fn open(&self, running: &[String]) -> Result<Arc<dyn Journal>, ergon_core::TaskError> {
+    pub fn open(&self, running: &[String]) -> Result<Arc<SqliteJournal>, ergon_core::TaskError> {
         let settings = Settings {
             record: self.record,
             retention: self.retention,

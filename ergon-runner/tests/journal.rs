@@ -404,3 +404,39 @@ output = "inbox"
     assert_eq!(code, Some(2));
     assert!(stderr.contains("the file has no `[journal]`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
+    use ergon_core::journal::Journal;
+    use ergon_runner::telemetry::board::WorkerBoard;
+    use ergon_runner::telemetry::metrics;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tasks.toml");
+    std::fs::write(&config, FAN_OUT).unwrap();
+    let registry = Registry::with_builtins()
+        .hybrid("fan_out", |_| Ok(FanOut))
+        .consumer("item", |_| Ok(Item));
+    let plan = Plan::build(&ergon_runner::config::load(&config).unwrap(), &registry).unwrap();
+    let journal = plan.journal.as_ref().unwrap().open(&[]).unwrap();
+    let board = WorkerBoard::default();
+    board.journal_opened(journal.metrics().clone());
+
+    let parent = Transaction::new("p-m", "{}");
+    let children: Vec<Transaction> = (0..3)
+        .map(|k| parent.child(format!("p-m/{k}"), "{}").build())
+        .collect();
+    assert_eq!(journal.spawn("fan_out", "item", children).await.unwrap(), 3);
+    let text = metrics::prometheus::render(&metrics::collect(&board));
+    assert!(
+        text.contains(
+            r#"ergon_children_spawned_total{ergon_task="fan_out",ergon_child_task="item"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ergon_waits_decided_total{ergon_wait_outcome="timed_out"} 0"#),
+        "{text}"
+    );
+    assert!(text.contains("ergon_wait_in_step 0"), "{text}");
+}

@@ -28,6 +28,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, oneshot};
 
 use crate::config::Record;
+use crate::metrics::JournalMetrics;
 use crate::node::{Filter, Node};
 use crate::routes::Routes;
 use writer::{Pending, Request, Writer};
@@ -88,6 +89,7 @@ pub struct SqliteJournal {
     writer: mpsc::Sender<Pending>,
     reader: Arc<SqliteReader>,
     committed: Arc<Notify>,
+    metrics: Arc<JournalMetrics>,
 }
 
 impl SqliteJournal {
@@ -103,6 +105,7 @@ impl SqliteJournal {
         let reader = Arc::new(SqliteReader::open(path)?);
         let routes = Arc::new(settings.routes);
         let committed = Arc::new(Notify::new());
+        let metrics = Arc::new(JournalMetrics::default());
         let writer = Writer {
             db,
             path: path.to_path_buf(),
@@ -110,6 +113,7 @@ impl SqliteJournal {
             max_output: settings.max_output,
             retention: settings.retention,
             committed: committed.clone(),
+            metrics: metrics.clone(),
         };
         let (sender, queue) = mpsc::channel();
         std::thread::Builder::new()
@@ -132,7 +136,13 @@ impl SqliteJournal {
             writer: sender,
             reader,
             committed,
+            metrics,
         })
+    }
+
+    /// What the journal counted: read by the runner's metrics.
+    pub fn metrics(&self) -> &Arc<JournalMetrics> {
+        &self.metrics
     }
 
     /// A reader of the same file.
@@ -214,7 +224,9 @@ impl Journal for SqliteJournal {
             target: target.to_owned(),
             children,
         };
-        self.write(request).await
+        let new = self.write(request).await?;
+        self.metrics.count_spawned(from_task, target, new);
+        Ok(new)
     }
 
     async fn park(&self, park: Park) -> Result<(), TaskError> {
@@ -233,6 +245,7 @@ impl Journal for SqliteJournal {
         counts: Counts,
         timeout: Duration,
     ) -> Result<Waited, TaskError> {
+        let _slot = self.metrics.waiting_in_step();
         let deadline = tokio::time::Instant::now() + timeout;
         let total = u32::try_from(members.len()).unwrap_or(u32::MAX);
         let needed = quorum.needed(total);

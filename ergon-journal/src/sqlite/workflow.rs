@@ -29,6 +29,7 @@ use ergon_core::{Settlement, Transaction};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
 
 /// One writer transaction's view: the connection inside `BEGIN IMMEDIATE`, the routes,
@@ -39,6 +40,7 @@ pub(super) struct Transition<'a> {
     pub max_output: usize,
     pub now: i64,
     pub flipped: RefCell<BTreeMap<i64, Flipped>>,
+    pub metrics: &'a JournalMetrics,
 }
 
 /// Members of one wait flipped in this commit, by how they ended.
@@ -309,17 +311,17 @@ impl Transition<'_> {
 
     /// Decides wait `wait_id` (once) and sends its continuation.
     fn fire(&self, wait_id: i64, outcome: WaitOutcome) -> rusqlite::Result<()> {
-        type Fired = (String, String, String, String, String, (u64, u64, u64));
+        type Fired = (String, String, String, String, String, (u64, u64, u64, i64));
         let fired: Option<Fired> = self
             .db
             .prepare_cached(
                 "UPDATE ergon_wait SET fired_at = ?2, outcome = ?3
                  WHERE wait_id = ?1 AND fired_at IS NULL
                  RETURNING key, owner_task, owner_id, owner_metadata, then_task, total, done,
-                     succeeded",
+                     succeeded, created_at",
             )?
             .query_row(params![wait_id, self.now, outcome.as_str()], |row| {
-                let counts = (row.get(5)?, row.get(6)?, row.get(7)?);
+                let counts = (row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?);
                 let texts = (
                     row.get(0)?,
                     row.get(1)?,
@@ -330,11 +332,11 @@ impl Transition<'_> {
                 Ok((texts.0, texts.1, texts.2, texts.3, texts.4, counts))
             })
             .optional()?;
-        let Some((key, owner_task, owner_id, owner_metadata, then, (total, done, succeeded))) =
-            fired
-        else {
+        let Some((key, owner_task, owner_id, owner_metadata, then, counts)) = fired else {
             return Ok(());
         };
+        let (total, done, succeeded, created_at) = counts;
+        self.metrics.count_decided(outcome, self.now - created_at);
         let statuses = json!({
             "succeeded": succeeded,
             "failed": done - succeeded,

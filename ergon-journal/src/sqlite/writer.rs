@@ -25,6 +25,7 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, oneshot};
 
 use super::workflow::{self, Transition};
+use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
 
 /// The most requests one commit takes.
@@ -65,6 +66,7 @@ pub(super) struct Writer {
     pub retention: Duration,
     /// Woken after each commit: in-step waiters read their members again.
     pub committed: Arc<Notify>,
+    pub metrics: Arc<JournalMetrics>,
 }
 
 impl Writer {
@@ -125,6 +127,7 @@ impl Writer {
             max_output: self.max_output,
             now,
             flipped: RefCell::default(),
+            metrics: &self.metrics,
         };
         let mut counts = Vec::with_capacity(group.len());
         for pending in group {

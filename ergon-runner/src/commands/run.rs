@@ -47,6 +47,7 @@ pub async fn run(
                 .open(&running)
                 .map_err(|err| at("journal.path", err.chain().to_string()))?;
             tracing::info!(journal = %journal.path.display(), record = ?journal.record, "Journal open");
+            board.journal_opened(opened.metrics().clone());
             manager.journal(opened)
         }
         None => manager,

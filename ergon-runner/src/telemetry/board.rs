@@ -18,6 +18,9 @@ pub struct WorkerBoard {
     services: OnceLock<Vec<(String, Arc<dyn Service>)>>,
     /// Where the services register their metrics.
     service_telemetry: ServiceTelemetry,
+    /// The journal's counters, once it is open.
+    #[cfg(feature = "journal")]
+    journal: OnceLock<Arc<ergon_journal::JournalMetrics>>,
 }
 
 /// One worker on the board.
@@ -75,6 +78,18 @@ impl WorkerBoard {
     /// Records the run's services once they are built (health checks read them).
     pub fn services_built(&self, services: Vec<(String, Arc<dyn Service>)>) {
         let _ = self.services.set(services);
+    }
+
+    /// Records where the run's journal counts (children spawned, waits decided).
+    #[cfg(feature = "journal")]
+    pub fn journal_opened(&self, metrics: Arc<ergon_journal::JournalMetrics>) {
+        let _ = self.journal.set(metrics);
+    }
+
+    /// The journal's counters, once it is open.
+    #[cfg(feature = "journal")]
+    pub fn journal(&self) -> Option<&Arc<ergon_journal::JournalMetrics>> {
+        self.journal.get()
     }
 
     /// The run's services, `(name, service)`, empty until they are built.

@@ -269,7 +269,75 @@ pub fn collect(board: &WorkerBoard) -> Vec<Family> {
         1.0,
     ));
     families.extend(service_families(board));
+    #[cfg(feature = "journal")]
+    if let Some(journal) = board.journal() {
+        families.extend(journal_families(journal));
+    }
     families
+}
+
+/// The journal's families: children spawned per (task, child task), parked waits decided
+/// per outcome (`timed_out`: the wait timeouts) and how long they waited, and the worker
+/// slots in-step waits hold now.
+#[cfg(feature = "journal")]
+fn journal_families(journal: &ergon_journal::JournalMetrics) -> Vec<Family> {
+    use ergon_core::journal::WaitOutcome;
+    let spawned = journal
+        .spawned()
+        .into_iter()
+        .map(|((task, child), n)| Point {
+            labels: vec![(names::TASK, task), ("ergon.child.task", child)],
+            value: Value::Count(n),
+        });
+    let outcomes = [
+        WaitOutcome::Satisfied,
+        WaitOutcome::TimedOut,
+        WaitOutcome::Unsatisfiable,
+    ];
+    let decided = outcomes.map(|outcome| Point {
+        labels: vec![("ergon.wait.outcome", outcome.as_str().to_owned())],
+        value: Value::Count(journal.decided(outcome)),
+    });
+    let duration = journal.wait_duration();
+    vec![
+        Family {
+            name: "ergon.children.spawned",
+            help: "Children spawned into another task, new ones only",
+            unit: "{transaction}",
+            kind: Kind::Counter,
+            points: spawned.collect(),
+        },
+        Family {
+            name: "ergon.waits.decided",
+            help: "Parked waits decided, by outcome (timed_out: the wait timeouts)",
+            unit: "{wait}",
+            kind: Kind::Counter,
+            points: decided.into(),
+        },
+        Family {
+            name: "ergon.wait.duration",
+            help: "Time from a parked wait's registration to its decision",
+            unit: "s",
+            kind: Kind::Histogram,
+            points: (duration.count() > 0)
+                .then(|| Point {
+                    labels: Vec::new(),
+                    value: Value::Histogram(duration, MICROS),
+                })
+                .into_iter()
+                .collect(),
+        },
+        Family {
+            name: "ergon.wait.in_step",
+            help: "Worker slots held by in-step waits now",
+            unit: "{slot}",
+            kind: Kind::Gauge,
+            points: vec![Point {
+                labels: Vec::new(),
+                value: Value::Count(journal.waiting_in_steps()),
+            }],
+        },
+    ]
 }
 
 /// The metrics the run's services registered (`BuildContext::gauge` / `counter`), one
