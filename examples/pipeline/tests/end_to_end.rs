@@ -2,45 +2,17 @@
 //! tokenize → count → report by continuations; the bad one stops at tokenize; `trace`
 //! shows the chain.
 
-use std::path::Path;
-use std::process::Command;
-
-fn run(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipeline"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use example_support::Example;
 
 #[test]
 fn documents_flow_through_three_tasks_by_continuations() {
-    let dir = tempfile::tempdir().unwrap();
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["tasks.toml", "documents.jsonl"] {
-        std::fs::copy(here.join(file), dir.path().join(file)).unwrap();
-    }
-    let config = dir.path().join("tasks.toml");
-    let documents = dir.path().join("documents.jsonl");
-    run(
-        &config,
-        &[
-            "queue",
-            "enqueue",
-            "documents",
-            "--file",
-            documents.to_str().unwrap(),
-        ],
+    let example = Example::copy(
+        env!("CARGO_BIN_EXE_pipeline"),
+        env!("CARGO_MANIFEST_DIR"),
+        &["documents.jsonl"],
     );
-    let summary = run(&config, &[]);
+    example.enqueue("documents", "documents.jsonl");
+    let summary = example.run(&[]);
     assert!(
         summary.contains("task tokenize: processed=3 succeeded=2 failed=1"),
         "{summary}"
@@ -54,11 +26,7 @@ fn documents_flow_through_three_tasks_by_continuations() {
         "{summary}"
     );
 
-    let reports = std::fs::read_to_string(dir.path().join("out/reports.jsonl")).unwrap();
-    let mut lines: Vec<serde_json::Value> = reports
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut lines = example.json_lines("out/reports.jsonl");
     lines.sort_by_key(|line| line["document"].as_str().unwrap_or_default().to_owned());
     assert_eq!(
         lines,
@@ -68,7 +36,7 @@ fn documents_flow_through_three_tasks_by_continuations() {
         ]
     );
 
-    let trace = run(&config, &["trace", "doc-1"]);
+    let trace = example.run(&["trace", "doc-1"]);
     let lines: Vec<&str> = trace.lines().collect();
     assert_eq!(lines.len(), 3, "{trace}");
     assert!(
@@ -85,7 +53,7 @@ fn documents_flow_through_three_tasks_by_continuations() {
         ),
         "{trace}"
     );
-    let failed = run(&config, &["trace", "doc-3"]);
+    let failed = example.run(&["trace", "doc-3"]);
     assert_eq!(
         failed.lines().count(),
         1,

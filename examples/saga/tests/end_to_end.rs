@@ -2,28 +2,12 @@
 //! ship; a reservation failure is compensated by a refund; a shipment failure by a
 //! release, then a refund — each step a journaled node of the order's lineage.
 
-use std::path::Path;
-use std::process::Command;
-
-fn run(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_saga"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use example_support::Example;
 
 /// `(task, status)` of every node of `order`'s lineage, in the order they finished.
-fn saga(config: &Path, order: &str) -> Vec<(String, String)> {
-    run(config, &["list", "--root", order, "--json"])
+fn saga(example: &Example, order: &str) -> Vec<(String, String)> {
+    example
+        .run(&["list", "--root", order, "--json"])
         .lines()
         .map(|line| {
             let node: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -43,37 +27,26 @@ fn steps(list: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[test]
 fn failures_are_compensated_by_continuations() {
-    let dir = tempfile::tempdir().unwrap();
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["tasks.toml", "orders.jsonl"] {
-        std::fs::copy(here.join(file), dir.path().join(file)).unwrap();
-    }
-    let config = dir.path().join("tasks.toml");
-    let orders = dir.path().join("orders.jsonl");
-    run(
-        &config,
-        &[
-            "queue",
-            "enqueue",
-            "orders",
-            "--file",
-            orders.to_str().unwrap(),
-        ],
+    let example = Example::copy(
+        env!("CARGO_BIN_EXE_saga"),
+        env!("CARGO_MANIFEST_DIR"),
+        &["orders.jsonl"],
     );
-    run(&config, &[]);
+    example.enqueue("orders", "orders.jsonl");
+    example.run(&[]);
 
     let ok = [
         ("charge", "succeeded"),
         ("reserve", "succeeded"),
         ("ship", "succeeded"),
     ];
-    assert_eq!(saga(&config, "o-1"), steps(&ok));
+    assert_eq!(saga(&example, "o-1"), steps(&ok));
     let sold_out = [
         ("charge", "succeeded"),
         ("reserve", "failed"),
         ("refund", "succeeded"),
     ];
-    assert_eq!(saga(&config, "o-2"), steps(&sold_out));
+    assert_eq!(saga(&example, "o-2"), steps(&sold_out));
     let no_address = [
         ("charge", "succeeded"),
         ("reserve", "succeeded"),
@@ -81,12 +54,12 @@ fn failures_are_compensated_by_continuations() {
         ("release", "succeeded"),
         ("refund", "succeeded"),
     ];
-    assert_eq!(saga(&config, "o-3"), steps(&no_address));
+    assert_eq!(saga(&example, "o-3"), steps(&no_address));
 
     // The refund knows what was charged and what was released.
     let refund = "o-3/charge/then/reserve/reserve/then/ship/ship/then/release/release/then/refund";
     let node: serde_json::Value =
-        serde_json::from_str(&run(&config, &["get", refund, "--json"])).unwrap();
+        serde_json::from_str(&example.run(&["get", refund, "--json"])).unwrap();
     assert_eq!(node["output"]["charged"], 45);
     assert_eq!(node["output"]["released"], 45);
     assert_eq!(node["output"]["refunded"], 45);

@@ -1,0 +1,96 @@
+//! What the examples' end-to-end tests share: a copy of an example's files in a temporary
+//! directory, and the example's binary run on that copy's `tasks.toml`, as a user would.
+//!
+//! ```no_run
+//! use example_support::Example;
+//!
+//! // In a test: `Example::copy(env!("CARGO_BIN_EXE_fan_out"), env!("CARGO_MANIFEST_DIR"), …)`.
+//! let example = Example::copy("target/debug/fan_out", "examples/fan_out", &["batches.jsonl"]);
+//! example.enqueue("batches", "batches.jsonl");
+//! let summary = example.run(&[]);
+//! assert!(summary.contains("task sum: processed=1"));
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An example's files copied to a temporary directory (removed when dropped), and its
+/// binary.
+pub struct Example {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Example {
+    /// Copies `tasks.toml` and `files` from the example's directory (`manifest_dir`) into a
+    /// new temporary directory; `binary` is the example's executable.
+    ///
+    /// # Panics
+    ///
+    /// A file cannot be copied.
+    pub fn copy(binary: &str, manifest_dir: &str, files: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for file in std::iter::once(&"tasks.toml").chain(files) {
+            let from = Path::new(manifest_dir).join(file);
+            std::fs::copy(&from, dir.path().join(file))
+                .unwrap_or_else(|err| panic!("copying {}: {err}", from.display()));
+        }
+        Self {
+            binary: binary.into(),
+            dir,
+        }
+    }
+
+    /// `relative` inside the copy.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// The binary with `--config <copy>/tasks.toml` and `args`, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--config")
+            .arg(self.path("tasks.toml"))
+            .args(args);
+        command
+    }
+
+    /// Runs the binary with `args` to its end and returns its stdout.
+    ///
+    /// # Panics
+    ///
+    /// It exits with another code than 0 (stdout and stderr are in the message).
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().expect("running the example");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?} exited with {}: {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Enqueues the JSON lines of `file` (in the copy) into the local queue `connector`.
+    pub fn enqueue(&self, connector: &str, file: &str) {
+        let file = self.path(file);
+        let file = file.to_str().expect("a UTF-8 path");
+        self.run(&["queue", "enqueue", connector, "--file", file]);
+    }
+
+    /// The JSON lines of `file` (in the copy).
+    ///
+    /// # Panics
+    ///
+    /// The file cannot be read or a line is not JSON.
+    pub fn json_lines(&self, file: &str) -> Vec<serde_json::Value> {
+        let path = self.path(file);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+}
