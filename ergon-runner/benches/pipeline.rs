@@ -76,7 +76,8 @@
 //!
 //! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
 //! filled beforehand) with an SQLite journal recording every completion (`record =
-//! "all"`, in the queue's file) against the same without a journal, interleaved.
+//! "all"`, in the queue's file, so each ack is made in the journal's commit) against the
+//! same without a journal, interleaved.
 //! `chain_fanout_local` is one parent spawning `children` no-op children (one
 //! `spawn_all`) into a local queue and parking a `when_all` continuation on them, on the
 //! embedded default (queue and journal in one SQLite file): `children_per_s` counts from
@@ -1733,7 +1734,9 @@ mod journal {
                 .await
                 .map_err(|e| e.to_string())?;
             let input = Arc::new(input);
-            let journal = (variant == "all").then(|| open(&path, Record::All, Routes::new(), &[]));
+            // As the runner opens it: the task reads a queue in the journal's file.
+            let routes = Routes::new().queue("bench", "bench");
+            let journal = (variant == "all").then(|| open(&path, Record::All, routes, &[]));
             let journal = journal.transpose()?;
             let mut policy = ConsumerPolicy::default();
             policy.r#loop.concurrency = 64;

@@ -102,7 +102,8 @@ struct ListNodes {
     /// Only the transactions of this root's lineage.
     #[arg(long)]
     root: Option<String>,
-    /// Only `succeeded` or `failed` ones (with `--parent` or `--root`).
+    /// Only those in this status: `queued`, `succeeded`, `failed`, `cancelled` (with
+    /// `--parent` or `--root`).
     #[arg(long, requires = "lineage")]
     status: Option<String>,
     /// At most this many, oldest first (with `--parent` or `--root`).
@@ -319,7 +320,9 @@ mod journal {
                 ConfigError::new(
                     file,
                     "",
-                    format!("--status {name}: expected `succeeded` or `failed`"),
+                    format!(
+                        "--status {name}: expected `queued`, `succeeded`, `failed` or `cancelled`"
+                    ),
                 )
             })?),
         };

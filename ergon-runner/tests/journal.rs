@@ -51,7 +51,8 @@ fn enqueue(dir: &Path, config: &Path, connector: &str, ids: &[String]) {
 }
 
 /// `forward` from the local queue `inbox` to `done.jsonl`, journaling everything.
-fn forward_config(dir: &Path, ack_interval: &str, streaming: bool) -> PathBuf {
+/// `journal` is the `[journal]` file: the queue's own (`queue.db`), or another.
+fn forward_config(dir: &Path, ack_interval: &str, streaming: bool, journal: &str) -> PathBuf {
     let config = dir.join("tasks.toml");
     std::fs::write(
         &config,
@@ -76,6 +77,7 @@ policy.fetch.empty.backoff = "20ms"
 
 [journal]
 record = "all"
+path = "{journal}"
 "#
         ),
     )
@@ -97,16 +99,9 @@ fn forwarded(dir: &Path) -> std::collections::BTreeMap<String, usize> {
     seen
 }
 
-#[test]
-fn a_crash_between_the_journal_commit_and_the_ack_runs_nothing_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    // Acks are held for an hour: every completion is journaled, none acked, when the
-    // process is killed.
-    let config = forward_config(root, "1h", true);
-    let ids: Vec<String> = (0..20).map(|i| format!("o-{i:02}")).collect();
-    enqueue(root, &config, "inbox", &ids);
-    let mut child = runner(&config, &["run"])
+/// Runs `drain` until all 20 transactions are journaled, then kills it (kill -9).
+fn journal_then_kill(root: &Path, config: &Path, ids: &[String]) {
+    let mut child = runner(config, &["run"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -114,7 +109,7 @@ fn a_crash_between_the_journal_commit_and_the_ack_runs_nothing_again() {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ids
         .iter()
-        .all(|id| output(&config, &["get", id]).0 == Some(0))
+        .all(|id| output(config, &["get", id]).0 == Some(0))
     {
         assert!(
             Instant::now() < deadline,
@@ -126,6 +121,34 @@ fn a_crash_between_the_journal_commit_and_the_ack_runs_nothing_again() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(forwarded(root).len(), 20);
+}
+
+#[test]
+fn a_queue_in_the_journals_file_is_acked_in_the_journals_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Acks of the queue's own are held for an hour; the journal's commit acks.
+    let config = forward_config(root, "1h", true, "queue.db");
+    let ids: Vec<String> = (0..20).map(|i| format!("o-{i:02}")).collect();
+    enqueue(root, &config, "inbox", &ids);
+    journal_then_kill(root, &config, &ids);
+    let stats = ok(&config, &["queue", "stats", "inbox"]);
+    assert!(
+        stats.contains("ready=0 in_flight=0 expired=0 dead=0"),
+        "all acked: {stats}"
+    );
+}
+
+#[test]
+fn a_crash_between_the_journal_commit_and_the_ack_runs_nothing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A journal in a file of its own: the queue acks on its own, and holds its acks for
+    // an hour, so every completion is journaled and none acked when the process is killed.
+    let config = forward_config(root, "1h", true, "journal.db");
+    let ids: Vec<String> = (0..20).map(|i| format!("o-{i:02}")).collect();
+    enqueue(root, &config, "inbox", &ids);
+    journal_then_kill(root, &config, &ids);
     let stats = ok(&config, &["queue", "stats", "inbox"]);
     assert!(
         !stats.contains("ready=0 in_flight=0 expired=0"),
@@ -134,7 +157,7 @@ fn a_crash_between_the_journal_commit_and_the_ack_runs_nothing_again() {
 
     // Run again, acks flowing: every transaction is delivered again (its lease ran out)
     // and settled as journaled; none is forwarded twice.
-    let config = forward_config(root, "5ms", false);
+    let config = forward_config(root, "5ms", false, "journal.db");
     std::thread::sleep(Duration::from_millis(1_100));
     let summary = ok(&config, &["run"]);
     assert!(

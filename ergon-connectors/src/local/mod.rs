@@ -46,13 +46,17 @@ use ergon_core::transaction::Metadata;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::LocalConfig;
-pub use store::{DeadLetter, Depths, Leased, NewRow, Store, append, connect, withdraw};
+pub use store::{DeadLetter, Depths, Leased, NewRow, Store, ack_in, append, connect, withdraw};
 
-/// What a settlement needs: the row, and the lease that fetched it.
-#[derive(Debug, Clone, Copy)]
-struct Lease {
-    seq: i64,
-    token: i64,
+/// A local queue's receipt: the row, and the lease that fetched it. Public so that the
+/// journal, sharing the queue's file, can settle an ack in its own commit
+/// ([`ack_in`](store::ack_in)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The row's position in the queue table.
+    pub seq: i64,
+    /// The lease that fetched it.
+    pub token: i64,
 }
 
 /// Settlements waiting beyond this many are flushed at once.

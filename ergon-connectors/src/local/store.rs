@@ -147,6 +147,20 @@ pub fn append(db: &Connection, queue: &str, rows: &[NewRow<'_>]) -> rusqlite::Re
     Ok(())
 }
 
+/// Deletes the row `seq` if it is still under `lease`, within the caller's transaction on
+/// `db`; returns whether it was (an ack the journal makes in its own commit).
+///
+/// # Errors
+///
+/// The delete failed.
+pub fn ack_in(db: &Connection, seq: i64, lease: i64) -> rusqlite::Result<bool> {
+    let mut delete = db.prepare_cached(ACK)?;
+    Ok(delete.execute(params![seq, lease])? == 1)
+}
+
+/// Deletes one acked row, under its lease.
+const ACK: &str = "DELETE FROM ergon_queue WHERE seq = ?1 AND lease = ?2";
+
 /// Removes transaction `id` from `queue` unless a worker holds it under a live lease,
 /// within the caller's transaction on `db`; returns whether it was there to remove (the
 /// journal's `cancel_children`: a pending child is never delivered).
@@ -222,11 +236,7 @@ impl Store {
     /// Deletes settled rows, each only while it is still under the lease that fetched it.
     /// Returns how many were deleted.
     pub fn ack(&mut self, leased: &[(i64, i64)]) -> rusqlite::Result<usize> {
-        self.per_lease(
-            leased,
-            "DELETE FROM ergon_queue WHERE seq = ?1 AND lease = ?2",
-            false,
-        )
+        self.per_lease(leased, ACK, false)
     }
 
     /// Makes leased rows visible again at once (a requeue).

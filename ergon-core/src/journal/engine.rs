@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{Completion, Journal, now_ms};
 use crate::connector::Settlement;
+use crate::delivery::Delivery;
 use crate::envelope;
 use crate::lifecycle::TransactionOutcome;
 use crate::policy::RetryPolicy;
@@ -54,20 +55,22 @@ pub(crate) async fn replayed(
     })
 }
 
-/// Journals a terminal `outcome` of `tx` before it is settled. When the completion
-/// cannot be journaled after `policy`'s retries, the outcome's settlement becomes
-/// `Requeue` (logged at ERROR): the transaction will be delivered and run again, and
-/// nothing is settled that the journal does not know.
+/// Journals a terminal `outcome` of `delivery` before it is settled; returns whether the
+/// journal settled it too, in the same commit ([`Journal::complete_and_settle`]). When
+/// the completion cannot be journaled after `policy`'s retries, the outcome's settlement
+/// becomes `Requeue` (logged at ERROR): the transaction will be delivered and run again,
+/// and nothing is settled that the journal does not know.
 pub(crate) async fn record(
     journal: &dyn Journal,
     task: &Arc<str>,
-    tx: &Transaction,
+    delivery: &Delivery,
     outcome: &mut TransactionOutcome,
     started_at_ms: i64,
     policy: &RetryPolicy,
-) {
+) -> bool {
+    let tx = delivery.transaction();
     if matches!(outcome.settlement, Settlement::Requeue) || !journal.records(task, tx, outcome) {
-        return;
+        return false;
     }
     let completion = Completion {
         task: task.clone(),
@@ -79,16 +82,20 @@ pub(crate) async fn record(
         started_at_ms,
         finished_at_ms: now_ms(),
     };
-    let call = |_| journal.complete(completion.clone());
+    let call = |_| journal.complete_and_settle(completion.clone(), delivery);
     let journaled = envelope::run("journal", None, policy, call, &mut ()).await;
-    if let Err(err) = journaled.result {
-        tracing::error!(
-            task = &**task,
-            message_id = tx.id(),
-            attempts = journaled.attempts,
-            error = %err.chain(),
-            "Cannot journal the completion; requeueing the transaction instead of settling it"
-        );
-        outcome.settlement = Settlement::Requeue;
+    match journaled.result {
+        Ok(settled) => settled,
+        Err(err) => {
+            tracing::error!(
+                task = &**task,
+                message_id = tx.id(),
+                attempts = journaled.attempts,
+                error = %err.chain(),
+                "Cannot journal the completion; requeueing the transaction instead of settling it"
+            );
+            outcome.settlement = Settlement::Requeue;
+            false
+        }
     }
 }

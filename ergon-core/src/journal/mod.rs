@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use crate::connector::{Failure, Settlement};
+use crate::delivery::Delivery;
 use crate::error::{Category, TaskError};
 use crate::lifecycle::TransactionOutcome;
 use crate::step::Step;
@@ -89,6 +90,19 @@ pub trait Journal: Send + Sync + 'static {
     /// what it completes (the task's `on_complete` continuation, the waits it is a member
     /// of).
     async fn complete(&self, completion: Completion) -> Result<(), TaskError>;
+
+    /// [`complete`](Journal::complete), and, when the journal can, the settlement of
+    /// `delivery` in the same commit (an ack of a queue that lives in the journal's own
+    /// database): returns whether it did, so that the engine does not settle it again.
+    /// Default: records only.
+    async fn complete_and_settle(
+        &self,
+        completion: Completion,
+        delivery: &Delivery,
+    ) -> Result<bool, TaskError> {
+        let _ = delivery;
+        self.complete(completion).await.map(|()| false)
+    }
 
     /// Hands `children` (built with [`Transaction::child`], so they name their parent) to
     /// the input of task `target`, each recorded as a queued child in the same commit.

@@ -496,24 +496,40 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                     }
                 }
             };
+            let mut settled_by_journal = false;
             if let (Some((journal, started_at_ms)), true) = (journal, fresh) {
-                let tx = delivery.transaction();
                 let policy = self.policy.settle_policy();
                 let task = self.cx.task_name_arc();
-                journal::record(journal, task, tx, &mut outcome, started_at_ms, policy).await;
+                settled_by_journal = journal::record(
+                    journal,
+                    task,
+                    &delivery,
+                    &mut outcome,
+                    started_at_ms,
+                    policy,
+                )
+                .await;
             }
             if let Some(watch) = &mut watch {
                 let error = outcome.failure.as_ref().map(|failure| failure.category);
                 watch.record(outcome.settlement.as_str(), error);
             }
-            let (settle, tx) = settle(
-                self.cx.task_name(),
-                input,
-                delivery,
-                &outcome.settlement,
-                self.policy.settle_policy(),
-            )
-            .await;
+            let (settle, tx) = if settled_by_journal {
+                let performed = Attempted {
+                    result: Ok(SettleOutcome::Performed),
+                    attempts: 1,
+                };
+                (performed, delivery.into_transaction())
+            } else {
+                settle(
+                    self.cx.task_name(),
+                    input,
+                    delivery,
+                    &outcome.settlement,
+                    self.policy.settle_policy(),
+                )
+                .await
+            };
             end(watch, &tx);
             let micros = started.map(timing::micros_since);
             Finished::Done(Settled {

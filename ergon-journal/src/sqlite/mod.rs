@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use ergon_connectors::local::Lease;
 use ergon_core::journal::{
     Completion, Counts, Journal, Member, MemberState, Park, Quorum, WaitOutcome, Waited,
 };
 use ergon_core::lifecycle::TransactionOutcome;
 use ergon_core::sync::lock;
-use ergon_core::{Settlement, TaskError, Transaction};
+use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use rusqlite::Connection;
 use tokio::sync::{Notify, oneshot};
 
@@ -208,7 +209,26 @@ impl Journal for SqliteJournal {
     }
 
     async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
-        self.write(Request::Complete(completion)).await.map(drop)
+        self.write(Request::Complete(completion, None))
+            .await
+            .map(drop)
+    }
+
+    /// Acks in the journal's commit a delivery of a local queue in the journal's file
+    /// (the task reads such a queue: [`Routes`]), ending in `Ack` or `Drop`: the record and
+    /// the ack are one commit, so a completed transaction is never delivered again.
+    async fn complete_and_settle(
+        &self,
+        completion: Completion,
+        delivery: &Delivery,
+    ) -> Result<bool, TaskError> {
+        let deletes = matches!(completion.settlement, Settlement::Ack | Settlement::Drop(_));
+        let lease = delivery
+            .receipt::<Lease>()
+            .copied()
+            .filter(|_| deletes && self.routes.queue_of(&completion.task).is_some());
+        let acked = self.write(Request::Complete(completion, lease)).await?;
+        Ok(acked == 1)
     }
 
     async fn spawn(

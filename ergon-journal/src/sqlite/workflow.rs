@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use ergon_connectors::local::{self, NewRow, metadata_json};
+use ergon_connectors::local::{self, Lease, NewRow, metadata_json};
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
 use ergon_core::transaction::{Metadata, meta};
 use ergon_core::{Settlement, Transaction};
@@ -72,8 +72,14 @@ const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id,
 
 impl Transition<'_> {
     /// Records `c`; when it made the node terminal, sends its continuation and flips the
-    /// waits it is a member of.
-    pub fn complete(&self, c: &Completion) -> rusqlite::Result<()> {
+    /// waits it is a member of. With the `lease` of its delivery (a local queue in this
+    /// file), acks it in the same commit: returns 1 if it did (the row was still under
+    /// that lease), else 0.
+    pub fn complete(&self, c: &Completion, lease: Option<Lease>) -> rusqlite::Result<usize> {
+        let acked = match lease {
+            Some(lease) => usize::from(local::ack_in(self.db, lease.seq, lease.token)?),
+            None => 0,
+        };
         let t = &c.transaction;
         let (status, failure) = match &c.settlement {
             Settlement::DeadLetter(failure) | Settlement::Drop(failure) => {
@@ -117,7 +123,7 @@ impl Transition<'_> {
             c.finished_at_ms,
         ])?;
         if changed == 0 {
-            return Ok(());
+            return Ok(acked);
         }
         for on_complete in self.routes.continuations_of(&c.task) {
             if on_complete.when.matches(failure.is_none()) {
@@ -127,7 +133,8 @@ impl Transition<'_> {
                 self.emit(&on_complete.task, &next, Edge::Then)?;
             }
         }
-        self.flip(&c.task, t.id(), status, output.is_some())
+        self.flip(&c.task, t.id(), status, output.is_some())?;
+        Ok(acked)
     }
 
     /// Records `children` as queued children and appends the new ones to `target`'s

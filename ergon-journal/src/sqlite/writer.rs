@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use ergon_connectors::local::Lease;
 use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Park, now_ms};
 use rusqlite::Connection;
@@ -39,7 +40,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// What a caller asks the writer for.
 pub(super) enum Request {
-    Complete(Completion),
+    /// A completion, and the lease of its delivery when its ack is to be made in the
+    /// same commit (its queue lives in the journal's file).
+    Complete(Completion, Option<Lease>),
     Spawn {
         target: String,
         children: Vec<Transaction>,
@@ -51,7 +54,7 @@ pub(super) enum Request {
 }
 
 /// A request waiting for its commit, and who hears how many rows it made new (spawns,
-/// cancellations; 0 for the others).
+/// cancellations), or whether it acked its delivery (completions); 0 for the others.
 pub(super) struct Pending {
     pub request: Request,
     pub done: oneshot::Sender<Result<usize, String>>,
@@ -132,7 +135,7 @@ impl Writer {
         let mut counts = Vec::with_capacity(group.len());
         for pending in group {
             counts.push(match &pending.request {
-                Request::Complete(completion) => step.complete(completion).map(|()| 0)?,
+                Request::Complete(completion, lease) => step.complete(completion, *lease)?,
                 Request::Spawn { target, children } => step.spawn(target, children)?,
                 Request::Park(park) => step.park(park).map(|()| 0)?,
                 Request::Cancel { parent } => step.cancel_children(parent)?,
