@@ -16,11 +16,15 @@
 //! deliveries the transport counts as redeliveries ([`Transaction::deliveries`] `> 1`)
 //! are looked up, so the first delivery pays nothing for it.
 //!
-//! A completion that cannot be journaled (after the settle step's retries) is not settled
-//! as decided but requeued: nothing is lost, and the next delivery runs it again.
+//! A journal that shares its database with the input may settle the delivery in the same
+//! commit ([`Journal::complete_and_settle`]): then there is no window between the two at
+//! all. A completion that cannot be journaled (after the settle step's retries) is not
+//! settled as decided but requeued: nothing is lost, and the next delivery runs it again.
 //!
 //! The engine only calls the [`Journal`] trait; `ergon-journal` implements it on an
-//! embedded SQLite file (the default, shared with the `local` queue) and on PostgreSQL.
+//! embedded SQLite file (shared with the `local` queue). The same trait carries the
+//! workflow calls tasks make through their context ([`crate::workflow`]): spawn, parked
+//! and in-step waits, cancellation.
 
 mod engine;
 mod wait;
