@@ -4,6 +4,7 @@
 //! The SQLite journal lives in the `local` queues' file by default, so that one
 //! machine's queue and journal are one database.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,14 +105,7 @@ fn routes(loaded: &LoadedConfig, journal: &Path) -> Result<Routes, ConfigError> 
         let Some(table) = loaded.config.connectors.get(input) else {
             continue;
         };
-        if table.get("type").and_then(|t| t.as_str()) != Some("local") {
-            continue;
-        }
-        let path = table
-            .get("path")
-            .and_then(|p| p.as_str())
-            .unwrap_or(DEFAULT_FILE);
-        if same_file(&resolve(&loaded.base_dir, Path::new(path))) {
+        if local_file(loaded, table).is_some_and(|path| same_file(&path)) {
             let queue = table.get("queue").and_then(|q| q.as_str()).unwrap_or(input);
             routes = routes.queue(name, queue);
         }
@@ -166,20 +160,23 @@ fn on_complete(table: serde_json::Value) -> Result<OnComplete, ConfigIssue> {
 /// The file of the `local` queues when they all name one (journal and queue in one
 /// database), else `ergon-queue.db` beside the config file (the `local` default).
 fn default_path(loaded: &LoadedConfig) -> PathBuf {
-    let mut local = loaded
-        .config
-        .connectors
-        .values()
-        .filter(|table| table.get("type").and_then(|t| t.as_str()) == Some("local"))
-        .map(|table| {
-            let path = table.get("path").and_then(|p| p.as_str());
-            resolve(&loaded.base_dir, Path::new(path.unwrap_or(DEFAULT_FILE)))
-        });
-    match (local.next(), local.next()) {
-        (Some(only), None) => only,
-        (Some(first), Some(second)) if first == second && local.all(|p| p == first) => first,
+    let connectors = loaded.config.connectors.values();
+    let files: BTreeSet<PathBuf> = connectors
+        .filter_map(|table| local_file(loaded, table))
+        .collect();
+    match files.len() {
+        1 => files.into_iter().next().unwrap_or_default(),
         _ => resolve(&loaded.base_dir, Path::new(DEFAULT_FILE)),
     }
+}
+
+/// The file of a `[connectors.NAME]` table of `type = "local"`, resolved; `None` for
+/// another type.
+fn local_file(loaded: &LoadedConfig, table: &serde_json::Value) -> Option<PathBuf> {
+    (table.get("type")?.as_str()? == "local").then(|| {
+        let path = table.get("path").and_then(|p| p.as_str());
+        resolve(&loaded.base_dir, Path::new(path.unwrap_or(DEFAULT_FILE)))
+    })
 }
 
 /// The `local` queue's default file.

@@ -100,9 +100,7 @@ impl Transition<'_> {
             }
             fits
         });
-        let trace_id = t
-            .meta(meta::TRACEPARENT)
-            .and_then(|traceparent| traceparent.split('-').nth(1));
+        let trace_id = trace_id(t);
         let changed = self.db.prepare_cached(COMPLETE)?.execute(params![
             t.id(),
             &*c.task,
@@ -385,9 +383,7 @@ impl Transition<'_> {
             );
             return Ok(false);
         };
-        let trace_id = tx
-            .meta(meta::TRACEPARENT)
-            .and_then(|traceparent| traceparent.split('-').nth(1));
+        let trace_id = trace_id(tx);
         let inserted = self
             .db
             .prepare_cached(
@@ -457,6 +453,12 @@ fn continuation(c: &Completion, status: &str, output: Option<&str>) -> Value {
             json!({ "step": f.step, "category": f.category.as_str(), "message": f.message })
         }),
     })
+}
+
+/// The W3C trace id of `tx`'s trace (`traceparent`'s second field), if it has one.
+fn trace_id(tx: &Transaction) -> Option<&str> {
+    tx.meta(meta::TRACEPARENT)
+        .and_then(|traceparent| traceparent.split('-').nth(1))
 }
 
 /// The earliest deadline of a wait not yet decided.
