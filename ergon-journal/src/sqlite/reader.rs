@@ -23,17 +23,33 @@ pub(super) fn get(db: &Connection, id: &str) -> rusqlite::Result<Vec<Node>> {
 
 /// The nodes `filter` selects, oldest first.
 pub(super) fn list(db: &Connection, filter: &Filter) -> rusqlite::Result<Vec<Node>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM ergon_node
-         WHERE (?1 IS NULL OR parent_id = ?1) AND (?2 IS NULL OR root_id = ?2)
-           AND (?3 IS NULL OR status = ?3)
-         ORDER BY finished_at, tx_id LIMIT ?4"
-    );
-    let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+    // Only the conditions given, so that SQLite picks the parent or root index (a generic
+    // `?1 IS NULL OR parent_id = ?1` would scan the whole table).
     let status = filter.status.map(Status::as_str);
-    let mut query = db.prepare_cached(&sql)?;
+    let given = [
+        ("parent_id", filter.parent.as_deref()),
+        ("root_id", filter.root.as_deref()),
+        ("status", status),
+    ];
+    let (conditions, values): (Vec<String>, Vec<&str>) = given
+        .iter()
+        .filter_map(|(column, value)| Some((*column, (*value)?)))
+        .enumerate()
+        .map(|(index, (column, value))| (format!("{column} = ?{}", index + 1), value))
+        .unzip();
+    let conditions = if conditions.is_empty() {
+        "true".to_owned()
+    } else {
+        conditions.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM ergon_node WHERE {conditions}
+         ORDER BY finished_at, tx_id LIMIT {}",
+        i64::try_from(filter.limit).unwrap_or(i64::MAX)
+    );
+    let mut query = db.prepare(&sql)?;
     query
-        .query_map(params![filter.parent, filter.root, status, limit], node)?
+        .query_map(rusqlite::params_from_iter(values), node)?
         .collect()
 }
 
