@@ -6,6 +6,8 @@ use std::time::Duration;
 use ergon_core::config::{ConfigIssue, check_count};
 use serde::{Deserialize, Serialize};
 
+use crate::routes::Routes;
+
 /// `[journal]`: where and what the journal records.
 ///
 /// ```toml
@@ -99,6 +101,34 @@ impl Record {
             Record::All => true,
             Record::Workflow => has_lineage || failed,
             Record::Off => false,
+        }
+    }
+}
+
+/// What a journal records and where it hands transactions over.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which completions are recorded.
+    pub record: Record,
+    /// Terminal records older than this are purged hourly (`Duration::ZERO`: never).
+    pub retention: Duration,
+    /// The largest output recorded, in bytes.
+    pub max_output: usize,
+    /// Each task's queue and continuation.
+    pub routes: Routes,
+    /// The tasks this process runs: a finite loop waits for the journal's pending work
+    /// for them ([`Journal::owes`]). Empty: none (finite loops end with their queue).
+    pub running: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            record: Record::Workflow,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_output: 256 * 1024,
+            routes: Routes::new(),
+            running: Vec::new(),
         }
     }
 }

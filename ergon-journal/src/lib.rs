@@ -22,13 +22,19 @@
 //! hands over enters the target's local queue in that same commit.
 
 pub mod config;
+mod handover;
+mod in_step;
 pub mod metrics;
 pub mod node;
+mod read;
+mod recording;
 pub mod routes;
+mod rows;
 pub mod sqlite;
 
-pub use config::{JournalConfig, JournalKind, Record};
+pub use config::{JournalConfig, JournalKind, Record, Settings};
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
+pub use read::JournalReader;
 pub use routes::{OnComplete, Routes, When};
-pub use sqlite::{Settings, SqliteJournal, SqliteReader};
+pub use sqlite::{SqliteJournal, SqliteReader};

@@ -1,15 +1,19 @@
-//! Where the journal hands transactions over: each task's input queue, and each task's
-//! `on_complete` continuation. The runner resolves both when it builds the plan.
+//! Where the journal hands transactions over: each task's input (a local queue in the
+//! journal's own file, or any connector that takes dispatches, through the outbox relay),
+//! and each task's `on_complete` continuation. The runner resolves both when it builds
+//! the plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-/// The tasks the journal can send transactions to, by the local queue they read
-/// (`spawn` targets, continuations), and the continuations of each task that has some.
+/// The tasks the journal can send transactions to (`spawn` targets, continuations): by
+/// the local queue they read in the journal's file (SQLite), or relayed to their input
+/// connector (PostgreSQL's outbox); and the continuations of each task that has some.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routes {
     queues: BTreeMap<String, String>,
+    relayed: BTreeSet<String>,
     continuations: BTreeMap<String, Vec<OnComplete>>,
 }
 
@@ -23,6 +27,15 @@ impl Routes {
     #[must_use]
     pub fn queue(mut self, task: impl Into<String>, queue: impl Into<String>) -> Self {
         self.queues.insert(task.into(), queue.into());
+        self
+    }
+
+    /// Task `task` reads a connector that takes dispatches: the journal writes what it
+    /// hands the task into its outbox, in its own commit, and the relay dispatches it
+    /// there (at least once, with the transaction's deterministic id).
+    #[must_use]
+    pub fn relay(mut self, task: impl Into<String>) -> Self {
+        self.relayed.insert(task.into());
         self
     }
 
@@ -41,18 +54,51 @@ impl Routes {
         self.queues.get(task).map(String::as_str)
     }
 
+    /// Whether the journal can hand task `task` transactions: through a local queue in its
+    /// file, or through the relay.
+    pub fn takes(&self, task: &str) -> bool {
+        self.queues.contains_key(task) || self.relayed.contains(task)
+    }
+
+    /// The tasks the relay dispatches to.
+    pub fn relayed(&self) -> impl Iterator<Item = &str> {
+        self.relayed.iter().map(String::as_str)
+    }
+
     /// The continuations of task `task`.
     pub fn continuations_of(&self, task: &str) -> &[OnComplete] {
         self.continuations.get(task).map_or(&[], Vec::as_slice)
     }
 
+    /// An error naming `call` unless the journal can hand task `task` transactions.
+    ///
+    /// # Errors
+    ///
+    /// A non-retryable system error listing the tasks it can.
+    pub fn check(&self, call: &str, task: &str) -> Result<(), ergon_core::TaskError> {
+        if self.takes(task) {
+            return Ok(());
+        }
+        Err(ergon_core::TaskError::system(format!(
+            "{call}: task `{task}` does not read a queue the journal can hand transactions \
+             to; tasks it can: {}",
+            self.targets()
+        ))
+        .non_retryable())
+    }
+
     /// The tasks the journal can hand transactions to, for error messages.
     pub fn targets(&self) -> String {
-        if self.queues.is_empty() {
-            return "none (no task reads a local queue in the journal's file)".to_owned();
+        let names: BTreeSet<&str> = self
+            .queues
+            .keys()
+            .chain(&self.relayed)
+            .map(String::as_str)
+            .collect();
+        if names.is_empty() {
+            return "none (no task reads a queue the journal can hand transactions to)".to_owned();
         }
-        let names: Vec<&str> = self.queues.keys().map(String::as_str).collect();
-        names.join(", ")
+        names.into_iter().collect::<Vec<_>>().join(", ")
     }
 }
 

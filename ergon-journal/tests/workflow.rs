@@ -604,7 +604,7 @@ async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refuse
     assert!(!err.is_retryable());
     assert!(
         err.to_string()
-            .contains("task `nowhere` does not read a local queue"),
+            .contains("task `nowhere` does not read a queue the journal can hand transactions to"),
         "{err}"
     );
     let no_journal = Context::builder("split").build();

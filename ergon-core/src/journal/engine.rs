@@ -12,15 +12,16 @@ use crate::policy::RetryPolicy;
 use crate::transaction::Transaction;
 
 /// The outcome of a redelivered `tx` whose completion `journal` already holds: its
-/// recorded settlement, no step run. `None` for a first delivery, a transaction not yet
-/// terminal, or a journal that cannot answer (logged: the transaction then runs again,
+/// recorded settlement, no step run. `None` for a delivery the journal does not look up
+/// ([`Journal::looks_up`]: a first one), a transaction not yet terminal, or a journal
+/// that cannot answer (logged: the transaction then runs again,
 /// at least once as without a journal).
 pub(crate) async fn replayed(
     journal: &dyn Journal,
     task: &str,
     tx: &Transaction,
 ) -> Option<TransactionOutcome> {
-    if tx.deliveries() <= 1 {
+    if !journal.looks_up(tx) {
         return None;
     }
     let settlement = match journal.recorded(task, tx.id()).await {
@@ -39,7 +40,7 @@ pub(crate) async fn replayed(
         task,
         message_id = tx.id(),
         settlement = settlement.as_str(),
-        "Redelivered after its completion was journaled: settled as recorded"
+        "Delivered again after its completion (or cancellation) was journaled: settled as recorded"
     );
     let failure = match &settlement {
         Settlement::DeadLetter(failure) | Settlement::Drop(failure) => Some(failure.clone()),

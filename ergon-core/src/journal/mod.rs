@@ -14,7 +14,8 @@
 //! so its transport delivers it again, and that delivery finds its completion in the
 //! journal and is settled as recorded without running user code a second time. Only
 //! deliveries the transport counts as redeliveries ([`Transaction::deliveries`] `> 1`)
-//! are looked up, so the first delivery pays nothing for it.
+//! are looked up, so the first delivery pays nothing for it (unless the journal asks for
+//! more: [`Journal::looks_up`]).
 //!
 //! A journal that shares its database with the input may settle the delivery in the same
 //! commit ([`Journal::complete_and_settle`]): then there is no window between the two at
@@ -85,6 +86,15 @@ pub trait Journal: Send + Sync + 'static {
     fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
         let _ = (task, tx, outcome);
         true
+    }
+
+    /// Whether the engine looks `tx` up ([`recorded`](Journal::recorded)) before running
+    /// it. Default: only redeliveries ([`Transaction::deliveries`] `> 1`), so a first
+    /// delivery pays nothing. A journal whose hand-over is at least once, or that cancels
+    /// transactions it cannot withdraw from their queue, looks up more (the PostgreSQL
+    /// journal: every transaction with a parent).
+    fn looks_up(&self, tx: &Transaction) -> bool {
+        tx.deliveries() > 1
     }
 
     /// The settlement recorded for transaction `id` in `task`, if it is terminal there.

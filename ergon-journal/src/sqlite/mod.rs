@@ -12,59 +12,26 @@ mod schema;
 mod workflow;
 mod writer;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ergon_connectors::local::Lease;
-use ergon_core::journal::{
-    Completion, Counts, Journal, Member, MemberState, Park, Quorum, WaitOutcome, Waited,
-};
+use ergon_core::journal::{Completion, Counts, Journal, Member, MemberState, Park, Quorum, Waited};
 use ergon_core::lifecycle::TransactionOutcome;
 use ergon_core::sync::lock;
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use rusqlite::Connection;
 use tokio::sync::{Notify, oneshot};
 
-use crate::config::Record;
+use crate::config::Settings;
+use crate::in_step;
 use crate::metrics::JournalMetrics;
 use crate::node::{Filter, Node};
+use crate::recording::Recording;
 use crate::routes::Routes;
 use writer::{Pending, Request, Writer};
-
-/// How an in-step wait looks at its members when no commit of this process woke it
-/// (a member completed by another process sharing the file).
-const WAIT_BACKSTOP: Duration = Duration::from_secs(1);
-
-/// What a journal records and where it hands transactions over.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Which completions are recorded.
-    pub record: Record,
-    /// Terminal records older than this are purged hourly (`Duration::ZERO`: never).
-    pub retention: Duration,
-    /// The largest output recorded, in bytes.
-    pub max_output: usize,
-    /// Each task's queue and continuation.
-    pub routes: Routes,
-    /// The tasks this process runs: a finite loop waits for the journal's pending work
-    /// for them ([`Journal::owes`]). Empty: none (finite loops end with their queue).
-    pub running: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            record: Record::Workflow,
-            retention: Duration::from_secs(7 * 24 * 3600),
-            max_output: 256 * 1024,
-            routes: Routes::new(),
-            running: Vec::new(),
-        }
-    }
-}
 
 /// The journal of one SQLite file.
 ///
@@ -80,10 +47,7 @@ impl Default for Settings {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SqliteJournal {
-    record: Record,
-    /// Transactions in flight that spawned children or parked a wait: part of a lineage,
-    /// so recorded in `workflow` mode (taken out when their completion is recorded).
-    parents: Mutex<HashSet<String>>,
+    recording: Recording,
     /// [`Settings::running`] as a JSON array.
     running: String,
     routes: Arc<Routes>,
@@ -130,8 +94,7 @@ impl SqliteJournal {
             })?;
         let running = serde_json::to_string(&settings.running).unwrap_or_default();
         Ok(Self {
-            record: settings.record,
-            parents: Mutex::default(),
+            recording: Recording::new(settings.record),
             running,
             routes,
             writer: sender,
@@ -164,19 +127,6 @@ impl SqliteJournal {
             .map_err(TaskError::system)
     }
 
-    /// An error unless the journal can hand transactions to `task`.
-    fn check_target(&self, call: &str, task: &str) -> Result<(), TaskError> {
-        if self.routes.queue_of(task).is_some() {
-            return Ok(());
-        }
-        Err(TaskError::system(format!(
-            "{call}: task `{task}` does not read a local queue in the journal's file; \
-             tasks the journal can hand transactions to: {}",
-            self.routes.targets()
-        ))
-        .non_retryable())
-    }
-
     /// The members' states, read off the runtime.
     async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
         let reader = self.reader.clone();
@@ -190,14 +140,7 @@ impl SqliteJournal {
 #[async_trait]
 impl Journal for SqliteJournal {
     fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
-        let parent = lock(&self.parents).remove(tx.id());
-        let lineage = parent
-            || !self.routes.continuations_of(task).is_empty()
-            || tx.parent_id().is_some()
-            || tx.tags().next().is_some()
-            || outcome.dispatched > 0;
-        let failed = !matches!(outcome.settlement, Settlement::Ack);
-        self.record.records(lineage, failed)
+        self.recording.records(&self.routes, task, tx, outcome)
     }
 
     async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
@@ -237,9 +180,9 @@ impl Journal for SqliteJournal {
         target: &str,
         children: Vec<Transaction>,
     ) -> Result<usize, TaskError> {
-        self.check_target(&format!("task {from_task} spawns"), target)?;
-        let parents = children.iter().filter_map(Transaction::parent_id);
-        lock(&self.parents).extend(parents.map(str::to_owned));
+        self.routes
+            .check(&format!("task {from_task} spawns"), target)?;
+        self.recording.parents_of(&children);
         let request = Request::Spawn {
             target: target.to_owned(),
             children,
@@ -250,11 +193,11 @@ impl Journal for SqliteJournal {
     }
 
     async fn park(&self, park: Park) -> Result<(), TaskError> {
-        self.check_target(
+        self.routes.check(
             &format!("task {} parks a wait", park.owner_task),
             &park.then,
         )?;
-        lock(&self.parents).insert(park.owner.id().to_owned());
+        self.recording.parent(park.owner.id());
         self.write(Request::Park(park)).await.map(drop)
     }
 
@@ -265,40 +208,17 @@ impl Journal for SqliteJournal {
         counts: Counts,
         timeout: Duration,
     ) -> Result<Waited, TaskError> {
-        let _slot = self.metrics.waiting_in_step();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let total = u32::try_from(members.len()).unwrap_or(u32::MAX);
-        let needed = quorum.needed(total);
-        loop {
-            // Armed before the read, so a commit between the read and the sleep wakes it.
-            let committed = self.committed.notified();
-            tokio::pin!(committed);
-            committed.as_mut().enable();
-            let states = self.states(members).await?;
-            let done = states.iter().filter(|s| s.status != "pending").count();
-            let counted = states
-                .iter()
-                .filter(|s| s.status != "pending" && counts.counts(&s.status))
-                .count();
-            let (done, counted) = (done as u32, counted as u32);
-            if let Some(outcome) = WaitOutcome::decide(total, done, counted, needed) {
-                return Ok(Waited {
-                    outcome,
-                    members: states,
-                });
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(Waited {
-                    outcome: WaitOutcome::TimedOut,
-                    members: states,
-                });
-            }
-            tokio::select! {
-                () = committed => {}
-                () = tokio::time::sleep(WAIT_BACKSTOP) => {}
-                () = tokio::time::sleep_until(deadline) => {}
-            }
-        }
+        let states = || self.states(members);
+        let rule = (quorum, counts);
+        in_step::wait(
+            &self.committed,
+            &self.metrics,
+            members.len(),
+            rule,
+            timeout,
+            states,
+        )
+        .await
     }
 
     async fn owes(&self) -> Result<bool, TaskError> {
@@ -400,4 +320,20 @@ impl SqliteReader {
 
 fn fail(path: &Path, what: &str, err: rusqlite::Error) -> TaskError {
     TaskError::system(format!("journal {}: {what}", path.display())).with_source(err)
+}
+
+/// For the commands: they read one file at a time, so the calls block briefly.
+#[async_trait]
+impl crate::JournalReader for SqliteReader {
+    async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
+        SqliteReader::get(self, id)
+    }
+
+    async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
+        SqliteReader::list(self, filter)
+    }
+
+    async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
+        SqliteReader::purge_before(self, before_ms)
+    }
 }

@@ -23,12 +23,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use ergon_connectors::local::{self, Lease, NewRow, metadata_json};
+use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
-use ergon_core::transaction::{Metadata, meta};
-use ergon_core::{Settlement, Transaction};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
 
+use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
 
@@ -50,11 +49,6 @@ pub(super) struct Flipped {
     /// Failed or cancelled.
     failed: u32,
 }
-
-/// A continuation of a wait lists up to this many members one by one; above, members
-/// that succeeded without an output are counted (`statuses`), not listed, so a fan-in of
-/// 100,000 no-op children does not carry a 6 MB list.
-const LISTED: u64 = 1_000;
 
 /// Inserts or completes a node; the update applies only to a node not yet terminal.
 const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status,
@@ -81,32 +75,14 @@ impl Transition<'_> {
             None => 0,
         };
         let t = &c.transaction;
-        let (status, failure) = match &c.settlement {
-            Settlement::DeadLetter(failure) | Settlement::Drop(failure) => {
-                ("failed", Some(failure))
-            }
-            Settlement::Ack | Settlement::Requeue => ("succeeded", None),
-        };
-        let output = c.output.as_deref().filter(|output| {
-            let fits = output.len() <= self.max_output;
-            if !fits {
-                tracing::warn!(
-                    task = &*c.task,
-                    message_id = t.id(),
-                    bytes = output.len(),
-                    max_output = self.max_output,
-                    "Output larger than journal.max_output: not recorded"
-                );
-            }
-            fits
-        });
-        let trace_id = trace_id(t);
+        let (status, failure) = handover::status_of(&c.settlement);
+        let output = handover::capped_output(c, self.max_output);
         let changed = self.db.prepare_cached(COMPLETE)?.execute(params![
             t.id(),
             &*c.task,
             t.parent_id(),
             t.root_id(),
-            t.meta(meta::TAGS).unwrap_or(""),
+            handover::tags(t),
             status,
             c.settlement.as_str(),
             c.attempts,
@@ -116,7 +92,7 @@ impl Transition<'_> {
             failure.map(|f| f.category.as_str()),
             failure.map(|f| f.message.as_str()),
             output,
-            trace_id,
+            handover::trace_id(t),
             c.started_at_ms,
             c.finished_at_ms,
         ])?;
@@ -125,9 +101,7 @@ impl Transition<'_> {
         }
         for on_complete in self.routes.continuations_of(&c.task) {
             if on_complete.when.matches(failure.is_none()) {
-                let payload = continuation(c, status, output);
-                let id = format!("{}/{}/then/{}", t.id(), c.task, on_complete.task);
-                let next = t.child(id, payload.to_string()).build();
+                let next = handover::continuation(c, &on_complete.task, output);
                 self.emit(&on_complete.task, &next, Edge::Then)?;
             }
         }
@@ -342,32 +316,18 @@ impl Transition<'_> {
         };
         let (total, done, succeeded, created_at) = counts;
         self.metrics.count_decided(outcome, self.now - created_at);
-        let statuses = json!({
-            "succeeded": succeeded,
-            "failed": done - succeeded,
-            "pending": total - done,
-        });
-        let members = super::reader::wait_members(self.db, wait_id, total <= LISTED)?;
-        let payload = json!({
-            "previous_task_id": owner_id,
-            "previous_task": owner_task,
-            "outcome": outcome.as_str(),
-            "total": total,
-            "statuses": statuses,
-            "members": members,
-        });
-        let metadata: Metadata = serde_json::from_str(&owner_metadata).unwrap_or_default();
-        let owner = metadata
-            .into_iter()
-            .fold(Transaction::builder(owner_id), |owner, (k, v)| {
-                owner.meta(k, v)
-            })
-            .build();
-        self.emit(
-            &then,
-            &owner.child(key, payload.to_string()).build(),
-            Edge::Then,
-        )?;
+        let decided = Decided {
+            key,
+            owner_task,
+            owner_id,
+            owner_metadata,
+            outcome,
+            total,
+            done,
+            succeeded,
+            members: super::reader::wait_members(self.db, wait_id, total <= LISTED)?,
+        };
+        self.emit(&then, &decided.continuation(), Edge::Then)?;
         Ok(())
     }
 
@@ -383,7 +343,6 @@ impl Transition<'_> {
             );
             return Ok(false);
         };
-        let trace_id = trace_id(tx);
         let inserted = self
             .db
             .prepare_cached(
@@ -397,8 +356,8 @@ impl Transition<'_> {
                 task,
                 tx.parent_id(),
                 tx.root_id(),
-                tx.meta(meta::TAGS).unwrap_or(""),
-                trace_id,
+                handover::tags(tx),
+                handover::trace_id(tx),
                 self.now,
                 edge.as_str(),
             ])?;
@@ -413,52 +372,6 @@ impl Transition<'_> {
         local::append(self.db, queue, &[row])?;
         Ok(true)
     }
-}
-
-/// How a node the journal hands over is reached from its parent.
-#[derive(Debug, Clone, Copy)]
-enum Edge {
-    /// Spawned by its parent's step.
-    Spawn,
-    /// A continuation: its parent's `on_complete`, or a parked wait of its parent.
-    Then,
-}
-
-impl Edge {
-    fn as_str(self) -> &'static str {
-        match self {
-            Edge::Spawn => "spawn",
-            Edge::Then => "then",
-        }
-    }
-}
-
-/// What a continuation of `c` receives: whose continuation it is, how it ended, its input
-/// (as JSON when it is JSON, else as text), its output and its error.
-fn continuation(c: &Completion, status: &str, output: Option<&str>) -> Value {
-    let failure = match &c.settlement {
-        Settlement::DeadLetter(failure) | Settlement::Drop(failure) => Some(failure),
-        Settlement::Ack | Settlement::Requeue => None,
-    };
-    let payload = c.transaction.payload();
-    let input = serde_json::from_slice::<Value>(payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
-    json!({
-        "previous_task_id": c.transaction.id(),
-        "previous_task": &*c.task,
-        "status": status,
-        "previous_input": input,
-        "previous_output": output.and_then(|o| serde_json::from_str::<Value>(o).ok()),
-        "error": failure.map(|f| {
-            json!({ "step": f.step, "category": f.category.as_str(), "message": f.message })
-        }),
-    })
-}
-
-/// The W3C trace id of `tx`'s trace (`traceparent`'s second field), if it has one.
-fn trace_id(tx: &Transaction) -> Option<&str> {
-    tx.meta(meta::TRACEPARENT)
-        .and_then(|traceparent| traceparent.split('-').nth(1))
 }
 
 /// The earliest deadline of a wait not yet decided.

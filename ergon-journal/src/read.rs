@@ -1,0 +1,21 @@
+//! Reading a journal back, whatever its backend: what `get`, `list`, `trace` and
+//! `journal purge` use.
+
+use async_trait::async_trait;
+use ergon_core::TaskError;
+
+use crate::node::{Filter, Node};
+
+/// A journal opened for reading (and purging).
+#[async_trait]
+pub trait JournalReader: Send + Sync {
+    /// The nodes of transaction `id`, one per task it completed in (usually one).
+    async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError>;
+
+    /// The nodes `filter` selects, oldest first.
+    async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError>;
+
+    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
+    /// the waits decided before then; returns how many records.
+    async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError>;
+}

@@ -1,0 +1,116 @@
+//! Reading the journal's rows, the same in every backend: which columns make a
+//! [`Node`] and a [`MemberState`], and how a row becomes one. Each backend implements
+//! [`Columns`] on its row type.
+
+use ergon_core::journal::MemberState;
+
+use crate::node::{Node, NodeError, Status};
+
+/// The columns [`node`] reads, in its order. A node's children are those its output
+/// confirmed (`children`) and those it spawned, counted when read so that a completion
+/// does not pay for it.
+pub(crate) const NODE_COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, status,
+    settlement, attempts, deliveries, children + (SELECT count(*) FROM ergon_node spawned
+        WHERE spawned.parent_id = ergon_node.tx_id AND spawned.edge = 'spawn'),
+    failed_step, error_category, error, trace_id, started_at, finished_at, output, edge";
+
+/// A row of a backend, read by column index.
+pub(crate) trait Columns {
+    /// The backend's error.
+    type Error;
+    /// A text column (`None` for NULL).
+    fn text(&self, index: usize) -> Result<Option<String>, Self::Error>;
+    /// An integer column.
+    fn int(&self, index: usize) -> Result<i64, Self::Error>;
+}
+
+/// The node of a row of [`NODE_COLUMNS`].
+pub(crate) fn node<R: Columns>(row: &R) -> Result<Node, R::Error> {
+    let text = |index| row.text(index).map(Option::unwrap_or_default);
+    let count = |index| row.int(index).map(|n| u32::try_from(n).unwrap_or(0));
+    let error = match row.text(10)? {
+        Some(step) => Some(NodeError {
+            step,
+            category: text(11)?,
+            message: text(12)?,
+        }),
+        None => None,
+    };
+    Ok(Node {
+        id: text(0)?,
+        task: text(1)?,
+        parent_id: row.text(2)?,
+        root_id: text(3)?,
+        tags: text(4)?
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        status: Status::named(&text(5)?).unwrap_or(Status::Failed),
+        settlement: text(6)?,
+        attempts: count(7)?,
+        deliveries: count(8)?,
+        children: count(9)?,
+        error,
+        trace_id: row.text(13)?,
+        started_at_ms: row.int(14)?,
+        finished_at_ms: row.int(15)?,
+        output: output(row.text(16)?),
+        edge: row.text(17)?,
+    })
+}
+
+/// The member state of a row of `task, tx_id, status, output, error`.
+pub(crate) fn member_state<R: Columns>(row: &R) -> Result<MemberState, R::Error> {
+    Ok(MemberState {
+        task: row.text(0)?.unwrap_or_default(),
+        id: row.text(1)?.unwrap_or_default(),
+        status: row.text(2)?.unwrap_or_default(),
+        output: output(row.text(3)?),
+        error: row.text(4)?,
+    })
+}
+
+/// The state of a member the journal holds no terminal node for.
+pub(crate) fn pending(task: &str, id: &str) -> MemberState {
+    MemberState {
+        task: task.to_owned(),
+        id: id.to_owned(),
+        status: "pending".to_owned(),
+        output: None,
+        error: None,
+    }
+}
+
+/// A recorded output (JSON text) as a value.
+fn output(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// The settlement recorded for a terminal node in `task`, from its `settlement`,
+/// `failed_step`, `error_category`, `error` and `attempts` columns.
+pub(crate) fn settlement<R: Columns>(
+    row: &R,
+    task: &str,
+) -> Result<ergon_core::Settlement, R::Error> {
+    use ergon_core::{Category, Settlement, journal};
+    let settlement = row.text(0)?.unwrap_or_default();
+    if settlement == "ack" {
+        return Ok(Settlement::Ack);
+    }
+    let failure = journal::failure(
+        task,
+        row.text(1)?.as_deref().unwrap_or_default(),
+        row.text(2)?
+            .as_deref()
+            .and_then(Category::named)
+            .unwrap_or(Category::System),
+        row.text(3)?.unwrap_or_default(),
+        u32::try_from(row.int(4)?).unwrap_or(0),
+    );
+    Ok(if settlement == "drop" {
+        Settlement::Drop(failure)
+    } else {
+        Settlement::DeadLetter(failure)
+    })
+}
