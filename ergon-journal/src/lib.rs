@@ -26,15 +26,21 @@ mod handover;
 mod in_step;
 pub mod metrics;
 pub mod node;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod read;
 mod recording;
+mod request;
 pub mod routes;
 mod rows;
 pub mod sqlite;
+mod tables;
 
 pub use config::{JournalConfig, JournalKind, Record, Settings};
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresJournal, PostgresReader};
 pub use read::JournalReader;
 pub use routes::{OnComplete, Routes, When};
 pub use sqlite::{SqliteJournal, SqliteReader};

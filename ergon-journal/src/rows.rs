@@ -4,7 +4,7 @@
 
 use ergon_core::journal::MemberState;
 
-use crate::node::{Node, NodeError, Status};
+use crate::node::{Filter, Node, NodeError, Status};
 
 /// The columns [`node`] reads, in its order. A node's children are those its output
 /// confirmed (`children`) and those it spawned, counted when read so that a completion
@@ -13,6 +13,36 @@ pub(crate) const NODE_COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, st
     settlement, attempts, deliveries, children + (SELECT count(*) FROM ergon_node spawned
         WHERE spawned.parent_id = ergon_node.tx_id AND spawned.edge = 'spawn'),
     failed_step, error_category, error, trace_id, started_at, finished_at, output, edge";
+
+/// The query of `list` for `filter`, with `mark` (`?` or `$`) before each value's
+/// number, and the values. It names only the conditions given, so that the database
+/// picks the parent or root index (a generic `?1 IS NULL OR parent_id = ?1` would scan
+/// the whole table).
+pub(crate) fn list_query(filter: &Filter, mark: char) -> (String, Vec<&str>) {
+    let status = filter.status.map(Status::as_str);
+    let given = [
+        ("parent_id", filter.parent.as_deref()),
+        ("root_id", filter.root.as_deref()),
+        ("status", status),
+    ];
+    let (conditions, values): (Vec<String>, Vec<&str>) = given
+        .iter()
+        .filter_map(|(column, value)| Some((*column, (*value)?)))
+        .enumerate()
+        .map(|(index, (column, value))| (format!("{column} = {mark}{}", index + 1), value))
+        .unzip();
+    let conditions = if conditions.is_empty() {
+        "true".to_owned()
+    } else {
+        conditions.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT {NODE_COLUMNS} FROM ergon_node WHERE {conditions}
+         ORDER BY finished_at, tx_id LIMIT {}",
+        i64::try_from(filter.limit).unwrap_or(i64::MAX)
+    );
+    (sql, values)
+}
 
 /// A row of a backend, read by column index.
 pub(crate) trait Columns {

@@ -1,9 +1,11 @@
-//! Spawn, parked waits, in-step waits, continuations and cancellation on the SQLite
-//! journal, with real local queues in the journal's file and the real consume loop:
+//! Spawn, parked waits, in-step waits, continuations and cancellation on both journals —
+//! SQLite with real local queues in its file, PostgreSQL relaying to the same queues
+//! through its outbox — and the real consume loop:
 //! each wait fires exactly once, with what its members became; degenerate shapes first
 //! (every child done before the wait, zero children, duplicate completions, a timeout
 //! racing the last completion, a deadline that passes while nothing runs).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,43 +15,180 @@ use ergon_core::runner::{ConsumeLoop, StatsSnapshot, WorkerStats};
 use ergon_core::{
     Connector, Consumer, ConsumerPolicy, Context, Settlement, TaskError, Transaction,
 };
-use ergon_journal::{OnComplete, Record, Routes, Settings, SqliteJournal, When};
+use ergon_journal::{
+    JournalMetrics, JournalReader, OnComplete, PostgresJournal, Record, Routes, Settings,
+    SqliteJournal, When,
+};
 use serde_json::{Value, json};
 
-/// A journal in `queue.db` whose tasks read the queues of the same name.
+/// The backends every test runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    /// The journal in the local queues' file: what it hands over enters the queue in its
+    /// commit.
+    Sqlite,
+    /// The journal in PostgreSQL (a schema of its own per test), relaying what it hands
+    /// over to the same local queues through its outbox.
+    Postgres,
+}
+
+/// Runs each named test on both backends: `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$name(super::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    a_fan_out_fires_its_fan_in_once_with_every_output_and_a_rerun_spawns_nothing,
+    degenerate_waits_children_done_before_the_wait_and_zero_children,
+    duplicate_completions_flip_a_member_once_and_a_status_filter_can_give_up,
+    a_timeout_fires_once_with_what_completed_even_racing_the_last_completion,
+    a_deadline_that_passes_while_nothing_runs_fires_at_the_next_start,
+    continuations_carry_the_output_or_the_error_and_cancelled_children_never_run,
+    in_step_waits_return_results_or_time_out_and_unknown_targets_are_refused,
+);
+
+/// The PostgreSQL the tests use.
+fn postgres_url() -> String {
+    std::env::var("ERGON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A journal whose tasks read local queues of their own name in `queue.db`.
 struct Flow {
+    backend: Backend,
     dir: tempfile::TempDir,
-    journal: Arc<SqliteJournal>,
+    schema: String,
+    journal: Arc<dyn Journal>,
+    reader: Arc<dyn JournalReader>,
+    metrics: Arc<JournalMetrics>,
+    /// PostgreSQL: a connection that sees the outbox.
+    admin: Option<tokio_postgres::Client>,
 }
 
 const TASKS: [&str; 5] = ["split", "item", "fan_in", "audit", "late"];
 
 impl Flow {
-    fn new() -> Self {
-        Self::with_routes(|routes| routes)
+    async fn new(backend: Backend, test: &str) -> Self {
+        Self::with_routes(backend, test, |routes| routes).await
     }
 
-    fn with_routes(more: impl FnOnce(Routes) -> Routes) -> Self {
+    /// A flow with fresh queues and, on PostgreSQL, a fresh schema named after `test`.
+    async fn with_routes(
+        backend: Backend,
+        test: &str,
+        more: impl FnOnce(Routes) -> Routes,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(open(&dir, more));
-        Self { dir, journal }
+        let schema = format!("{test}_{}", std::process::id());
+        if let Backend::Postgres = backend {
+            drop_schemas(test).await;
+        }
+        Self::open(backend, dir, schema, more).await
+    }
+
+    async fn open(
+        backend: Backend,
+        dir: tempfile::TempDir,
+        schema: String,
+        more: impl FnOnce(Routes) -> Routes,
+    ) -> Self {
+        let settings = |routes: Routes| Settings {
+            record: Record::All,
+            routes: more(routes),
+            ..Settings::default()
+        };
+        let path = dir.path().join("queue.db");
+        match backend {
+            Backend::Sqlite => {
+                let routes = TASKS.iter().fold(Routes::new(), |r, t| r.queue(*t, *t));
+                let journal = Arc::new(SqliteJournal::open(&path, settings(routes)).unwrap());
+                Self {
+                    backend,
+                    schema,
+                    metrics: journal.metrics().clone(),
+                    reader: journal.reader().clone(),
+                    journal,
+                    dir,
+                    admin: None,
+                }
+            }
+            Backend::Postgres => {
+                let routes = TASKS.iter().fold(Routes::new(), |r, t| r.relay(*t));
+                let mut relays: BTreeMap<String, Arc<dyn Connector>> = BTreeMap::new();
+                for task in TASKS {
+                    relays.insert(task.to_owned(), open_queue(&path, task).await);
+                }
+                let journal =
+                    PostgresJournal::open(&postgres_url(), &schema, settings(routes), relays)
+                        .await
+                        .unwrap();
+                let journal = Arc::new(journal);
+                let (admin, _) = connect().await;
+                Self {
+                    backend,
+                    metrics: journal.metrics().clone(),
+                    reader: journal.reader().clone(),
+                    journal,
+                    schema,
+                    dir,
+                    admin: Some(admin),
+                }
+            }
+        }
+    }
+
+    /// The same queues and journal, opened again after `down` with nothing running.
+    async fn reopened_after(self, down: Duration) -> Self {
+        let Flow {
+            backend,
+            dir,
+            schema,
+            journal,
+            reader,
+            ..
+        } = self;
+        drop((journal, reader));
+        tokio::time::sleep(down).await;
+        Self::open(backend, dir, schema, |routes| routes).await
     }
 
     async fn queue(&self, name: &str) -> Arc<LocalConnector> {
-        let path = self.dir.path().join("queue.db");
-        let config = LocalConfig {
-            ack_interval: Duration::from_millis(1),
-            ..LocalConfig::default()
-        };
-        Arc::new(
-            LocalConnector::open(path, name.to_owned(), &config)
-                .await
-                .unwrap(),
-        )
+        open_queue(&self.dir.path().join("queue.db"), name).await
+    }
+
+    /// Waits until what the journal committed is in the queues: at once on SQLite (the
+    /// same commit), once the relay has emptied the outbox on PostgreSQL.
+    async fn handed_over(&self) {
+        let Some(admin) = &self.admin else { return };
+        let count = format!("SELECT count(*) FROM {}.ergon_outbox", self.schema);
+        for _ in 0..1_000 {
+            let left: i64 = admin.query_one(&count, &[]).await.unwrap().get(0);
+            if left == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "{:?}: the relay did not empty the outbox in 10 s",
+            self.backend
+        );
     }
 
     /// Runs `task` over its queue until the queue is drained.
     async fn run<T: Consumer>(&self, name: &str, task: T) -> StatsSnapshot {
+        self.handed_over().await;
         let input = self.queue(name).await;
         let stats = Arc::new(WorkerStats::default());
         let cx = Context::builder(name)
@@ -82,16 +221,47 @@ impl Flow {
     }
 }
 
-fn open(dir: &tempfile::TempDir, more: impl FnOnce(Routes) -> Routes) -> SqliteJournal {
-    let routes = TASKS
-        .iter()
-        .fold(Routes::new(), |r, task| r.queue(*task, *task));
-    let settings = Settings {
-        record: Record::All,
-        routes: more(routes),
-        ..Settings::default()
+async fn open_queue(path: &std::path::Path, name: &str) -> Arc<LocalConnector> {
+    let config = LocalConfig {
+        ack_interval: Duration::from_millis(1),
+        ..LocalConfig::default()
     };
-    SqliteJournal::open(&dir.path().join("queue.db"), settings).unwrap()
+    Arc::new(
+        LocalConnector::open(path.to_path_buf(), name.to_owned(), &config)
+            .await
+            .unwrap(),
+    )
+}
+
+/// Drops the schemas of `test` left by runs whose process is gone (this one's included:
+/// a fresh start).
+async fn drop_schemas(test: &str) {
+    let (admin, _) = connect().await;
+    let schemas = admin
+        .query(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
+            &[&format!("{test}_")],
+        )
+        .await
+        .unwrap();
+    for row in schemas {
+        let schema: &str = row.get(0);
+        let pid = schema.rsplit('_').next().unwrap_or_default();
+        let alive = pid != std::process::id().to_string()
+            && std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            admin.batch_execute(&drop).await.unwrap();
+        }
+    }
+}
+
+/// A connection to the tests' PostgreSQL, and its driver.
+async fn connect() -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("PostgreSQL at {} is not reachable: {err}", postgres_url()));
+    (client, tokio::spawn(async move { drop(connection.await) }))
 }
 
 /// Spawns `{"children": n}` (default 5) items `ID/0…`, parks `fan_in` on all of them.
@@ -151,9 +321,10 @@ impl Consumer for Collect {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_fan_out_fires_its_fan_in_once_with_every_output_and_a_rerun_spawns_nothing() {
-    let flow = Flow::new();
+async fn a_fan_out_fires_its_fan_in_once_with_every_output_and_a_rerun_spawns_nothing(
+    backend: Backend,
+) {
+    let flow = Flow::new(backend, "wf_fan_out").await;
     flow.enqueue("split", &["p-1"]).await;
     flow.run("split", Split { timeout: None }).await;
     let items = flow.run("item", Item { fail_three: true }).await;
@@ -183,21 +354,21 @@ async fn a_fan_out_fires_its_fan_in_once_with_every_output_and_a_rerun_spawns_no
     );
     assert!(flow.collect("fan_in").await.is_empty());
 
-    let metrics = flow.journal.metrics();
+    let metrics = &flow.metrics;
     assert_eq!(
         metrics.spawned(),
         [(("split".into(), "item".into()), 5)],
         "new ones only"
     );
     assert_eq!(metrics.decided(WaitOutcome::Satisfied), 1);
-    let reader = flow.journal.reader();
-    let child = &reader.get("p-1/4").unwrap()[0];
+    let reader = &flow.reader;
+    let child = &reader.get("p-1/4").await.unwrap()[0];
     assert_eq!(
         (child.parent_id.as_deref(), child.root_id.as_str()),
         (Some("p-1"), "p-1")
     );
     assert_eq!(child.output, Some(json!({"doubled": 8})));
-    let continuation = &reader.get("p-1/split/then/fan_in").unwrap()[0];
+    let continuation = &reader.get("p-1/split/then/fan_in").await.unwrap()[0];
     assert_eq!(continuation.status.as_str(), "succeeded");
     assert_eq!(continuation.parent_id.as_deref(), Some("p-1"));
 }
@@ -245,9 +416,8 @@ async fn park_late(
     flow.run("late", Late { quorum, counts }).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn degenerate_waits_children_done_before_the_wait_and_zero_children() {
-    let flow = Flow::new();
+async fn degenerate_waits_children_done_before_the_wait_and_zero_children(backend: Backend) {
+    let flow = Flow::new(backend, "wf_degenerate").await;
     // Children done before anyone waits for them: the wait fires as it is registered.
     let parent = Transaction::new("p-9", "{}");
     let children = (0..3).map(|k| {
@@ -293,9 +463,10 @@ fn completion(task: &str, tx: &Transaction, settlement: Settlement) -> Completio
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn duplicate_completions_flip_a_member_once_and_a_status_filter_can_give_up() {
-    let flow = Flow::new();
+async fn duplicate_completions_flip_a_member_once_and_a_status_filter_can_give_up(
+    backend: Backend,
+) {
+    let flow = Flow::new(backend, "wf_duplicates").await;
     let (a, b) = (Transaction::new("a", "{}"), Transaction::new("b", "{}"));
     park_late(
         &flow,
@@ -356,9 +527,10 @@ async fn duplicate_completions_flip_a_member_once_and_a_status_filter_can_give_u
     assert!(flow.collect("fan_in").await.is_empty(), "fired once");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completion() {
-    let flow = Flow::new();
+async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completion(
+    backend: Backend,
+) {
+    let flow = Flow::new(backend, "wf_timeout").await;
     let p = Transaction::new("p-t", r#"{"children": 2}"#);
     flow.queue("split").await.dispatch(&[p]).await.unwrap();
     flow.run(
@@ -426,45 +598,38 @@ async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completio
         "each raced wait fired exactly once: {}",
         got.len()
     );
-    let metrics = flow.journal.metrics();
+    let metrics = &flow.metrics;
     let decided = metrics.decided(WaitOutcome::Satisfied) + metrics.decided(WaitOutcome::TimedOut);
     assert_eq!(decided, 21);
     assert!(metrics.decided(WaitOutcome::TimedOut) >= 1);
     assert_eq!(metrics.wait_duration().count(), 21);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deadline_that_passes_while_nothing_runs_fires_at_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let journal = open(&dir, |r| r);
-        let park = ergon_core::journal::Park {
-            owner_task: "late".into(),
-            owner: Transaction::new("w-down", "{}"),
-            key: "w-down".into(),
-            members: vec![Member::new("item", "never")],
-            quorum: Quorum::All,
-            counts: Counts::Terminal,
-            deadline_ms: Some(now_ms() + 200),
-            then: "fan_in".into(),
-        };
-        journal.park(park).await.unwrap();
-    }
-    // The journal is closed: no timer of this process is left to fire it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let flow = Flow {
-        journal: Arc::new(open(&dir, |r| r)),
-        dir,
+async fn a_deadline_that_passes_while_nothing_runs_fires_at_the_next_start(backend: Backend) {
+    let flow = Flow::new(backend, "wf_deadline").await;
+    let park = ergon_core::journal::Park {
+        owner_task: "late".into(),
+        owner: Transaction::new("w-down", "{}"),
+        key: "w-down".into(),
+        members: vec![Member::new("item", "never")],
+        quorum: Quorum::All,
+        counts: Counts::Terminal,
+        deadline_ms: Some(now_ms() + 200),
+        then: "fan_in".into(),
     };
+    flow.journal.park(park).await.unwrap();
+    // The journal is closed: no timer of this process is left to fire it.
+    let flow = flow.reopened_after(Duration::from_millis(500)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let got = flow.collect("fan_in").await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1["outcome"], "timed_out");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn continuations_carry_the_output_or_the_error_and_cancelled_children_never_run() {
-    let flow = Flow::with_routes(|routes| {
+async fn continuations_carry_the_output_or_the_error_and_cancelled_children_never_run(
+    backend: Backend,
+) {
+    let flow = Flow::with_routes(backend, "wf_continuations", |routes| {
         routes.on_complete(
             "item",
             OnComplete {
@@ -472,7 +637,8 @@ async fn continuations_carry_the_output_or_the_error_and_cancelled_children_neve
                 when: When::Always,
             },
         )
-    });
+    })
+    .await;
     let parent = Transaction::new("p-c", "{}");
     let children: Vec<Transaction> = (2..5)
         .map(|k| {
@@ -519,8 +685,10 @@ async fn continuations_carry_the_output_or_the_error_and_cancelled_children_neve
     let members = cx.spawn_all("item", children).await.unwrap();
     cx.when_all(&parent, members).then("fan_in").await.unwrap();
     assert_eq!(cx.cancel_children(&parent).await.unwrap(), 4);
+    // Withdrawn (SQLite), or delivered and settled as cancelled without running
+    // (PostgreSQL: some were relayed before the cancellation).
     assert_eq!(
-        flow.run("item", Item { fail_three: false }).await.processed,
+        flow.run("item", Item { fail_three: false }).await.succeeded,
         0,
         "none ran"
     );
@@ -534,16 +702,15 @@ async fn continuations_carry_the_output_or_the_error_and_cancelled_children_neve
             .all(|m| m["status"] == "cancelled")
     );
     assert_eq!(
-        flow.journal.reader().get("p-x/1").unwrap()[0]
-            .status
-            .as_str(),
+        flow.reader.get("p-x/1").await.unwrap()[0].status.as_str(),
         "cancelled"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refused() {
-    let flow = Flow::new();
+async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refused(
+    backend: Backend,
+) {
+    let flow = Flow::new(backend, "wf_in_step").await;
     let cx = Context::builder("split")
         .journal(flow.journal.clone())
         .build();
@@ -590,11 +757,7 @@ async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refuse
         .await
         .unwrap();
     assert_eq!(waited.outcome, WaitOutcome::TimedOut);
-    assert_eq!(
-        flow.journal.metrics().waiting_in_steps(),
-        0,
-        "slots given back"
-    );
+    assert_eq!(flow.metrics.waiting_in_steps(), 0, "slots given back");
     assert_eq!(waited.members[0].status, "pending");
 
     let err = cx

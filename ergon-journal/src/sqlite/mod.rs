@@ -23,15 +23,16 @@ use ergon_core::lifecycle::TransactionOutcome;
 use ergon_core::sync::lock;
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use rusqlite::Connection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::in_step;
 use crate::metrics::JournalMetrics;
 use crate::node::{Filter, Node};
 use crate::recording::Recording;
+use crate::request::{Pending, Request, gone};
 use crate::routes::Routes;
-use writer::{Pending, Request, Writer};
+use writer::Writer;
 
 /// The journal of one SQLite file.
 ///
@@ -116,15 +117,9 @@ impl SqliteJournal {
 
     /// Sends `request` to the writer and waits for its commit.
     async fn write(&self, request: Request) -> Result<usize, TaskError> {
-        let (done, committed) = oneshot::channel();
-        let gone = || TaskError::system("the journal's writer has stopped").non_retryable();
-        self.writer
-            .send(Pending { request, done })
-            .map_err(|_| gone())?;
-        committed
-            .await
-            .map_err(|_| gone())?
-            .map_err(TaskError::system)
+        let (pending, committed) = request.pending();
+        self.writer.send(pending).map_err(|_| gone())?;
+        committed.wait().await
     }
 
     /// The members' states, read off the runtime.
@@ -180,25 +175,15 @@ impl Journal for SqliteJournal {
         target: &str,
         children: Vec<Transaction>,
     ) -> Result<usize, TaskError> {
-        self.routes
-            .check(&format!("task {from_task} spawns"), target)?;
-        self.recording.parents_of(&children);
-        let request = Request::Spawn {
-            target: target.to_owned(),
-            children,
-        };
+        let request = Request::spawn(&self.routes, &self.recording, from_task, target, children)?;
         let new = self.write(request).await?;
         self.metrics.count_spawned(from_task, target, new);
         Ok(new)
     }
 
     async fn park(&self, park: Park) -> Result<(), TaskError> {
-        self.routes.check(
-            &format!("task {} parks a wait", park.owner_task),
-            &park.then,
-        )?;
-        self.recording.parent(park.owner.id());
-        self.write(Request::Park(park)).await.map(drop)
+        let request = Request::park(&self.routes, &self.recording, park)?;
+        self.write(request).await.map(drop)
     }
 
     async fn wait(

@@ -5,7 +5,7 @@ use ergon_core::Settlement;
 use ergon_core::journal::{Member, MemberState};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::node::{Filter, Node, Status};
+use crate::node::{Filter, Node};
 use crate::rows::{self, Columns, NODE_COLUMNS};
 
 impl Columns for Row<'_> {
@@ -30,30 +30,7 @@ pub(super) fn get(db: &Connection, id: &str) -> rusqlite::Result<Vec<Node>> {
 
 /// The nodes `filter` selects, oldest first.
 pub(super) fn list(db: &Connection, filter: &Filter) -> rusqlite::Result<Vec<Node>> {
-    // Only the conditions given, so that SQLite picks the parent or root index (a generic
-    // `?1 IS NULL OR parent_id = ?1` would scan the whole table).
-    let status = filter.status.map(Status::as_str);
-    let given = [
-        ("parent_id", filter.parent.as_deref()),
-        ("root_id", filter.root.as_deref()),
-        ("status", status),
-    ];
-    let (conditions, values): (Vec<String>, Vec<&str>) = given
-        .iter()
-        .filter_map(|(column, value)| Some((*column, (*value)?)))
-        .enumerate()
-        .map(|(index, (column, value))| (format!("{column} = ?{}", index + 1), value))
-        .unzip();
-    let conditions = if conditions.is_empty() {
-        "true".to_owned()
-    } else {
-        conditions.join(" AND ")
-    };
-    let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM ergon_node WHERE {conditions}
-         ORDER BY finished_at, tx_id LIMIT {}",
-        i64::try_from(filter.limit).unwrap_or(i64::MAX)
-    );
+    let (sql, values) = rows::list_query(filter, '?');
     let mut query = db.prepare(&sql)?;
     query
         .query_map(rusqlite::params_from_iter(values), |row| rows::node(row))?

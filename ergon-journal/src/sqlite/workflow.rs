@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use ergon_connectors::local::{self, Lease, NewRow, metadata_json};
 use ergon_core::Transaction;
@@ -30,6 +31,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
+use crate::tables::{COMPLETION_COLUMNS, COMPLETION_CONFLICT};
 
 /// One writer transaction's view: the connection inside `BEGIN IMMEDIATE`, the routes,
 /// the output cap, the commit's clock, and the members flipped so far, by wait.
@@ -51,18 +53,13 @@ pub(super) struct Flipped {
 }
 
 /// Inserts or completes a node; the update applies only to a node not yet terminal.
-const COMPLETE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status,
-    settlement, attempts, deliveries, children, failed_step, error_category, error, output,
-    trace_id, started_at, finished_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-    ON CONFLICT (tx_id, task) DO UPDATE SET parent_id = excluded.parent_id,
-        root_id = excluded.root_id, tags = excluded.tags, status = excluded.status,
-        settlement = excluded.settlement, attempts = excluded.attempts,
-        deliveries = excluded.deliveries, children = excluded.children,
-        failed_step = excluded.failed_step, error_category = excluded.error_category,
-        error = excluded.error, output = excluded.output, trace_id = excluded.trace_id,
-        started_at = excluded.started_at, finished_at = excluded.finished_at
-    WHERE ergon_node.status IN ('queued', 'cancelled')";
+static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO ergon_node ({COMPLETION_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         {COMPLETION_CONFLICT}"
+    )
+});
 
 impl Transition<'_> {
     /// Records `c`; when it made the node terminal, sends its continuation and flips the
@@ -77,7 +74,7 @@ impl Transition<'_> {
         let t = &c.transaction;
         let (status, failure) = handover::status_of(&c.settlement);
         let output = handover::capped_output(c, self.max_output);
-        let changed = self.db.prepare_cached(COMPLETE)?.execute(params![
+        let changed = self.db.prepare_cached(&COMPLETE)?.execute(params![
             t.id(),
             &*c.task,
             t.parent_id(),

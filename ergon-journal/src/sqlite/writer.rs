@@ -19,14 +19,13 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use ergon_connectors::local::Lease;
-use ergon_core::Transaction;
-use ergon_core::journal::{Completion, Park, now_ms};
+use ergon_core::journal::now_ms;
 use rusqlite::Connection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 use super::workflow::{self, Transition};
 use crate::metrics::JournalMetrics;
+use crate::request::{Pending, Request};
 use crate::routes::Routes;
 
 /// The most requests one commit takes.
@@ -37,28 +36,6 @@ const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// How often the writer purges records older than the retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3_600);
-
-/// What a caller asks the writer for.
-pub(super) enum Request {
-    /// A completion, and the lease of its delivery when its ack is to be made in the
-    /// same commit (its queue lives in the journal's file).
-    Complete(Completion, Option<Lease>),
-    Spawn {
-        target: String,
-        children: Vec<Transaction>,
-    },
-    Park(Park),
-    Cancel {
-        parent: String,
-    },
-}
-
-/// A request waiting for its commit, and who hears how many rows it made new (spawns,
-/// cancellations), or whether it acked its delivery (completions); 0 for the others.
-pub(super) struct Pending {
-    pub request: Request,
-    pub done: oneshot::Sender<Result<usize, String>>,
-}
 
 /// The writer thread's state.
 pub(super) struct Writer {

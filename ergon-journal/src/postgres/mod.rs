@@ -1,0 +1,453 @@
+//! The journal in PostgreSQL, shared by runners on many machines.
+//!
+//! The same journal as [`crate::sqlite`] — one row per (transaction, task), group commit,
+//! journal first then settle, members that flip once, waits decided once in the commit
+//! that decides them — with what many machines need instead of one file:
+//!
+//! * one writer task per process ([`writer`]); commits of all processes take turns on an
+//!   advisory lock, so a wait registered while its members complete elsewhere cannot miss
+//!   one of them;
+//! * what the journal hands over (spawned children, continuations) is written to an
+//!   outbox in the commit that decides it, and the relay ([`relay`]) dispatches it to the
+//!   target task's input connector (RabbitMQ, ...): at least once, with deterministic ids,
+//!   and a copy delivered after its first one completed is settled as recorded without
+//!   running (every child is looked up before it runs);
+//! * each commit notifies a channel that every process listens to ([`listen`]), so an
+//!   in-step wait and a relay wake when another machine commits.
+
+mod listen;
+mod reader;
+mod relay;
+mod schema;
+mod workflow;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use ergon_core::journal::{Completion, Counts, Journal, Member, Park, Quorum, Waited};
+use ergon_core::lifecycle::TransactionOutcome;
+use ergon_core::{Connector, Settlement, TaskError, Transaction};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+
+use crate::config::Settings;
+use crate::in_step;
+use crate::metrics::JournalMetrics;
+use crate::node::{Filter, Node};
+use crate::recording::Recording;
+use crate::request::{Pending, Request, gone};
+use crate::routes::Routes;
+pub use schema::valid_schema;
+
+/// Connections a process keeps to the journal: the writer's, the relay's, and lookups
+/// (redeliveries, children, in-step waits) and reads.
+const POOL_SIZE: usize = 8;
+
+/// The journal in a PostgreSQL database.
+///
+/// Built by the runner from `[journal] type = "postgres"`; open it yourself to embed
+/// ergon's engine (inside a tokio runtime: its writer, relay and listener are tasks):
+///
+/// ```no_run
+/// use std::collections::BTreeMap;
+/// use ergon_journal::{PostgresJournal, Settings};
+///
+/// # async fn open() -> Result<(), ergon_core::TaskError> {
+/// let url = "postgres://postgres@127.0.0.1:5432/test";
+/// let journal = PostgresJournal::open(url, "ergon", Settings::default(), BTreeMap::new()).await?;
+/// // `Context::builder("task").journal(std::sync::Arc::new(journal))` records the task's completions.
+/// # Ok(()) }
+/// ```
+pub struct PostgresJournal {
+    recording: Recording,
+    running: Vec<String>,
+    routes: Arc<Routes>,
+    writer: mpsc::UnboundedSender<Pending>,
+    reader: Arc<PostgresReader>,
+    committed: Arc<Notify>,
+    metrics: Arc<JournalMetrics>,
+    /// The relay and the listener, stopped with the journal.
+    background: Vec<JoinHandle<()>>,
+}
+
+impl PostgresJournal {
+    /// Connects to the database at `url`, creates the journal's tables in `schema` when
+    /// missing, and starts the writer, the listener, and the relay to `relays` (each
+    /// relayed task's input connector, opened for dispatching; a task the journal relays
+    /// to and this process has no connector for is left to the processes that do).
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL or schema name, or a database that cannot be reached or written
+    /// (a non-retryable system error naming the database, never its password).
+    pub async fn open(
+        url: &str,
+        schema: &str,
+        settings: Settings,
+        relays: BTreeMap<String, Arc<dyn Connector>>,
+    ) -> Result<Self, TaskError> {
+        let reader = PostgresReader::open(url, schema).await?;
+        let place = reader.place.clone();
+        let routes = Arc::new(settings.routes);
+        let committed = Arc::new(Notify::new());
+        let relay_wake = Arc::new(Notify::new());
+        let metrics = Arc::new(JournalMetrics::default());
+        let writer = writer::Writer {
+            pool: reader.pool.clone(),
+            place: place.clone(),
+            routes: routes.clone(),
+            max_output: settings.max_output,
+            retention: settings.retention,
+            committed: committed.clone(),
+            relay: relay_wake.clone(),
+            metrics: metrics.clone(),
+        };
+        let (sender, queue) = mpsc::unbounded_channel();
+        tokio::spawn(writer.run(queue));
+        let mut background = vec![tokio::spawn(listen::listen(
+            reader.config.clone(),
+            place.clone(),
+            committed.clone(),
+            relay_wake.clone(),
+        ))];
+        if !relays.is_empty() {
+            let relay = relay::Relay {
+                pool: reader.pool.clone(),
+                place,
+                targets: relays,
+                wake: relay_wake,
+            };
+            background.push(tokio::spawn(relay.run()));
+        }
+        Ok(Self {
+            recording: Recording::new(settings.record),
+            running: settings.running,
+            routes,
+            writer: sender,
+            reader: Arc::new(reader),
+            committed,
+            metrics,
+            background,
+        })
+    }
+
+    /// What the journal counted: read by the runner's metrics.
+    pub fn metrics(&self) -> &Arc<JournalMetrics> {
+        &self.metrics
+    }
+
+    /// A reader of the same database.
+    pub fn reader(&self) -> &Arc<PostgresReader> {
+        &self.reader
+    }
+
+    /// Sends `request` to the writer and waits for its commit.
+    async fn write(&self, request: Request) -> Result<usize, TaskError> {
+        let (pending, committed) = request.pending();
+        self.writer.send(pending).map_err(|_| gone())?;
+        committed.wait().await
+    }
+}
+
+impl Drop for PostgresJournal {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl Journal for PostgresJournal {
+    fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
+        self.recording.records(&self.routes, task, tx, outcome)
+    }
+
+    /// Redeliveries, and every child: the relay hands children over at least once, and a
+    /// child cancelled after it was relayed is still delivered.
+    fn looks_up(&self, tx: &Transaction) -> bool {
+        tx.deliveries() > 1 || tx.parent_id().is_some()
+    }
+
+    async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
+        self.reader.recorded(task, id).await
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
+        self.write(Request::Complete(completion, None))
+            .await
+            .map(drop)
+    }
+
+    async fn spawn(
+        &self,
+        from_task: &str,
+        target: &str,
+        children: Vec<Transaction>,
+    ) -> Result<usize, TaskError> {
+        let request = Request::spawn(&self.routes, &self.recording, from_task, target, children)?;
+        let new = self.write(request).await?;
+        self.metrics.count_spawned(from_task, target, new);
+        Ok(new)
+    }
+
+    async fn park(&self, park: Park) -> Result<(), TaskError> {
+        let request = Request::park(&self.routes, &self.recording, park)?;
+        self.write(request).await.map(drop)
+    }
+
+    async fn wait(
+        &self,
+        members: &[Member],
+        quorum: Quorum,
+        counts: Counts,
+        timeout: Duration,
+    ) -> Result<Waited, TaskError> {
+        let states = || self.reader.states(members);
+        let rule = (quorum, counts);
+        in_step::wait(
+            &self.committed,
+            &self.metrics,
+            members.len(),
+            rule,
+            timeout,
+            states,
+        )
+        .await
+    }
+
+    async fn owes(&self) -> Result<bool, TaskError> {
+        self.reader.owes(&self.running).await
+    }
+
+    /// Marks the queued children of `parent` cancelled and takes back those the relay has
+    /// not dispatched yet; one dispatched already is settled as cancelled when it is
+    /// delivered, without running.
+    async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
+        let request = Request::Cancel {
+            parent: parent.to_owned(),
+        };
+        self.write(request).await
+    }
+}
+
+/// Where a journal lives, as its errors and logs name it: host, port, database and schema,
+/// never the password.
+pub(crate) struct Place {
+    description: String,
+    /// The schema its tables live in.
+    pub schema: String,
+    /// The channel its commits notify.
+    pub channel: String,
+}
+
+impl Place {
+    /// A system error: `what` went wrong here, because of `source`.
+    fn error(
+        &self,
+        what: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> TaskError {
+        TaskError::system(format!("journal {self}: {what}")).with_source(source)
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Reads a PostgreSQL journal: `get`, `list`, `trace` and `journal purge` use one.
+pub struct PostgresReader {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    place: Arc<Place>,
+}
+
+impl PostgresReader {
+    /// Connects to the database at `url` and creates the journal's tables in `schema`
+    /// when missing (so a fresh database reads as empty).
+    ///
+    /// # Errors
+    ///
+    /// A malformed URL or schema name, or a database that cannot be reached.
+    pub async fn open(url: &str, schema: &str) -> Result<Self, TaskError> {
+        if !valid_schema(schema) {
+            return Err(TaskError::system(format!(
+                "journal: schema `{schema}` is not a plain SQL name (lower-case letters, digits \
+                 and `_`, at most 48 characters, not starting with a digit)"
+            ))
+            .non_retryable());
+        }
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|err| {
+            TaskError::system("journal: the PostgreSQL url is malformed")
+                .with_source(err)
+                .non_retryable()
+        })?;
+        config.options(format!("-c search_path={schema}"));
+        config.application_name("ergon-journal");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let place = Arc::new(Place {
+            description: describe(&config, schema),
+            schema: schema.to_owned(),
+            channel: format!("ergon_journal_{schema}"),
+        });
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|err| {
+                place
+                    .error("cannot build a connection pool", err)
+                    .non_retryable()
+            })?;
+        let reader = Self {
+            pool,
+            config,
+            place,
+        };
+        let mut client = reader.client().await.map_err(TaskError::non_retryable)?;
+        schema::create(&mut client, schema).await.map_err(|err| {
+            reader
+                .place
+                .error("cannot create the journal's tables", err)
+                .non_retryable()
+        })?;
+        Ok(reader)
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<deadpool_postgres::Client, TaskError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|err| self.place.error("cannot connect", err))
+    }
+
+    /// The nodes of transaction `id`, one per task it completed in (usually one).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
+        let db = self.client().await?;
+        reader::get(&db, id)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// The nodes `filter` selects, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
+        let db = self.client().await?;
+        reader::list(&db, filter)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// The settlement recorded for `id` in `task`, if it is terminal there (cancelled
+    /// included).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
+        let db = self.client().await?;
+        reader::recorded(&db, task, id)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// The states of `members`, in order (`pending` while not terminal).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn states(
+        &self,
+        members: &[Member],
+    ) -> Result<Vec<ergon_core::journal::MemberState>, TaskError> {
+        let db = self.client().await?;
+        reader::states(&db, members)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// Whether a node of one of `tasks` is queued, or a wait continuing into one of them
+    /// is undecided.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn owes(&self, tasks: &[String]) -> Result<bool, TaskError> {
+        let db = self.client().await?;
+        reader::owes(&db, tasks)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
+    /// the waits decided before then; returns how many records.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be written.
+    pub async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
+        let mut db = self.client().await?;
+        reader::purge_before(&mut db, before_ms)
+            .await
+            .map_err(|err| self.place.error("cannot purge", err))
+    }
+}
+
+#[async_trait]
+impl crate::JournalReader for PostgresReader {
+    async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
+        PostgresReader::get(self, id).await
+    }
+
+    async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
+        PostgresReader::list(self, filter).await
+    }
+
+    async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
+        PostgresReader::purge_before(self, before_ms).await
+    }
+}
+
+/// `postgres HOST:PORT/DATABASE schema SCHEMA`: what errors and logs name.
+fn describe(config: &tokio_postgres::Config, schema: &str) -> String {
+    let host = config.get_hosts().first().map_or_else(
+        || "localhost".to_owned(),
+        |host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        },
+    );
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("postgres {host}:{port}/{database} schema {schema}")
+}

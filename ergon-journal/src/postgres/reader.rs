@@ -1,0 +1,129 @@
+//! Reading the PostgreSQL journal back, through the pool: one node, a filtered list, the
+//! settlement to repeat for a redelivery, a wait's members; and purging.
+
+use deadpool_postgres::Client;
+use ergon_core::Settlement;
+use ergon_core::journal::{Member, MemberState};
+use tokio_postgres::{Error, Row};
+
+use crate::node::{Filter, Node};
+use crate::rows::{self, Columns, NODE_COLUMNS};
+
+impl Columns for Row {
+    type Error = Error;
+
+    fn text(&self, index: usize) -> Result<Option<String>, Error> {
+        self.try_get(index)
+    }
+
+    fn int(&self, index: usize) -> Result<i64, Error> {
+        self.try_get(index)
+    }
+}
+
+/// The nodes of transaction `id`, one per task it completed in.
+pub(super) async fn get(db: &Client, id: &str) -> Result<Vec<Node>, Error> {
+    let sql =
+        format!("SELECT {NODE_COLUMNS} FROM ergon_node WHERE tx_id = $1 ORDER BY finished_at");
+    let statement = db.prepare_cached(&sql).await?;
+    db.query(&statement, &[&id])
+        .await?
+        .iter()
+        .map(rows::node)
+        .collect()
+}
+
+/// The nodes `filter` selects, oldest first.
+pub(super) async fn list(db: &Client, filter: &Filter) -> Result<Vec<Node>, Error> {
+    let (sql, values) = rows::list_query(filter, '$');
+    let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+        .iter()
+        .map(|value| value as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    db.query(&sql, &values)
+        .await?
+        .iter()
+        .map(rows::node)
+        .collect()
+}
+
+/// The settlement recorded for `id` in `task`, if it is terminal there (a child cancelled
+/// by its parent included: it is settled as cancelled when it is delivered anyway).
+pub(super) async fn recorded(
+    db: &Client,
+    task: &str,
+    id: &str,
+) -> Result<Option<Settlement>, Error> {
+    let statement = db
+        .prepare_cached(
+            "SELECT settlement, failed_step, error_category, error, attempts FROM ergon_node
+             WHERE tx_id = $1 AND task = $2 AND status IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .await?;
+    db.query_opt(&statement, &[&id, &task])
+        .await?
+        .map(|row| rows::settlement(&row, task))
+        .transpose()
+}
+
+/// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), and the
+/// waits decided before then; returns how many nodes. Queued nodes and open waits stay.
+pub(super) async fn purge_before(db: &mut Client, before_ms: i64) -> Result<usize, Error> {
+    let tx = db.transaction().await?;
+    let nodes = tx
+        .execute(
+            "DELETE FROM ergon_node WHERE finished_at < $1 AND status != 'queued'",
+            &[&before_ms],
+        )
+        .await?;
+    tx.execute(
+        "DELETE FROM ergon_wait_member
+         WHERE wait_id IN (SELECT wait_id FROM ergon_wait WHERE fired_at < $1)",
+        &[&before_ms],
+    )
+    .await?;
+    tx.execute("DELETE FROM ergon_wait WHERE fired_at < $1", &[&before_ms])
+        .await?;
+    tx.commit().await?;
+    Ok(usize::try_from(nodes).unwrap_or(usize::MAX))
+}
+
+/// Whether a node of one of `tasks` is queued (handed over, in the outbox or in its
+/// input, and not yet terminal), or a wait continuing into one of them is undecided.
+pub(super) async fn owes(db: &Client, tasks: &[String]) -> Result<bool, Error> {
+    let statement = db
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM ergon_node WHERE status = 'queued' AND task = ANY($1))
+                 OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
+                     AND then_task = ANY($1))",
+        )
+        .await?;
+    Ok(db.query_one(&statement, &[&tasks]).await?.get(0))
+}
+
+/// The states of `members`, in order (`pending` for one not terminal, or unknown), in
+/// one query.
+pub(super) async fn states(db: &Client, members: &[Member]) -> Result<Vec<MemberState>, Error> {
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    let tasks: Vec<&str> = members.iter().map(|m| m.task.as_str()).collect();
+    let statement = db
+        .prepare_cached(
+            "SELECT u.task, u.tx_id, n.status, n.output, n.error
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(tx_id, task, position)
+             LEFT JOIN ergon_node n ON n.tx_id = u.tx_id AND n.task = u.task
+             ORDER BY u.position",
+        )
+        .await?;
+    db.query(&statement, &[&ids, &tasks])
+        .await?
+        .iter()
+        .map(|row| {
+            let state = rows::member_state(row)?;
+            Ok(if matches!(state.status.as_str(), "" | "queued") {
+                rows::pending(&state.task, &state.id)
+            } else {
+                state
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,95 @@
+//! What a journal's front end asks its writer for, the same in every backend: the
+//! requests, checked before they are sent, and the wait for their commit.
+
+use ergon_connectors::local::Lease;
+use ergon_core::journal::{Completion, Park};
+use ergon_core::{TaskError, Transaction};
+use tokio::sync::oneshot;
+
+use crate::recording::Recording;
+use crate::routes::Routes;
+
+/// A state transition for the writer to commit.
+pub(crate) enum Request {
+    /// A completion, and the lease of its delivery when its ack is to be made in the
+    /// same commit (a local queue in the journal's SQLite file).
+    Complete(Completion, Option<Lease>),
+    /// Children for `target`'s input.
+    Spawn {
+        target: String,
+        children: Vec<Transaction>,
+    },
+    /// A parked wait.
+    Park(Park),
+    /// The cancellation of `parent`'s queued children.
+    Cancel { parent: String },
+}
+
+impl Request {
+    /// The spawn of `children` by `from_task` for `target`, once the journal can hand
+    /// `target` transactions; their parents become part of a lineage.
+    pub(crate) fn spawn(
+        routes: &Routes,
+        recording: &Recording,
+        from_task: &str,
+        target: &str,
+        children: Vec<Transaction>,
+    ) -> Result<Request, TaskError> {
+        routes.check(&format!("task {from_task} spawns"), target)?;
+        recording.parents_of(&children);
+        Ok(Request::Spawn {
+            target: target.to_owned(),
+            children,
+        })
+    }
+
+    /// The registration of `park`, once the journal can hand its continuation over; its
+    /// owner becomes part of a lineage.
+    pub(crate) fn park(
+        routes: &Routes,
+        recording: &Recording,
+        park: Park,
+    ) -> Result<Request, TaskError> {
+        routes.check(
+            &format!("task {} parks a wait", park.owner_task),
+            &park.then,
+        )?;
+        recording.parent(park.owner.id());
+        Ok(Request::Park(park))
+    }
+
+    /// This request waiting for its commit, and the commit's answer: how many rows it
+    /// made new (spawns, cancellations), or whether it acked its delivery (completions);
+    /// 0 for the others.
+    pub(crate) fn pending(self) -> (Pending, Committed) {
+        let (done, answer) = oneshot::channel();
+        (
+            Pending {
+                request: self,
+                done,
+            },
+            Committed(answer),
+        )
+    }
+}
+
+/// A request waiting for its commit, and who hears the answer.
+pub(crate) struct Pending {
+    pub request: Request,
+    pub done: oneshot::Sender<Result<usize, String>>,
+}
+
+/// The answer of a request's commit.
+pub(crate) struct Committed(oneshot::Receiver<Result<usize, String>>);
+
+impl Committed {
+    /// Waits for the commit.
+    pub(crate) async fn wait(self) -> Result<usize, TaskError> {
+        self.0.await.map_err(|_| gone())?.map_err(TaskError::system)
+    }
+}
+
+/// The error of a request whose writer has stopped.
+pub(crate) fn gone() -> TaskError {
+    TaskError::system("the journal's writer has stopped").non_retryable()
+}

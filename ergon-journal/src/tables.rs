@@ -1,0 +1,106 @@
+//! The journal's tables, the same in every backend (each fills in the few words its SQL
+//! dialect spells differently), and the statement that records a completion.
+//!
+//! ```text
+//! ergon_node         one row per (transaction, task): lineage, status (queued while a
+//!                    spawned child or a continuation waits; then succeeded, failed or
+//!                    cancelled), settlement, attempts, deliveries, children, error, output,
+//!                    edge (how the journal reached it: `spawn`, `then`)
+//! ergon_wait         a parked wait: owner, quorum, counters, deadline, continuation task,
+//!                    fired_at (set once)
+//! ergon_wait_member  what it waits for: each member flips from pending once
+//! ```
+
+/// How a backend spells what SQL dialects do not share.
+pub(crate) struct Dialect {
+    /// The type of an auto-numbered primary key.
+    pub serial_key: &'static str,
+    /// What follows a table keyed by its primary key alone.
+    pub keyed_table: &'static str,
+}
+
+/// The tables, with `{serial_key}` and `{keyed_table}` to fill in. The primary key of
+/// `ergon_node` leads with the transaction id, so `get ID` and the redelivery lookup
+/// read one index range.
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS ergon_node (
+    tx_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    parent_id TEXT,
+    root_id TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    status TEXT NOT NULL,
+    settlement TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    deliveries BIGINT NOT NULL,
+    children BIGINT NOT NULL,
+    failed_step TEXT,
+    error_category TEXT,
+    error TEXT,
+    output TEXT,
+    trace_id TEXT,
+    edge TEXT,
+    started_at BIGINT NOT NULL,
+    finished_at BIGINT NOT NULL,
+    PRIMARY KEY (tx_id, task)
+){keyed_table};
+CREATE INDEX IF NOT EXISTS ergon_node_parent ON ergon_node (parent_id) WHERE parent_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ergon_node_root ON ergon_node (root_id);
+CREATE INDEX IF NOT EXISTS ergon_node_finished ON ergon_node (finished_at);
+CREATE INDEX IF NOT EXISTS ergon_node_queued ON ergon_node (task) WHERE status = 'queued';
+CREATE TABLE IF NOT EXISTS ergon_wait (
+    wait_id {serial_key},
+    key TEXT NOT NULL UNIQUE,
+    owner_task TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    owner_metadata TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    needed BIGINT NOT NULL,
+    total BIGINT NOT NULL,
+    done BIGINT NOT NULL,
+    succeeded BIGINT NOT NULL DEFAULT 0,
+    counted BIGINT NOT NULL,
+    deadline_ms BIGINT,
+    then_task TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    fired_at BIGINT,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS ergon_wait_due ON ergon_wait (deadline_ms)
+    WHERE fired_at IS NULL AND deadline_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ergon_wait_member (
+    wait_id BIGINT NOT NULL,
+    tx_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    with_output BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (wait_id, tx_id, task)
+){keyed_table};
+CREATE INDEX IF NOT EXISTS ergon_wait_member_pending ON ergon_wait_member (tx_id, task)
+    WHERE state = 'pending';
+";
+
+/// The journal's tables in `dialect`.
+pub(crate) fn tables(dialect: &Dialect) -> String {
+    TABLES
+        .replace("{serial_key}", dialect.serial_key)
+        .replace("{keyed_table}", dialect.keyed_table)
+}
+
+/// The columns a completion writes, in the order of its values.
+pub(crate) const COMPLETION_COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, status,
+    settlement, attempts, deliveries, children, failed_step, error_category, error, output,
+    trace_id, started_at, finished_at";
+
+/// What a completion does to a node that exists: the first terminal record stands, so
+/// only a node still `queued` (or `cancelled` and delivered anyway) takes it.
+pub(crate) const COMPLETION_CONFLICT: &str = "ON CONFLICT (tx_id, task) DO UPDATE SET
+        parent_id = excluded.parent_id, root_id = excluded.root_id, tags = excluded.tags,
+        status = excluded.status, settlement = excluded.settlement,
+        attempts = excluded.attempts, deliveries = excluded.deliveries,
+        children = excluded.children, failed_step = excluded.failed_step,
+        error_category = excluded.error_category, error = excluded.error,
+        output = excluded.output, trace_id = excluded.trace_id,
+        started_at = excluded.started_at, finished_at = excluded.finished_at
+    WHERE ergon_node.status IN ('queued', 'cancelled')";
