@@ -160,6 +160,13 @@ pub trait MakeConnector: Send + Sync + 'static {
         &self,
         worker: usize,
     ) -> Result<std::sync::Arc<dyn crate::Connector>, crate::TaskError>;
+
+    /// Whether what is dispatched through a connector this opens comes back from its
+    /// `fetch` (a queue): then a journal can hand the task that reads it transactions
+    /// (spawned children, continuations) by dispatching them there. Default: `false`.
+    fn takes_dispatches(&self) -> bool {
+        false
+    }
 }
 
 /// A kind of service the TOML can name with `type = "..."` in `[services.NAME]`.

@@ -16,16 +16,31 @@ use crate::routes::Routes;
 /// record = "workflow"       # workflow | all | off
 /// retention = "7d"          # terminal records older than this are purged
 /// ```
+///
+/// or, shared by runners on many machines:
+///
+/// ```toml
+/// [journal]
+/// type = "postgres"
+/// url = "postgres://ergon:${PGPASSWORD}@db.internal:5432/ergon"
+/// schema = "ergon"          # default: public
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JournalConfig {
-    /// The backend. Only `"sqlite"` (embedded, one machine) for now.
+    /// The backend: `"sqlite"` (embedded, one machine; the default) or `"postgres"`.
     #[serde(rename = "type")]
     pub kind: JournalKind,
-    /// The SQLite file. Default: the file of the config's `local` queues when they all
+    /// `sqlite`: the file. Default: the file of the config's `local` queues when they all
     /// share one (so the journal and the queue live in one database), else
     /// `ergon-queue.db` beside the config file.
     pub path: Option<PathBuf>,
+    /// `postgres`: the database (`postgres://user:password@host:port/database`; put the
+    /// password in `${VAR}`: errors and logs never show it).
+    pub url: Option<String>,
+    /// `postgres`: the schema of the journal's tables, created when missing. Default:
+    /// `public`.
+    pub schema: Option<String>,
     /// Which completions are recorded. Default: `"workflow"`.
     pub record: Record,
     /// Terminal records older than this are purged, by the running journal (hourly) and
@@ -43,6 +58,8 @@ impl Default for JournalConfig {
         Self {
             kind: JournalKind::Sqlite,
             path: None,
+            url: None,
+            schema: None,
             record: Record::Workflow,
             retention: Duration::from_secs(7 * 24 * 3600),
             max_output: 256 * 1024,
@@ -55,13 +72,69 @@ impl JournalConfig {
     ///
     /// # Errors
     ///
-    /// An empty path, a `max_output` above 4 MiB.
+    /// An empty path, a key of the other backend, a `postgres` journal without a url or
+    /// with a schema that is not a plain SQL name, a `max_output` above 4 MiB.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            return Err(ConfigIssue::new("path", "must not be empty"));
+        match self.kind {
+            JournalKind::Sqlite => {
+                if self.path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    return Err(ConfigIssue::new("path", "must not be empty"));
+                }
+                for (key, set) in [
+                    ("url", self.url.is_some()),
+                    ("schema", self.schema.is_some()),
+                ] {
+                    if set {
+                        let message = "is a key of `type = \"postgres\"`; this journal is `sqlite`";
+                        return Err(ConfigIssue::new(key, message));
+                    }
+                }
+            }
+            JournalKind::Postgres => {
+                if self.path.is_some() {
+                    let message =
+                        "is a key of `type = \"sqlite\"`; this journal is `postgres` (set `url`)";
+                    return Err(ConfigIssue::new("path", message));
+                }
+                if self.url.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigIssue::new(
+                        "url",
+                        "is required with `type = \"postgres\"` (postgres://user@host:port/database)",
+                    ));
+                }
+                if !valid_schema(self.schema()) {
+                    return Err(ConfigIssue::new(
+                        "schema",
+                        format!(
+                            "`{}` is not a plain SQL name: lower-case letters, digits and `_`, \
+                             at most 48 characters, not starting with a digit",
+                            self.schema()
+                        ),
+                    ));
+                }
+            }
         }
         check_count("max_output", self.max_output as u64, 0, MAX_OUTPUT as u64)
     }
+}
+
+impl JournalConfig {
+    /// The PostgreSQL schema: `schema`, else `public`.
+    pub fn schema(&self) -> &str {
+        self.schema.as_deref().unwrap_or("public")
+    }
+}
+
+/// Whether `schema` is a plain lower-case SQL name short enough to name the journal's
+/// notification channel too (it is written into `CREATE SCHEMA`, the connections'
+/// `search_path` and `LISTEN`, unquoted).
+pub fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 48
 }
 
 /// The hard cap of `max_output`: 4 MiB.
@@ -75,6 +148,9 @@ pub enum JournalKind {
     /// share the file).
     #[default]
     Sqlite,
+    /// A PostgreSQL database: runners on many machines share it, and what it hands over
+    /// is relayed to the target tasks' input connectors (RabbitMQ, ...).
+    Postgres,
 }
 
 /// Which completions the journal records.

@@ -36,7 +36,7 @@ mod rows;
 pub mod sqlite;
 mod tables;
 
-pub use config::{JournalConfig, JournalKind, Record, Settings};
+pub use config::{JournalConfig, JournalKind, Record, Settings, valid_schema};
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
 #[cfg(feature = "postgres")]

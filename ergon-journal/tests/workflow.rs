@@ -5,11 +5,11 @@
 //! (every child done before the wait, zero children, duplicate completions, a timeout
 //! racing the last completion, a deadline that passes while nothing runs).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ergon_connectors::local::{LocalConfig, LocalConnector};
+use ergon_connectors::local::{LocalConfig, LocalConnector, LocalKind};
+use ergon_core::config::{ConfigEnv, ConnectorKind, MakeConnector};
 use ergon_core::journal::{Completion, Counts, Journal, Member, Quorum, WaitOutcome, now_ms};
 use ergon_core::runner::{ConsumeLoop, StatsSnapshot, WorkerStats};
 use ergon_core::{
@@ -126,10 +126,10 @@ impl Flow {
             }
             Backend::Postgres => {
                 let routes = TASKS.iter().fold(Routes::new(), |r, t| r.relay(*t));
-                let mut relays: BTreeMap<String, Arc<dyn Connector>> = BTreeMap::new();
-                for task in TASKS {
-                    relays.insert(task.to_owned(), open_queue(&path, task).await);
-                }
+                let relays = TASKS
+                    .iter()
+                    .map(|task| (task.to_string(), queue_maker(dir.path(), task)))
+                    .collect();
                 let journal =
                     PostgresJournal::open(&postgres_url(), &schema, settings(routes), relays)
                         .await
@@ -254,6 +254,18 @@ async fn drop_schemas(test: &str) {
             admin.batch_execute(&drop).await.unwrap();
         }
     }
+}
+
+/// How the relay opens `task`'s queue: as the runner does, from its `[connectors]` table.
+fn queue_maker(dir: &std::path::Path, task: &str) -> Arc<dyn MakeConnector> {
+    let table = json!({ "path": "queue.db", "queue": task, "ack_interval": "1ms" });
+    let env = ConfigEnv {
+        name: task.to_owned(),
+        base_dir: dir.to_path_buf(),
+    };
+    let maker = LocalKind.configure(table, &env).unwrap();
+    assert!(maker.takes_dispatches());
+    maker
 }
 
 /// A connection to the tests' PostgreSQL, and its driver.

@@ -191,16 +191,16 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
     }
     let result = match command {
         Command::List { nodes } if nodes.parent.is_some() || nodes.root.is_some() => {
-            journal::list(&cli.config, nodes)
+            journal::list(&cli.config, nodes).await
         }
         #[cfg(feature = "journal")]
-        Command::Get { id, json } => journal::get(&cli.config, &id, json),
+        Command::Get { id, json } => journal::get(&cli.config, &id, json).await,
         #[cfg(feature = "journal")]
-        Command::Trace { id, format } => journal::trace(&cli.config, &id, format),
+        Command::Trace { id, format } => journal::trace(&cli.config, &id, format).await,
         #[cfg(feature = "journal")]
         Command::Journal {
             action: JournalAction::Purge { older_than },
-        } => journal::purge(&cli.config, older_than),
+        } => journal::purge(&cli.config, older_than).await,
         Command::List { .. } => {
             let plan = if cli.config.exists() {
                 match load(&cli.config, registry) {
@@ -276,7 +276,7 @@ mod journal {
     use super::ListNodes;
     use crate::config::ConfigError;
 
-    pub(super) fn list(file: &std::path::Path, _: ListNodes) -> Result<u8, ConfigError> {
+    pub(super) async fn list(file: &std::path::Path, _: ListNodes) -> Result<u8, ConfigError> {
         Err(ConfigError::new(
             file,
             "journal",
@@ -299,8 +299,8 @@ mod journal {
     use crate::commands::trace::{self, TraceFormat};
     use crate::config::{self, ConfigError};
 
-    fn open(file: &Path) -> Result<JournalFile, ConfigError> {
-        JournalFile::open(&config::load(file)?)
+    async fn open(file: &Path) -> Result<JournalFile, ConfigError> {
+        JournalFile::open(&config::load(file)?).await
     }
 
     /// Prints `out` (to stderr when the command failed) and passes its exit code on.
@@ -313,7 +313,7 @@ mod journal {
         code
     }
 
-    pub(super) fn list(file: &Path, nodes: ListNodes) -> Result<u8, ConfigError> {
+    pub(super) async fn list(file: &Path, nodes: ListNodes) -> Result<u8, ConfigError> {
         let status = match nodes.status.as_deref() {
             None => None,
             Some(name) => Some(Status::named(name).ok_or_else(|| {
@@ -332,20 +332,30 @@ mod journal {
             status,
             limit: nodes.limit,
         };
-        print!("{}", command::list(&open(file)?, &filter, nodes.json)?);
+        print!(
+            "{}",
+            command::list(&open(file).await?, &filter, nodes.json).await?
+        );
         Ok(0)
     }
 
-    pub(super) fn get(file: &Path, id: &str, json: bool) -> Result<u8, ConfigError> {
-        Ok(print(command::get(&open(file)?, id, json)?))
+    pub(super) async fn get(file: &Path, id: &str, json: bool) -> Result<u8, ConfigError> {
+        Ok(print(command::get(&open(file).await?, id, json).await?))
     }
 
-    pub(super) fn trace(file: &Path, id: &str, format: TraceFormat) -> Result<u8, ConfigError> {
-        Ok(print(trace::trace(&open(file)?, id, format)?))
+    pub(super) async fn trace(
+        file: &Path,
+        id: &str,
+        format: TraceFormat,
+    ) -> Result<u8, ConfigError> {
+        Ok(print(trace::trace(&open(file).await?, id, format).await?))
     }
 
-    pub(super) fn purge(file: &Path, older_than: Option<Duration>) -> Result<u8, ConfigError> {
-        print!("{}", command::purge(&open(file)?, older_than)?);
+    pub(super) async fn purge(
+        file: &Path,
+        older_than: Option<Duration>,
+    ) -> Result<u8, ConfigError> {
+        print!("{}", command::purge(&open(file).await?, older_than).await?);
         Ok(0)
     }
 }

@@ -2,43 +2,62 @@
 //! `get`, `list --parent/--root` and `trace`, purged by `journal purge`.
 //!
 //! The SQLite journal lives in the `local` queues' file by default, so that one
-//! machine's queue and journal are one database.
+//! machine's queue and journal are one database, and hands transactions to the tasks that
+//! read a local queue in that file. The PostgreSQL journal hands them to any task whose
+//! input takes dispatches (a `local` or `memory` queue, a `rabbitmq` queue), through its
+//! outbox and relay.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ergon_core::config::{ConfigEnv, ConfigIssue, decode};
+use ergon_core::TaskError;
+use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, decode};
+use ergon_core::journal::Journal;
 use ergon_journal::{
-    JournalConfig, OnComplete, Record, Routes, Settings, SqliteJournal, SqliteReader,
+    JournalConfig, JournalKind, JournalMetrics, JournalReader, OnComplete, Record, Routes,
+    Settings, SqliteJournal, SqliteReader,
 };
 
 use crate::config::{ConfigError, LoadedConfig};
+use crate::plan::ConnectorRef;
 
-/// The journal a run records into: `[journal]` checked, its file resolved.
+/// Where a journal lives.
 #[derive(Debug, Clone)]
-pub struct JournalPlan {
-    /// The SQLite file.
-    pub path: PathBuf,
-    /// Which completions are recorded.
-    pub record: Record,
-    /// How long terminal records are kept (`Duration::ZERO`: forever).
-    pub retention: Duration,
-    /// The largest output recorded, in bytes.
-    pub max_output: usize,
-    /// The tasks that read a local queue in the journal's file, and the continuations.
-    pub routes: Routes,
+pub enum JournalStore {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres {
+        /// Its url, which may hold a password: never displayed.
+        url: String,
+        /// The schema of the journal's tables.
+        schema: String,
+    },
 }
 
-impl JournalPlan {
-    /// The plan of `loaded`'s `[journal]`: `None` without the table or with
-    /// `record = "off"`.
+impl fmt::Display for JournalStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalStore::Sqlite(path) => write!(f, "{}", path.display()),
+            JournalStore::Postgres { schema, .. } => write!(f, "postgres schema {schema}"),
+        }
+    }
+}
+
+impl JournalStore {
+    /// The store of `loaded`'s `[journal]`, and the table checked: `None` without the
+    /// table or with `record = "off"`.
     ///
     /// # Errors
     ///
-    /// A malformed `[journal]` table, named by its key.
-    pub fn from_config(loaded: &LoadedConfig) -> Result<Option<JournalPlan>, ConfigError> {
+    /// A malformed `[journal]` table, named by its key; `type = "postgres"` in a binary
+    /// built without the `journal-postgres` feature.
+    pub fn from_config(
+        loaded: &LoadedConfig,
+    ) -> Result<Option<(JournalStore, JournalConfig)>, ConfigError> {
         let Some(table) = &loaded.config.journal else {
             return Ok(None);
         };
@@ -48,28 +67,119 @@ impl JournalPlan {
         if config.record == Record::Off {
             return Ok(None);
         }
-        let path = match &config.path {
-            Some(path) => resolve(&loaded.base_dir, path),
-            None => default_path(loaded),
+        let store = match config.kind {
+            JournalKind::Sqlite => JournalStore::Sqlite(match &config.path {
+                Some(path) => resolve(&loaded.base_dir, path),
+                None => default_path(loaded),
+            }),
+            JournalKind::Postgres if cfg!(feature = "journal-postgres") => JournalStore::Postgres {
+                url: config.url.clone().unwrap_or_default(),
+                schema: config.schema().to_owned(),
+            },
+            JournalKind::Postgres => {
+                return Err(ConfigError::new(
+                    &loaded.file,
+                    "journal.type",
+                    "this binary was built without ergon-runner's `journal-postgres` feature",
+                ));
+            }
         };
-        let routes = routes(loaded, &path)?;
+        Ok(Some((store, config)))
+    }
+
+    /// Opens the journal for reading (`get`, `list`, `trace`, `journal purge`).
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be opened or reached.
+    pub async fn reader(&self) -> Result<Box<dyn JournalReader>, TaskError> {
+        match self {
+            JournalStore::Sqlite(path) => Ok(Box::new(SqliteReader::open(path)?)),
+            #[cfg(feature = "journal-postgres")]
+            JournalStore::Postgres { url, schema } => Ok(Box::new(
+                ergon_journal::PostgresReader::open(url, schema).await?,
+            )),
+            #[cfg(not(feature = "journal-postgres"))]
+            JournalStore::Postgres { .. } => unreachable!("refused by from_config"),
+        }
+    }
+}
+
+/// The journal a run records into: `[journal]` checked, its store resolved, its routes
+/// checked against the tasks' connectors.
+#[derive(Clone)]
+pub struct JournalPlan {
+    /// Where it lives.
+    pub store: JournalStore,
+    /// Which completions are recorded.
+    pub record: Record,
+    /// How long terminal records are kept (`Duration::ZERO`: forever).
+    pub retention: Duration,
+    /// The largest output recorded, in bytes.
+    pub max_output: usize,
+    /// The tasks the journal can hand transactions to, and the continuations.
+    pub routes: Routes,
+    /// PostgreSQL: how the relay opens each relayed task's input.
+    relays: BTreeMap<String, Arc<dyn MakeConnector>>,
+}
+
+/// A journal opened for a run.
+pub struct OpenJournal {
+    /// What the engine records into.
+    pub journal: Arc<dyn Journal>,
+    /// What it counts, for the runner's metrics.
+    pub metrics: Arc<JournalMetrics>,
+}
+
+impl JournalPlan {
+    /// The plan of `loaded`'s `[journal]`, whose tasks read `connectors`: `None` without
+    /// the table or with `record = "off"`.
+    ///
+    /// # Errors
+    ///
+    /// A malformed `[journal]` table, named by its key; an `on_complete` whose target the
+    /// journal cannot hand transactions to.
+    pub(crate) fn from_config(
+        loaded: &LoadedConfig,
+        connectors: &BTreeMap<String, ConnectorRef>,
+    ) -> Result<Option<JournalPlan>, ConfigError> {
+        let Some((store, config)) = JournalStore::from_config(loaded)? else {
+            return Ok(None);
+        };
+        let mut relays = BTreeMap::new();
+        let routes = match &store {
+            JournalStore::Sqlite(path) => queues(loaded, path),
+            JournalStore::Postgres { .. } => {
+                let mut routes = Routes::new();
+                for (name, task) in &loaded.config.tasks {
+                    let input = task.input.as_ref().and_then(|input| connectors.get(input));
+                    if let Some(input) = input.filter(|input| input.make.takes_dispatches()) {
+                        routes = routes.relay(name);
+                        relays.insert(name.clone(), input.make.clone());
+                    }
+                }
+                routes
+            }
+        };
+        let routes = continuations(loaded, &store, routes)?;
         Ok(Some(JournalPlan {
-            path,
+            store,
             record: config.record,
             retention: config.retention,
             max_output: config.max_output,
             routes,
+            relays,
         }))
     }
 
     /// Opens the journal for a run of `running` (task names; empty: every task), whose
     /// finite loops wait for the journal's pending work for those tasks. Its writer
-    /// thread starts.
+    /// starts (and, on PostgreSQL, its relay and listener).
     ///
     /// # Errors
     ///
-    /// The file cannot be opened or created.
-    pub fn open(&self, running: &[String]) -> Result<Arc<SqliteJournal>, ergon_core::TaskError> {
+    /// The database cannot be opened, created or reached.
+    pub async fn open(&self, running: &[String]) -> Result<OpenJournal, TaskError> {
         let settings = Settings {
             record: self.record,
             retention: self.retention,
@@ -77,22 +187,38 @@ impl JournalPlan {
             routes: self.routes.clone(),
             running: running.to_vec(),
         };
-        Ok(Arc::new(SqliteJournal::open(&self.path, settings)?))
-    }
-
-    /// Opens the journal for reading.
-    ///
-    /// # Errors
-    ///
-    /// The file cannot be opened.
-    pub fn reader(&self) -> Result<SqliteReader, ergon_core::TaskError> {
-        SqliteReader::open(&self.path)
+        match &self.store {
+            JournalStore::Sqlite(path) => {
+                let journal = Arc::new(SqliteJournal::open(path, settings)?);
+                Ok(OpenJournal {
+                    metrics: journal.metrics().clone(),
+                    journal,
+                })
+            }
+            #[cfg(feature = "journal-postgres")]
+            JournalStore::Postgres { url, schema } => {
+                let journal = ergon_journal::PostgresJournal::open(
+                    url,
+                    schema,
+                    settings,
+                    self.relays.clone(),
+                )
+                .await?;
+                let journal = Arc::new(journal);
+                Ok(OpenJournal {
+                    metrics: journal.metrics().clone(),
+                    journal,
+                })
+            }
+            #[cfg(not(feature = "journal-postgres"))]
+            JournalStore::Postgres { .. } => unreachable!("refused by from_config"),
+        }
     }
 }
 
-/// Each task that reads a local queue in the journal's file (`journal`), by its queue;
-/// each task's `on_complete`, checked: its target must be such a task.
-fn routes(loaded: &LoadedConfig, journal: &Path) -> Result<Routes, ConfigError> {
+/// Each task that reads a local queue in the SQLite journal's file (`journal`), by its
+/// queue.
+fn queues(loaded: &LoadedConfig, journal: &Path) -> Routes {
     let same_file = |path: &Path| {
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         absolute(path)
@@ -110,6 +236,16 @@ fn routes(loaded: &LoadedConfig, journal: &Path) -> Result<Routes, ConfigError> 
             routes = routes.queue(name, queue);
         }
     }
+    routes
+}
+
+/// `routes` with each task's `on_complete`, checked: its target must be a task the
+/// journal in `store` can hand transactions to.
+fn continuations(
+    loaded: &LoadedConfig,
+    store: &JournalStore,
+    mut routes: Routes,
+) -> Result<Routes, ConfigError> {
     for (name, task) in &loaded.config.tasks {
         let Some(table) = &task.on_complete else {
             continue;
@@ -126,13 +262,22 @@ fn routes(loaded: &LoadedConfig, journal: &Path) -> Result<Routes, ConfigError> 
         for (key, table) in listed {
             let on_complete = on_complete(table.clone())
                 .map_err(|issue| ConfigError::from_issue(&loaded.file, &key, issue))?;
-            if routes.queue_of(&on_complete.task).is_none() {
+            if !routes.takes(&on_complete.task) {
                 let message = if loaded.config.tasks.contains_key(&on_complete.task) {
+                    let cannot = match store {
+                        JournalStore::Sqlite(path) => format!(
+                            "does not read a local queue in the journal's file ({})",
+                            path.display()
+                        ),
+                        JournalStore::Postgres { .. } => "reads no connector the journal's \
+                            relay can dispatch to (a `local` or `memory` queue, or a \
+                            `rabbitmq` queue published to through the default exchange)"
+                            .to_owned(),
+                    };
                     format!(
-                        "task `{}` does not read a local queue in the journal's file ({}), so \
-                         the journal cannot hand it the continuation; tasks it can: {}",
+                        "task `{}` {cannot}, so the journal cannot hand it the continuation; \
+                         tasks it can: {}",
                         on_complete.task,
-                        journal.display(),
                         routes.targets()
                     )
                 } else {

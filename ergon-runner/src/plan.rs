@@ -201,7 +201,7 @@ impl Plan {
             ));
         }
         #[cfg(feature = "journal")]
-        let journal = crate::journal::JournalPlan::from_config(loaded)?;
+        let journal = crate::journal::JournalPlan::from_config(loaded, &connectors)?;
         let continued = config
             .tasks
             .iter()

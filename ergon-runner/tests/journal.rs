@@ -247,8 +247,12 @@ async fn run_task(config: &Path, task: &str) {
     let plan = Plan::build(&ergon_runner::config::load(config).unwrap(), &registry).unwrap();
     let tasks = plan.select(&[task.to_owned()]).unwrap();
     let journal = plan.journal.as_ref().expect("[journal]");
-    let journal = journal.open(&[task.to_owned()]).unwrap();
-    let report = TaskManager::new(tasks).journal(journal).quiet().run().await;
+    let journal = journal.open(&[task.to_owned()]).await.unwrap();
+    let report = TaskManager::new(tasks)
+        .journal(journal.journal)
+        .quiet()
+        .run()
+        .await;
     assert!(report.tasks[0].workers.iter().all(Result::is_ok), "{task}");
 }
 
@@ -430,7 +434,6 @@ output = "inbox"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
-    use ergon_core::journal::Journal;
     use ergon_runner::telemetry::board::WorkerBoard;
     use ergon_runner::telemetry::metrics;
 
@@ -441,9 +444,10 @@ async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
         .hybrid("fan_out", |_| Ok(FanOut))
         .consumer("item", |_| Ok(Item));
     let plan = Plan::build(&ergon_runner::config::load(&config).unwrap(), &registry).unwrap();
-    let journal = plan.journal.as_ref().unwrap().open(&[]).unwrap();
+    let opened = plan.journal.as_ref().unwrap().open(&[]).await.unwrap();
     let board = WorkerBoard::default();
-    board.journal_opened(journal.metrics().clone());
+    board.journal_opened(opened.metrics);
+    let journal = opened.journal;
 
     let parent = Transaction::new("p-m", "{}");
     let children: Vec<Transaction> = (0..3)

@@ -100,6 +100,11 @@ impl MakeConnector for MakeLocal {
             LocalConnector::open(self.path.clone(), self.queue.clone(), &self.config).await?;
         Ok(Arc::new(connector))
     }
+
+    /// A local queue fetches what is appended to it.
+    fn takes_dispatches(&self) -> bool {
+        true
+    }
 }
 
 /// One worker's connection to a local queue (see the module docs).

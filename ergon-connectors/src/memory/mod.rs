@@ -62,4 +62,9 @@ impl MakeConnector for SharedQueue {
     async fn connect(&self, _worker: usize) -> Result<Arc<dyn Connector>, TaskError> {
         Ok(self.0.clone())
     }
+
+    /// The shared queue fetches what is pushed to it.
+    fn takes_dispatches(&self) -> bool {
+        true
+    }
 }

@@ -105,6 +105,16 @@ impl MakeConnector for MakeRabbit {
             RabbitConnector::connect(self.config.clone(), name).await?,
         ))
     }
+
+    /// When it reads `queue` and publishes through the default exchange to that queue
+    /// (no `exchange` table, no `publish` overrides): then what is dispatched is what its
+    /// consumers fetch. Through another exchange it may go anywhere.
+    fn takes_dispatches(&self) -> bool {
+        let config = &self.config;
+        config.queue.is_some()
+            && config.exchange.is_none()
+            && config.publish == PublishConfig::default()
+    }
 }
 
 /// One worker's connection to RabbitMQ (see the module docs).

@@ -30,21 +30,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use ergon_core::config::MakeConnector;
 use ergon_core::journal::{Completion, Counts, Journal, Member, Park, Quorum, Waited};
 use ergon_core::lifecycle::TransactionOutcome;
-use ergon_core::{Connector, Settlement, TaskError, Transaction};
+use ergon_core::{Settlement, TaskError, Transaction};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
-use crate::config::Settings;
+use crate::config::{Settings, valid_schema};
 use crate::in_step;
 use crate::metrics::JournalMetrics;
 use crate::node::{Filter, Node};
 use crate::recording::Recording;
 use crate::request::{Pending, Request, gone};
 use crate::routes::Routes;
-pub use schema::valid_schema;
 
 /// Connections a process keeps to the journal: the writer's, the relay's, and lookups
 /// (redeliveries, children, in-step waits) and reads.
@@ -73,15 +73,18 @@ pub struct PostgresJournal {
     reader: Arc<PostgresReader>,
     committed: Arc<Notify>,
     metrics: Arc<JournalMetrics>,
-    /// The relay and the listener, stopped with the journal.
-    background: Vec<JoinHandle<()>>,
+    /// The listener, stopped with the journal.
+    listener: JoinHandle<()>,
+    /// Stops the relay with the journal (once its batch is relayed).
+    stop: Arc<Notify>,
 }
 
 impl PostgresJournal {
     /// Connects to the database at `url`, creates the journal's tables in `schema` when
-    /// missing, and starts the writer, the listener, and the relay to `relays` (each
-    /// relayed task's input connector, opened for dispatching; a task the journal relays
-    /// to and this process has no connector for is left to the processes that do).
+    /// missing, and starts the writer, the listener, and the relay to `relays` (how to
+    /// open each relayed task's input connector, opened for dispatching when the relay
+    /// first has something for it; a task the journal relays to and this process has no
+    /// connector for is left to the processes that do).
     ///
     /// # Errors
     ///
@@ -91,7 +94,7 @@ impl PostgresJournal {
         url: &str,
         schema: &str,
         settings: Settings,
-        relays: BTreeMap<String, Arc<dyn Connector>>,
+        relays: BTreeMap<String, Arc<dyn MakeConnector>>,
     ) -> Result<Self, TaskError> {
         let reader = PostgresReader::open(url, schema).await?;
         let place = reader.place.clone();
@@ -111,20 +114,23 @@ impl PostgresJournal {
         };
         let (sender, queue) = mpsc::unbounded_channel();
         tokio::spawn(writer.run(queue));
-        let mut background = vec![tokio::spawn(listen::listen(
+        let listener = tokio::spawn(listen::listen(
             reader.config.clone(),
             place.clone(),
             committed.clone(),
             relay_wake.clone(),
-        ))];
+        ));
+        let stop = Arc::new(Notify::new());
         if !relays.is_empty() {
             let relay = relay::Relay {
                 pool: reader.pool.clone(),
                 place,
                 targets: relays,
+                opened: BTreeMap::new(),
                 wake: relay_wake,
+                stop: stop.clone(),
             };
-            background.push(tokio::spawn(relay.run()));
+            tokio::spawn(relay.run());
         }
         Ok(Self {
             recording: Recording::new(settings.record),
@@ -134,7 +140,8 @@ impl PostgresJournal {
             reader: Arc::new(reader),
             committed,
             metrics,
-            background,
+            listener,
+            stop,
         })
     }
 
@@ -158,9 +165,8 @@ impl PostgresJournal {
 
 impl Drop for PostgresJournal {
     fn drop(&mut self) {
-        for task in &self.background {
-            task.abort();
-        }
+        self.listener.abort();
+        self.stop.notify_one();
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+use ergon_core::config::MakeConnector;
 use ergon_core::{Connector, TaskError, Transaction};
 use tokio::sync::Notify;
 
@@ -34,25 +35,25 @@ const AFTER_FAILURE: Duration = Duration::from_secs(1);
 pub(super) struct Relay {
     pub pool: Pool,
     pub place: Arc<Place>,
-    /// Each task's input connector, opened for dispatching.
-    pub targets: BTreeMap<String, Arc<dyn Connector>>,
+    /// How to open each task's input connector, opened for dispatching when the relay
+    /// first has something for it.
+    pub targets: BTreeMap<String, Arc<dyn MakeConnector>>,
+    /// The connectors opened so far.
+    pub opened: BTreeMap<String, Arc<dyn Connector>>,
     /// Woken by this process's commits and by the notifications of others'.
     pub wake: Arc<Notify>,
+    /// Notified when the journal is dropped: the relay closes its connectors and ends.
+    pub stop: Arc<Notify>,
 }
 
 impl Relay {
-    /// Relays until the task is aborted (with the journal).
-    pub async fn run(self) {
+    /// Relays until the journal is dropped.
+    pub async fn run(mut self) {
         let tasks: Vec<String> = self.targets.keys().cloned().collect();
         loop {
             match self.relay_batch(&tasks).await {
                 Ok(relayed) if relayed == BATCH as usize => continue,
-                Ok(_) => {
-                    tokio::select! {
-                        () = self.wake.notified() => {}
-                        () = tokio::time::sleep(BACKSTOP) => {}
-                    }
-                }
+                Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(
                         journal = %self.place,
@@ -62,12 +63,19 @@ impl Relay {
                     tokio::time::sleep(AFTER_FAILURE).await;
                 }
             }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(BACKSTOP) => {}
+                () = self.stop.notified() => break,
+            }
         }
+        self.close().await;
     }
 
     /// Relays one batch; returns how many rows.
-    async fn relay_batch(&self, tasks: &[String]) -> Result<usize, TaskError> {
-        let sql = |err| self.place.error("cannot relay the outbox", err);
+    async fn relay_batch(&mut self, tasks: &[String]) -> Result<usize, TaskError> {
+        let place = self.place.clone();
+        let sql = |err| place.error("cannot relay the outbox", err);
         let mut client = self
             .pool
             .get()
@@ -93,14 +101,40 @@ impl Relay {
             by_task.entry(row.get(1)).or_default().push(tx);
         }
         for (task, transactions) in &by_task {
-            if let Some(connector) = self.targets.get(*task) {
-                connector.dispatch(transactions).await?;
-            }
+            self.connector(task).await?.dispatch(transactions).await?;
         }
         tx.execute("DELETE FROM ergon_outbox WHERE seq = ANY($1)", &[&seqs])
             .await
             .map_err(sql)?;
         tx.commit().await.map_err(sql)?;
         Ok(rows.len())
+    }
+
+    /// Task `task`'s input connector, opened on first use.
+    async fn connector(&mut self, task: &str) -> Result<Arc<dyn Connector>, TaskError> {
+        if let Some(open) = self.opened.get(task) {
+            return Ok(open.clone());
+        }
+        let make = self.targets.get(task).ok_or_else(|| {
+            TaskError::system(format!("the relay has no connector for task {task}"))
+        })?;
+        let open = make.connect(0).await.map_err(|err| {
+            TaskError::system(format!(
+                "journal {}: cannot open task {task}'s input to relay to it",
+                self.place
+            ))
+            .with_source(err)
+        })?;
+        self.opened.insert(task.to_owned(), open.clone());
+        Ok(open)
+    }
+
+    /// Closes the connectors it opened.
+    async fn close(&mut self) {
+        for (task, connector) in std::mem::take(&mut self.opened) {
+            if let Err(err) = connector.close().await {
+                tracing::warn!(task, error = %err.chain(), "Closing a relay connector failed");
+            }
+        }
     }
 }

@@ -44,15 +44,3 @@ pub(super) async fn create(client: &mut Client, schema: &str) -> Result<(), toki
     tx.batch_execute(OUTBOX).await?;
     tx.commit().await
 }
-
-/// Whether `schema` is a plain lower-case SQL identifier short enough to name the
-/// journal's channel too (it is quoted into `CREATE SCHEMA`, the connections'
-/// `search_path` and `LISTEN`).
-pub fn valid_schema(schema: &str) -> bool {
-    let mut chars = schema.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && schema.len() <= 48
-}

@@ -4,17 +4,18 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use ergon_journal::{Filter, Node, SqliteReader};
+use ergon_journal::{Filter, JournalReader, Node};
 
 use crate::config::{ConfigError, LoadedConfig};
-use crate::journal::JournalPlan;
+use crate::journal::JournalStore;
 
 /// The file's journal, for the commands that read it. They need only `[journal]`, not
-/// the task implementations: any build of `ergon-runner` reads any file's journal.
+/// the task implementations: any build of `ergon-runner` reads any file's journal (a
+/// PostgreSQL one with the `journal-postgres` feature).
 pub struct JournalFile {
     file: std::path::PathBuf,
-    plan: JournalPlan,
-    reader: SqliteReader,
+    retention: Duration,
+    reader: Box<dyn JournalReader>,
 }
 
 impl JournalFile {
@@ -24,30 +25,39 @@ impl JournalFile {
     ///
     /// The file has no `[journal]` (or `record = "off"`), a malformed one, or a database
     /// that cannot be opened.
-    pub fn open(loaded: &LoadedConfig) -> Result<Self, ConfigError> {
-        let plan = JournalPlan::from_config(loaded)?.ok_or_else(|| {
+    pub async fn open(loaded: &LoadedConfig) -> Result<Self, ConfigError> {
+        let (store, config) = JournalStore::from_config(loaded)?.ok_or_else(|| {
             ConfigError::new(
                 &loaded.file,
                 "journal",
                 "the file has no `[journal]` (or `record = \"off\"`): nothing is recorded to read",
             )
         })?;
-        let reader = plan
+        let reader = store
             .reader()
-            .map_err(|err| ConfigError::new(&loaded.file, "journal.path", err.chain()))?;
+            .await
+            .map_err(|err| ConfigError::new(&loaded.file, "journal", err.chain()))?;
         Ok(Self {
             file: loaded.file.clone(),
-            plan,
+            retention: config.retention,
             reader,
         })
     }
 
-    /// Runs `read` on the journal, naming the file's `[journal]` on error.
-    pub(crate) fn read<T>(
-        &self,
-        read: impl FnOnce(&SqliteReader) -> Result<T, ergon_core::TaskError>,
-    ) -> Result<T, ConfigError> {
-        read(&self.reader).map_err(|err| ConfigError::new(&self.file, "journal.path", err.chain()))
+    /// The nodes of transaction `id`, naming the file's `[journal]` on error.
+    pub(crate) async fn get(&self, id: &str) -> Result<Vec<Node>, ConfigError> {
+        let read = self.reader.get(id).await;
+        read.map_err(|err| self.error(&err))
+    }
+
+    /// The nodes `filter` selects, naming the file's `[journal]` on error.
+    pub(crate) async fn list(&self, filter: &Filter) -> Result<Vec<Node>, ConfigError> {
+        let read = self.reader.list(filter).await;
+        read.map_err(|err| self.error(&err))
+    }
+
+    fn error(&self, err: &ergon_core::TaskError) -> ConfigError {
+        ConfigError::new(&self.file, "journal", err.chain())
     }
 }
 
@@ -57,8 +67,8 @@ impl JournalFile {
 /// # Errors
 ///
 /// The journal cannot be read.
-pub fn get(journal: &JournalFile, id: &str, json: bool) -> Result<(String, u8), ConfigError> {
-    let nodes = journal.read(|reader| reader.get(id))?;
+pub async fn get(journal: &JournalFile, id: &str, json: bool) -> Result<(String, u8), ConfigError> {
+    let nodes = journal.get(id).await?;
     if nodes.is_empty() {
         return Ok((format!("no transaction `{id}` in the journal\n"), 1));
     }
@@ -76,8 +86,12 @@ pub fn get(journal: &JournalFile, id: &str, json: bool) -> Result<(String, u8), 
 /// # Errors
 ///
 /// The journal cannot be read.
-pub fn list(journal: &JournalFile, filter: &Filter, json: bool) -> Result<String, ConfigError> {
-    let nodes = journal.read(|reader| reader.list(filter))?;
+pub async fn list(
+    journal: &JournalFile,
+    filter: &Filter,
+    json: bool,
+) -> Result<String, ConfigError> {
+    let nodes = journal.list(filter).await?;
     Ok(nodes
         .iter()
         .map(|node| {
@@ -96,11 +110,15 @@ pub fn list(journal: &JournalFile, filter: &Filter, json: bool) -> Result<String
 /// # Errors
 ///
 /// The journal cannot be read.
-pub fn purge(journal: &JournalFile, older_than: Option<Duration>) -> Result<String, ConfigError> {
-    let older_than = older_than.unwrap_or(journal.plan.retention);
+pub async fn purge(
+    journal: &JournalFile,
+    older_than: Option<Duration>,
+) -> Result<String, ConfigError> {
+    let older_than = older_than.unwrap_or(journal.retention);
     let older_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
     let before = ergon_core::journal::now_ms().saturating_sub(older_ms);
-    let purged = journal.read(|reader| reader.purge_before(before))?;
+    let purged = journal.reader.purge_before(before).await;
+    let purged = purged.map_err(|err| journal.error(&err))?;
     Ok(format!(
         "purged {purged} journal records that ended more than {} ago\n",
         humantime::format_duration(older_than)

@@ -45,10 +45,11 @@ pub async fn run(
         Some(journal) => {
             let opened = journal
                 .open(&running)
-                .map_err(|err| at("journal.path", err.chain().to_string()))?;
-            tracing::info!(journal = %journal.path.display(), record = ?journal.record, "Journal open");
-            board.journal_opened(opened.metrics().clone());
-            manager.journal(opened)
+                .await
+                .map_err(|err| at("journal", err.chain().to_string()))?;
+            tracing::info!(journal = %journal.store, record = ?journal.record, "Journal open");
+            board.journal_opened(opened.metrics);
+            manager.journal(opened.journal)
         }
         None => manager,
     };

@@ -38,12 +38,12 @@ const MAX_NODES: usize = 1_000_000;
 /// # Errors
 ///
 /// The journal cannot be read.
-pub fn trace(
+pub async fn trace(
     journal: &JournalFile,
     id: &str,
     format: TraceFormat,
 ) -> Result<(String, u8), ConfigError> {
-    let own = journal.read(|reader| reader.get(id))?;
+    let own = journal.get(id).await?;
     // A root that was not journaled itself (record = "workflow" keeps only lineages)
     // still roots the nodes that name it.
     let root = own
@@ -55,7 +55,7 @@ pub fn trace(
         limit: MAX_NODES,
         ..Filter::default()
     };
-    let nodes = journal.read(|reader| reader.list(&filter))?;
+    let nodes = journal.list(&filter).await?;
     if nodes.is_empty() && own.is_empty() {
         return Ok((format!("no transaction `{id}` in the journal\n"), 1));
     }

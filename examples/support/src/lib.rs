@@ -19,6 +19,8 @@ use std::process::Command;
 pub struct Example {
     binary: PathBuf,
     dir: tempfile::TempDir,
+    /// Set in every command's environment (config overrides: `ERGON__…`).
+    envs: Vec<(String, String)>,
 }
 
 impl Example {
@@ -29,16 +31,36 @@ impl Example {
     ///
     /// A file cannot be copied.
     pub fn copy(binary: &str, manifest_dir: &str, files: &[&str]) -> Self {
+        Self::copy_config(binary, manifest_dir, "tasks.toml", files)
+    }
+
+    /// [`Example::copy`] with the example's config file `config` (another deployment of
+    /// the same tasks) copied as `tasks.toml`.
+    ///
+    /// # Panics
+    ///
+    /// A file cannot be copied.
+    pub fn copy_config(binary: &str, manifest_dir: &str, config: &str, files: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        for file in std::iter::once(&"tasks.toml").chain(files) {
+        let copies = std::iter::once((config, "tasks.toml")).chain(files.iter().map(|f| (*f, *f)));
+        for (file, to) in copies {
             let from = Path::new(manifest_dir).join(file);
-            std::fs::copy(&from, dir.path().join(file))
+            std::fs::copy(&from, dir.path().join(to))
                 .unwrap_or_else(|err| panic!("copying {}: {err}", from.display()));
         }
         Self {
             binary: binary.into(),
             dir,
+            envs: Vec::new(),
         }
+    }
+
+    /// Sets `key` to `value` in the environment of every command (a config override such
+    /// as `ERGON__JOURNAL__SCHEMA`).
+    #[must_use]
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.envs.push((key.to_owned(), value.into()));
+        self
     }
 
     /// `relative` inside the copy.
@@ -52,7 +74,8 @@ impl Example {
         command
             .arg("--config")
             .arg(self.path("tasks.toml"))
-            .args(args);
+            .args(args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         command
     }
 
