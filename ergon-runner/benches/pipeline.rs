@@ -72,6 +72,7 @@
 //! ```text
 //! bench journal_cost tx= tx_per_s= off_tx_per_s= ratio= runs=
 //! bench chain_fanout_local children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
+//! bench chain_fanout_amqp_pg children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! ```
 //!
 //! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
@@ -84,6 +85,9 @@
 //! the parent's fetch to the continuation's start; the fan-in latency is from the last
 //! child's completion (its journal record's end) to the continuation's start, one sample
 //! per run: `fanin_p50_ms` is the median over the runs and `fanin_p99_ms` the highest.
+//! `chain_fanout_amqp_pg` is the same fan-out across machines' parts: the journal in
+//! PostgreSQL (a fresh schema), the children on a fresh RabbitMQ queue where the
+//! journal's relay dispatches them, the parent and the fan-in on local queues.
 //!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
@@ -238,6 +242,12 @@ const CASES: &[Case] = &[
         parent: journal::fanout_parent,
         child: journal::fanout_child,
         tx: 100_000,
+    },
+    Case {
+        name: "chain_fanout_amqp_pg",
+        parent: journal::fanout_parent,
+        child: journal::fanout_amqp_pg_child,
+        tx: 20_000,
     },
     Case {
         name: "telemetry_off",
@@ -1192,7 +1202,7 @@ mod amqp {
     use super::*;
     use ergon_core::{Producer, ProducerPolicy};
 
-    const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    pub(super) const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
     /// Every message's body.
     pub(super) const BODY: [u8; 100] = [b'x'; 100];
     /// Transactions in flight in the engine when consuming.
@@ -1226,8 +1236,17 @@ mod amqp {
         Ok((connection, channel))
     }
 
-    fn queue_name(what: &str) -> String {
+    pub(super) fn queue_name(what: &str) -> String {
         format!("ergon-bench-{what}-{}", std::process::id())
+    }
+
+    /// Deletes queue `name` (left by an earlier run), if it exists.
+    pub(super) async fn deleted(name: &str) -> Result<(), String> {
+        let (_connection, channel) = channel().await?;
+        let _ = channel
+            .queue_delete(ShortString::from(name), QueueDeleteOptions::default())
+            .await;
+        Ok(())
     }
 
     /// A fresh queue holding `n` messages, published with confirms.
@@ -1706,7 +1725,8 @@ mod journal {
     use ergon_connectors::local::{LocalConfig, LocalConnector};
     use ergon_core::journal::Journal;
     use ergon_core::runner::RunQuiet;
-    use ergon_journal::{Record, Routes, Settings, SqliteJournal};
+    use ergon_journal::{PostgresJournal, Record, Routes, Settings, SqliteJournal};
+    use serde_json::json;
     use std::sync::Mutex;
 
     pub(super) fn cost_parent(bench: &Bench, case: &Case) -> Result<String, String> {
@@ -1850,76 +1870,172 @@ mod journal {
         let tasks = ["parent", "child", "fan_in"];
         let routes = tasks.iter().fold(Routes::new(), |r, t| r.queue(*t, *t));
         let journal = open(&path, Record::Workflow, routes, &tasks)?;
-        let fan_in = Arc::new(FanIn(Mutex::default()));
         runtime().block_on(async {
             let config = LocalConfig::default();
             let queue = |name: &str| LocalConnector::open(path.clone(), name.to_owned(), &config);
-            let parents = Arc::new(queue("parent").await.map_err(|e| e.to_string())?);
-            let payload = serde_json::json!({ "children": n }).to_string();
-            parents
-                .dispatch(&[Transaction::new("p", payload)])
+            let opened = Opened {
+                parents: Arc::new(queue("parent").await.map_err(|e| e.to_string())?),
+                children: Arc::new(queue("child").await.map_err(|e| e.to_string())?),
+                fan_ins: Arc::new(queue("fan_in").await.map_err(|e| e.to_string())?),
+            };
+            fan_out(n, journal.clone(), journal.reader().as_ref(), opened).await
+        })
+    }
+
+    /// The PostgreSQL the journal cases use.
+    const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+    /// One fan-out of `n` children across machines' parts: the children on a RabbitMQ
+    /// queue, the journal in PostgreSQL (a fresh schema) relaying them there; the parent
+    /// and the fan-in on local queues.
+    pub(super) fn fanout_amqp_pg_child(_variant: &str) -> Result<Sample, String> {
+        use ergon_core::config::{ConfigEnv, ConnectorKind as _};
+        let n = env_or("ERGON_BENCH_TX", 20_000);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let child_queue = amqp::queue_name("fanout-child");
+        let schema = format!("bench_fanout_{}", std::process::id());
+        let env = ConfigEnv {
+            name: "bench".into(),
+            base_dir: dir.path().to_path_buf(),
+        };
+        let rabbit = json!({ "url": amqp::URL, "queue": child_queue, "prefetch": 256 });
+        let rabbit = ergon_connectors::rabbitmq::RabbitKind
+            .configure(rabbit, &env)
+            .map_err(|e| e.to_string())?;
+        let local = |queue: &str| {
+            ergon_connectors::local::LocalKind
+                .configure(json!({ "path": "queue.db", "queue": queue }), &env)
+                .map_err(|e| e.to_string())
+        };
+        runtime().block_on(async {
+            amqp::deleted(&child_queue).await?;
+            drop_schema(&schema).await?;
+            let settings = Settings {
+                record: Record::Workflow,
+                routes: Routes::new().relay("child").relay("fan_in"),
+                running: ["parent", "child", "fan_in"].map(str::to_owned).to_vec(),
+                ..Settings::default()
+            };
+            let relays = [("child", rabbit.clone()), ("fan_in", local("fan_in")?)]
+                .into_iter()
+                .map(|(task, make)| (task.to_owned(), make))
+                .collect();
+            let journal = PostgresJournal::open(POSTGRES, &schema, settings, relays)
                 .await
                 .map_err(|e| e.to_string())?;
-            let children = Arc::new(queue("child").await.map_err(|e| e.to_string())?);
-            let fan_ins = Arc::new(queue("fan_in").await.map_err(|e| e.to_string())?);
-            let quiet = RunQuiet::new();
-            let cx = |task: &str, input: &Arc<LocalConnector>| {
-                Context::builder(task)
-                    .input(input.clone())
-                    .journal(journal.clone() as Arc<dyn Journal>)
-                    .build()
+            let journal = Arc::new(journal);
+            let connect = |make: Arc<dyn ergon_core::config::MakeConnector>| async move {
+                make.connect(0).await.map_err(|e| e.to_string())
             };
-            let mut policy = ConsumerPolicy::default();
-            policy.r#loop.concurrency = 64;
-            policy.fetch.batch_size = inmemory::BATCH_SIZE;
-            policy.fetch.empty.backoff = Duration::from_millis(1);
-            policy.fetch.empty.backoff_cap = Duration::from_millis(5);
-            let policy = Arc::new(policy);
-            let started = Instant::now();
-            let parent =
-                ConsumeLoop::consumer(Arc::new(Parent), cx("parent", &parents), policy.clone())
-                    .quiet(Some(quiet.clone()))
-                    .run();
-            let child = ConsumeLoop::consumer(
-                Arc::new(inmemory::Noop),
-                cx("child", &children),
-                policy.clone(),
-            )
-            .quiet(Some(quiet.clone()))
-            .run();
-            let last = ConsumeLoop::consumer(fan_in.clone(), cx("fan_in", &fan_ins), policy)
-                .quiet(Some(quiet))
-                .run();
-            let (a, b, c) = tokio::join!(parent, child, last);
-            for end in [a, b, c] {
-                end.map_err(|e| e.to_string())?;
-            }
-            for queue in [parents, children, fan_ins] {
-                queue.close().await.map_err(|e| e.to_string())?;
-            }
-            let (fired_ms, fired, members) =
-                fan_in.0.lock().unwrap().ok_or("the fan-in never ran")?;
-            if members != n {
-                return Err(format!("the fan-in got {members} members, expected {n}"));
-            }
-            let filter = ergon_journal::Filter {
-                parent: Some("p".into()),
-                limit: usize::MAX,
-                ..Default::default()
+            let opened = Opened {
+                parents: connect(local("parent")?).await?,
+                children: connect(rabbit).await?,
+                fan_ins: connect(local("fan_in")?).await?,
             };
-            let nodes = journal.reader().list(&filter).map_err(|e| e.to_string())?;
-            let last_child_ms = nodes
-                .iter()
-                .filter(|node| node.edge.as_deref() == Some("spawn"))
-                .map(|node| node.finished_at_ms)
-                .max()
-                .ok_or("no child journaled")?;
-            let mut sample = Sample::new();
-            sample.insert("children".into(), n as f64);
-            let elapsed = fired.duration_since(started).as_secs_f64();
-            sample.insert("children_per_s".into(), n as f64 / elapsed);
-            sample.insert("fanin_ms".into(), (fired_ms - last_child_ms) as f64);
-            Ok(sample)
+            let sample = fan_out(n, journal.clone(), journal.reader().as_ref(), opened).await;
+            drop(journal);
+            amqp::deleted(&child_queue).await?;
+            drop_schema(&schema).await?;
+            sample
         })
+    }
+
+    /// Drops `schema` (and the journal's tables in it) when it exists.
+    async fn drop_schema(schema: &str) -> Result<(), String> {
+        let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("PostgreSQL is not reachable at {POSTGRES}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let dropped = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .map_err(|e| e.to_string());
+        drop(client);
+        let _ = driver.await;
+        dropped
+    }
+
+    /// The three queues of a fan-out.
+    struct Opened {
+        parents: Arc<dyn Connector>,
+        children: Arc<dyn Connector>,
+        fan_ins: Arc<dyn Connector>,
+    }
+
+    /// Runs one fan-out of `n` children: the parent, its children and the fan-in, each a
+    /// consume loop over its queue recording into `journal`; measures it.
+    async fn fan_out(
+        n: u64,
+        journal: Arc<dyn Journal>,
+        reader: &dyn ergon_journal::JournalReader,
+        queues: Opened,
+    ) -> Result<Sample, String> {
+        let fan_in = Arc::new(FanIn(Mutex::default()));
+        let payload = serde_json::json!({ "children": n }).to_string();
+        queues
+            .parents
+            .dispatch(&[Transaction::new("p", payload)])
+            .await
+            .map_err(|e| e.to_string())?;
+        let quiet = RunQuiet::new();
+        let cx = |task: &str, input: &Arc<dyn Connector>| {
+            Context::builder(task)
+                .input(input.clone())
+                .journal(journal.clone())
+                .build()
+        };
+        let mut policy = ConsumerPolicy::default();
+        policy.r#loop.concurrency = 64;
+        policy.fetch.batch_size = inmemory::BATCH_SIZE;
+        policy.fetch.empty.backoff = Duration::from_millis(1);
+        policy.fetch.empty.backoff_cap = Duration::from_millis(5);
+        let policy = Arc::new(policy);
+        let started = Instant::now();
+        let parent = ConsumeLoop::consumer(
+            Arc::new(Parent),
+            cx("parent", &queues.parents),
+            policy.clone(),
+        )
+        .quiet(Some(quiet.clone()))
+        .run();
+        let child = ConsumeLoop::consumer(
+            Arc::new(inmemory::Noop),
+            cx("child", &queues.children),
+            policy.clone(),
+        )
+        .quiet(Some(quiet.clone()))
+        .run();
+        let last = ConsumeLoop::consumer(fan_in.clone(), cx("fan_in", &queues.fan_ins), policy)
+            .quiet(Some(quiet))
+            .run();
+        let (a, b, c) = tokio::join!(parent, child, last);
+        for end in [a, b, c] {
+            end.map_err(|e| e.to_string())?;
+        }
+        for queue in [queues.parents, queues.children, queues.fan_ins] {
+            queue.close().await.map_err(|e| e.to_string())?;
+        }
+        let (fired_ms, fired, members) = fan_in.0.lock().unwrap().ok_or("the fan-in never ran")?;
+        if members != n {
+            return Err(format!("the fan-in got {members} members, expected {n}"));
+        }
+        let filter = ergon_journal::Filter {
+            parent: Some("p".into()),
+            limit: usize::MAX,
+            ..Default::default()
+        };
+        let nodes = reader.list(&filter).await.map_err(|e| e.to_string())?;
+        let last_child_ms = nodes
+            .iter()
+            .filter(|node| node.edge.as_deref() == Some("spawn"))
+            .map(|node| node.finished_at_ms)
+            .max()
+            .ok_or("no child journaled")?;
+        let mut sample = Sample::new();
+        sample.insert("children".into(), n as f64);
+        let elapsed = fired.duration_since(started).as_secs_f64();
+        sample.insert("children_per_s".into(), n as f64 / elapsed);
+        sample.insert("fanin_ms".into(), (fired_ms - last_child_ms) as f64);
+        Ok(sample)
     }
 }

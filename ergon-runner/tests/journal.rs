@@ -351,12 +351,38 @@ fn journal_mistakes_are_config_errors_naming_the_key() {
         ("retention = \"soon\"", "journal.retention"),
         ("path = \"\"", "journal.path"),
         ("colour = \"blue\"", "journal"),
+        ("type = \"postgres\"", "journal.url: is required"),
+        (
+            "type = \"postgres\"\nurl = \"postgres://u:s3cret@h/db\"\npath = \"q.db\"",
+            "journal.path: is a key of `type = \"sqlite\"`",
+        ),
+        (
+            "url = \"postgres://h/db\"",
+            "journal.url: is a key of `type = \"postgres\"`",
+        ),
+        (
+            "type = \"postgres\"\nurl = \"postgres://h/db\"\nschema = \"Robert'); DROP\"",
+            "journal.schema: `Robert'); DROP` is not a plain SQL name",
+        ),
+        ("type = \"mongodb\"", "journal.type"),
     ] {
         std::fs::write(&config, format!("[journal]\n{table}\n")).unwrap();
         let (code, _, stderr) = output(&config, &["validate"]);
         assert_eq!(code, Some(2), "{table}: {stderr}");
         assert!(stderr.contains(key), "{table}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{table}: {stderr}");
     }
+    // A PostgreSQL journal that cannot be reached: `trace` names the database, not the
+    // password.
+    let unreachable = "[journal]\ntype = \"postgres\"\nurl = \"postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=2\"\n";
+    std::fs::write(&config, unreachable).unwrap();
+    let (code, _, stderr) = output(&config, &["trace", "x"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("journal postgres 127.0.0.1:1/db schema public: cannot connect"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
     // Continuations: they need a journal, and a target that reads a local queue in its
     // file; the key of the offending entry is named.
     let tasks = r#"
@@ -392,6 +418,11 @@ output = "inbox"
             "on_complete = \"a\"",
             "tasks.a.on_complete",
             "add a `[journal]` table",
+        ),
+        (
+            "on_complete = \"c\"\n[journal]\ntype = \"postgres\"\nurl = \"postgres://h/db\"",
+            "tasks.a.on_complete",
+            "task `c` reads no connector the journal's relay can dispatch to",
         ),
         (
             "on_complete = \"b\"\n[journal]\npath = \"queue.db\"",
