@@ -247,7 +247,7 @@ const CASES: &[Case] = &[
         name: "chain_fanout_amqp_pg",
         parent: journal::fanout_parent,
         child: journal::fanout_amqp_pg_child,
-        tx: 20_000,
+        tx: 100_000,
     },
     Case {
         name: "telemetry_off",
@@ -1878,7 +1878,7 @@ mod journal {
                 children: Arc::new(queue("child").await.map_err(|e| e.to_string())?),
                 fan_ins: Arc::new(queue("fan_in").await.map_err(|e| e.to_string())?),
             };
-            fan_out(n, journal.clone(), journal.reader().as_ref(), opened).await
+            fan_out(n, 64, journal.clone(), journal.reader().as_ref(), opened).await
         })
     }
 
@@ -1890,7 +1890,7 @@ mod journal {
     /// and the fan-in on local queues.
     pub(super) fn fanout_amqp_pg_child(_variant: &str) -> Result<Sample, String> {
         use ergon_core::config::{ConfigEnv, ConnectorKind as _};
-        let n = env_or("ERGON_BENCH_TX", 20_000);
+        let n = env_or("ERGON_BENCH_TX", 100_000);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let child_queue = amqp::queue_name("fanout-child");
         let schema = format!("bench_fanout_{}", std::process::id());
@@ -1932,7 +1932,10 @@ mod journal {
                 children: connect(rabbit).await?,
                 fan_ins: connect(local("fan_in")?).await?,
             };
-            let sample = fan_out(n, journal.clone(), journal.reader().as_ref(), opened).await;
+            // Each child waits for a lookup and a commit over the network: more in flight
+            // (the queue's prefetch) keep the pipe full.
+            let reader = journal.reader().clone();
+            let sample = fan_out(n, 256, journal.clone(), reader.as_ref(), opened).await;
             drop(journal);
             amqp::deleted(&child_queue).await?;
             drop_schema(&schema).await?;
@@ -1963,9 +1966,11 @@ mod journal {
     }
 
     /// Runs one fan-out of `n` children: the parent, its children and the fan-in, each a
-    /// consume loop over its queue recording into `journal`; measures it.
+    /// consume loop (`concurrency` in flight) over its queue recording into `journal`;
+    /// measures it.
     async fn fan_out(
         n: u64,
+        concurrency: usize,
         journal: Arc<dyn Journal>,
         reader: &dyn ergon_journal::JournalReader,
         queues: Opened,
@@ -1985,7 +1990,7 @@ mod journal {
                 .build()
         };
         let mut policy = ConsumerPolicy::default();
-        policy.r#loop.concurrency = 64;
+        policy.r#loop.concurrency = concurrency;
         policy.fetch.batch_size = inmemory::BATCH_SIZE;
         policy.fetch.empty.backoff = Duration::from_millis(1);
         policy.fetch.empty.backoff_cap = Duration::from_millis(5);

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::Place;
+use super::schema::OUTBOX_PAYLOAD;
 
 /// How long it waits before it connects again after losing its connection.
 const RECONNECT: Duration = Duration::from_secs(1);
@@ -30,9 +31,11 @@ pub(super) async fn listen(
                 let messages = tokio::spawn(async move {
                     while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
                         match message {
-                            Ok(AsyncMessage::Notification(_)) => {
+                            Ok(AsyncMessage::Notification(note)) => {
                                 committed.notify_waiters();
-                                relay.notify_one();
+                                if note.payload() == OUTBOX_PAYLOAD {
+                                    relay.notify_one();
+                                }
                             }
                             Ok(_) => {}
                             Err(err) => return err.to_string(),

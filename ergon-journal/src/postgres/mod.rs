@@ -16,6 +16,7 @@
 //!   in-step wait and a relay wake when another machine commits.
 
 mod listen;
+mod lookup;
 mod reader;
 mod relay;
 mod schema;
@@ -70,6 +71,7 @@ pub struct PostgresJournal {
     running: Vec<String>,
     routes: Arc<Routes>,
     writer: mpsc::UnboundedSender<Pending>,
+    lookups: lookup::Lookups,
     reader: Arc<PostgresReader>,
     committed: Arc<Notify>,
     metrics: Arc<JournalMetrics>,
@@ -110,10 +112,14 @@ impl PostgresJournal {
             retention: settings.retention,
             committed: committed.clone(),
             relay: relay_wake.clone(),
+            begin: format!("BEGIN; {}", schema::writer_lock(schema)),
+            notify_commit: schema::notify_and_commit(&place.channel, ""),
+            notify_outbox: schema::notify_and_commit(&place.channel, schema::OUTBOX_PAYLOAD),
             metrics: metrics.clone(),
         };
         let (sender, queue) = mpsc::unbounded_channel();
         tokio::spawn(writer.run(queue));
+        let lookups = lookup::Lookups::start(reader.pool.clone(), place.clone());
         let listener = tokio::spawn(listen::listen(
             reader.config.clone(),
             place.clone(),
@@ -137,6 +143,7 @@ impl PostgresJournal {
             running: settings.running,
             routes,
             writer: sender,
+            lookups,
             reader: Arc::new(reader),
             committed,
             metrics,
@@ -183,7 +190,7 @@ impl Journal for PostgresJournal {
     }
 
     async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
-        self.reader.recorded(task, id).await
+        self.lookups.recorded(task, id).await
     }
 
     async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
@@ -248,8 +255,6 @@ impl Journal for PostgresJournal {
 /// never the password.
 pub(crate) struct Place {
     description: String,
-    /// The schema its tables live in.
-    pub schema: String,
     /// The channel its commits notify.
     pub channel: String,
 }
@@ -305,7 +310,6 @@ impl PostgresReader {
         }
         let place = Arc::new(Place {
             description: describe(&config, schema),
-            schema: schema.to_owned(),
             channel: format!("ergon_journal_{schema}"),
         });
         let manager = Manager::from_config(
@@ -366,19 +370,6 @@ impl PostgresReader {
     pub async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
         let db = self.client().await?;
         reader::list(&db, filter)
-            .await
-            .map_err(|err| self.place.error("cannot read", err))
-    }
-
-    /// The settlement recorded for `id` in `task`, if it is terminal there (cancelled
-    /// included).
-    ///
-    /// # Errors
-    ///
-    /// The database cannot be read.
-    pub async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
-        let db = self.client().await?;
-        reader::recorded(&db, task, id)
             .await
             .map_err(|err| self.place.error("cannot read", err))
     }

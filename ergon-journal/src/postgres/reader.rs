@@ -1,8 +1,7 @@
 //! Reading the PostgreSQL journal back, through the pool: one node, a filtered list, the
-//! settlement to repeat for a redelivery, a wait's members; and purging.
+//! states of a wait's members, what is owed; and purging.
 
 use deadpool_postgres::Client;
-use ergon_core::Settlement;
 use ergon_core::journal::{Member, MemberState};
 use tokio_postgres::{Error, Row};
 
@@ -45,25 +44,6 @@ pub(super) async fn list(db: &Client, filter: &Filter) -> Result<Vec<Node>, Erro
         .iter()
         .map(rows::node)
         .collect()
-}
-
-/// The settlement recorded for `id` in `task`, if it is terminal there (a child cancelled
-/// by its parent included: it is settled as cancelled when it is delivered anyway).
-pub(super) async fn recorded(
-    db: &Client,
-    task: &str,
-    id: &str,
-) -> Result<Option<Settlement>, Error> {
-    let statement = db
-        .prepare_cached(
-            "SELECT settlement, failed_step, error_category, error, attempts FROM ergon_node
-             WHERE tx_id = $1 AND task = $2 AND status IN ('succeeded', 'failed', 'cancelled')",
-        )
-        .await?;
-    db.query_opt(&statement, &[&id, &task])
-        .await?
-        .map(|row| rows::settlement(&row, task))
-        .transpose()
 }
 
 /// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), and the

@@ -22,7 +22,7 @@ use super::Place;
 use crate::handover;
 
 /// The most rows one relay transaction takes.
-const BATCH: i64 = 500;
+const BATCH: i64 = 2_000;
 
 /// How long the relay sleeps when nothing wakes it (rows committed by a process whose
 /// notification it did not hear).

@@ -9,12 +9,24 @@ use tokio_postgres::Client;
 
 use crate::tables::{Dialect, tables};
 
-/// The advisory lock every journal writer takes for its commit (and schema creation
-/// takes too): one writer at a time across processes, as SQLite's `BEGIN IMMEDIATE`, so
-/// that a wait registered while its members complete elsewhere cannot miss one of them.
-/// It is keyed by the schema (`$1`), so journals in different schemas of one database do
-/// not wait for each other.
-pub(super) const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(1701996399, hashtext($1))";
+/// Takes the advisory lock every journal writer takes for its commit (and schema
+/// creation takes too), until the end of the transaction: one writer at a time across processes, as
+/// SQLite's `BEGIN IMMEDIATE`, so that a wait registered while its members complete
+/// elsewhere cannot miss one of them. It is keyed by the schema (a plain SQL name,
+/// checked when opened), so journals in different schemas of one database do not wait
+/// for each other.
+pub(super) fn writer_lock(schema: &str) -> String {
+    format!("SELECT pg_advisory_xact_lock(1701996399, hashtext('{schema}'))")
+}
+
+/// What a commit notifies: `outbox` when it wrote to the outbox (relays wake too), else
+/// an empty payload (in-step waits wake).
+pub(super) const OUTBOX_PAYLOAD: &str = "outbox";
+
+/// Notifies `channel` with `payload` and commits.
+pub(super) fn notify_and_commit(channel: &str, payload: &str) -> String {
+    format!("SELECT pg_notify('{channel}', '{payload}'); COMMIT")
+}
 
 /// PostgreSQL's words for the shared tables ([`crate::tables`]).
 const POSTGRES: Dialect = Dialect {
@@ -37,7 +49,7 @@ CREATE INDEX IF NOT EXISTS ergon_outbox_tx ON ergon_outbox (tx_id);
 /// Creates `schema` and the journal's tables in it when missing.
 pub(super) async fn create(client: &mut Client, schema: &str) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    tx.execute(WRITER_LOCK, &[&schema]).await?;
+    tx.batch_execute(&writer_lock(schema)).await?;
     tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
         .await?;
     tx.batch_execute(&tables(&POSTGRES)).await?;

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::ClientWrapper;
 use ergon_connectors::local::metadata_json;
 use ergon_core::journal::{Completion, Counts, MemberState, Park, WaitOutcome};
 use tokio_postgres::Error;
@@ -32,9 +32,10 @@ use crate::tables::{COMPLETION_COLUMNS, COMPLETION_CONFLICT};
 /// is settled with it, without running.
 pub(crate) const CANCELLED: &str = "cancelled by its parent (cancel_children)";
 
-/// One writer transaction: what it has applied and what it still has to write.
+/// One writer transaction (begun on `tx` by the writer): what it has applied and what it
+/// still has to write.
 pub(super) struct Commit<'a> {
-    pub tx: &'a Transaction<'a>,
+    pub tx: &'a ClientWrapper,
     pub routes: &'a Routes,
     pub max_output: usize,
     pub now: i64,
@@ -52,7 +53,7 @@ type Flip = (String, String, &'static str, bool);
 
 impl<'a> Commit<'a> {
     pub(super) fn new(
-        tx: &'a Transaction<'a>,
+        tx: &'a ClientWrapper,
         routes: &'a Routes,
         max_output: usize,
         now: i64,

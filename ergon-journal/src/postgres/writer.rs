@@ -23,7 +23,6 @@ use ergon_core::journal::now_ms;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::schema::WRITER_LOCK;
 use super::workflow::{Commit, NEXT_DEADLINE};
 use super::{Place, reader};
 use crate::metrics::JournalMetrics;
@@ -50,6 +49,12 @@ pub(super) struct Writer {
     pub committed: Arc<Notify>,
     /// Woken after a commit that wrote to the outbox.
     pub relay: Arc<Notify>,
+    /// Begins a commit and takes the writer lock ([`super::schema::writer_lock`]).
+    pub begin: String,
+    /// Notifies the journal's channel of a commit, and commits.
+    pub notify_commit: String,
+    /// Notifies the journal's channel of a commit that wrote to the outbox, and commits.
+    pub notify_outbox: String,
     pub metrics: Arc<JournalMetrics>,
 }
 
@@ -121,11 +126,12 @@ impl Writer {
                 }
             }
             let due = deadline.is_some_and(|at| at <= now);
-            let committed = self.commit(&mut client, &group, now, due).await;
+            let committed = self.commit(&mut client, &group, (now, due, deadline)).await;
             let replies = match &committed {
                 Ok((counts, _)) => counts.iter().map(|n| Ok(*n)).collect(),
                 Err(err) => {
-                    client = None;
+                    // Its transaction may be open: the connection goes, not back to the pool.
+                    drop(client.take().map(deadpool_postgres::Object::take));
                     let message = format!("journal {}: cannot commit: {err}", self.place);
                     vec![Err(message); group.len()]
                 }
@@ -148,18 +154,20 @@ impl Writer {
     }
 
     /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction;
-    /// returns each request's answer and the next deadline.
+    /// returns each request's answer and the next deadline (`deadline`, or a parked
+    /// wait's earlier one; read again after deadlines fired).
+    ///
+    /// Round trips: one to begin and take the writer lock, one per kind of change, one to
+    /// notify and commit.
     async fn commit(
         &self,
         client: &mut Option<Client>,
         group: &[Pending],
-        now: i64,
-        due: bool,
+        (now, due, deadline): (i64, bool, Option<i64>),
     ) -> Result<(Vec<usize>, Option<i64>), Failed> {
-        let client = self.connected(client).await?;
-        let tx = client.transaction().await?;
-        tx.execute(WRITER_LOCK, &[&self.place.schema]).await?;
-        let mut step = Commit::new(&tx, &self.routes, self.max_output, now, &self.metrics);
+        let db = self.connected(client).await?;
+        db.batch_execute(&self.begin).await?;
+        let mut step = Commit::new(db, &self.routes, self.max_output, now, &self.metrics);
         let completions: Vec<_> = group
             .iter()
             .filter_map(|pending| match &pending.request {
@@ -169,11 +177,15 @@ impl Writer {
             .collect();
         step.complete(&completions).await?;
         let mut counts = vec![0; group.len()];
+        let mut next = deadline;
         for (index, pending) in group.iter().enumerate() {
             match &pending.request {
                 Request::Complete(..) => {}
                 Request::Spawn { target, children } => step.spawn(index, target, children),
-                Request::Park(park) => step.park(park).await?,
+                Request::Park(park) => {
+                    step.park(park).await?;
+                    next = earliest(next, park.deadline_ms);
+                }
                 Request::Cancel { parent } => counts[index] = step.cancel_children(parent).await?,
             }
         }
@@ -184,17 +196,18 @@ impl Writer {
             if fired > 0 {
                 tracing::info!(fired, "Waits past their deadline decided as timed out");
             }
+            next = db.query_one(NEXT_DEADLINE, &[]).await?.get(0);
         }
         let (spawned, handed_over) = step.hand_over().await?;
         for (index, new) in spawned {
             counts[index] = new;
         }
-        if !group.is_empty() || fired > 0 {
-            tx.execute("SELECT pg_notify($1, '')", &[&self.place.channel])
-                .await?;
-        }
-        let next: Option<i64> = tx.query_one(NEXT_DEADLINE, &[]).await?.get(0);
-        tx.commit().await?;
+        let end = match (handed_over > 0, !group.is_empty() || fired > 0) {
+            (true, _) => &self.notify_outbox,
+            (false, true) => &self.notify_commit,
+            (false, false) => "COMMIT",
+        };
+        db.batch_execute(end).await?;
         if handed_over > 0 {
             self.relay.notify_one();
         }
@@ -253,5 +266,13 @@ impl Writer {
                 tracing::warn!(journal = %self.place, error = %err, "Cannot purge the journal")
             }
         }
+    }
+}
+
+/// The earlier of a known deadline and a new one.
+fn earliest(known: Option<i64>, new: Option<i64>) -> Option<i64> {
+    match (known, new) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
