@@ -26,7 +26,7 @@ use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
 use crate::rows;
-use crate::tables::{COMPLETION_COLUMNS, COMPLETION_CONFLICT};
+use crate::tables::{self, COMPLETION_COLUMNS, COMPLETION_CONFLICT};
 
 /// The error a node cancelled by its parent records: a cancelled child delivered later
 /// is settled with it, without running.
@@ -359,15 +359,10 @@ impl<'a> Commit<'a> {
     async fn wait_members(&self, wait_id: i64, all: bool) -> Result<Vec<MemberState>, Error> {
         let statement = self
             .tx
-            .prepare_cached(
-                "SELECT m.task, m.tx_id, m.state, n.output, n.error FROM ergon_wait_member m
-                 LEFT JOIN ergon_node n ON n.tx_id = m.tx_id AND n.task = m.task
-                 WHERE m.wait_id = $1 AND ($2 OR m.state != 'succeeded' OR m.with_output)
-                 ORDER BY m.position",
-            )
+            .prepare_cached(&tables::wait_members(all, '$'))
             .await?;
         self.tx
-            .query(&statement, &[&wait_id, &all])
+            .query(&statement, &[&wait_id])
             .await?
             .iter()
             .map(rows::member_state)

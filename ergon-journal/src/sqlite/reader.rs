@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::node::{Filter, Node};
 use crate::rows::{self, Columns, NODE_COLUMNS};
+use crate::tables;
 
 impl Columns for Row<'_> {
     type Error = rusqlite::Error;
@@ -88,14 +89,9 @@ pub(super) fn wait_members(
     wait_id: i64,
     all: bool,
 ) -> rusqlite::Result<Vec<MemberState>> {
-    let mut query = db.prepare_cached(
-        "SELECT m.task, m.tx_id, m.state, n.output, n.error FROM ergon_wait_member m
-         LEFT JOIN ergon_node n ON n.tx_id = m.tx_id AND n.task = m.task
-         WHERE m.wait_id = ?1 AND (?2 OR m.state != 'succeeded' OR m.with_output)
-         ORDER BY m.position",
-    )?;
+    let mut query = db.prepare_cached(&tables::wait_members(all, '?'))?;
     query
-        .query_map(params![wait_id, all], |row| rows::member_state(row))?
+        .query_map([wait_id], |row| rows::member_state(row))?
         .collect()
 }
 
