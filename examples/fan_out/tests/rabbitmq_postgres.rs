@@ -1,6 +1,6 @@
 //! The fan_out example across machines (`tasks-rabbitmq-postgres.toml`): children and the
 //! fan-in's continuation on RabbitMQ, the journal in PostgreSQL. One runner splits a
-//! batch of 3,000; three runners share the children and one of them is killed with
+//! batch of 10,000; three runners share the children and one of them is killed with
 //! SIGKILL midway. Every child completes once in the journal, the fan-in fires once with
 //! every output, and nothing is left queued.
 //!
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use example_support::Example;
 
-const CHILDREN: usize = 3_000;
+const CHILDREN: usize = 10_000;
 
 /// This run's queues and schema, removed when dropped.
 struct Isolated {
