@@ -10,9 +10,12 @@
 //! * [`node`]: a journaled transaction ([`Node`]) and the [`Filter`] of `list`.
 //! * [`routes`]: where the journal hands transactions over (each task's local queue) and
 //!   each task's `on_complete` continuation.
-//! * [`sqlite`]: the embedded backend ([`SqliteJournal`] writes with group commit through
-//!   its state transitions — completions, spawns, parked waits, cancellations, deadlines —
-//!   and [`SqliteReader`] reads and purges), in the `local` queue's file by default.
+//! * [`DurableJournal`]: the journal the engine and tasks call, over either store:
+//! * [`sqlite`]: the embedded store (its writer commits in groups through the state
+//!   transitions — completions, spawns, parked waits, cancellations, deadlines — and
+//!   [`SqliteReader`] reads and purges), in the `local` queue's file by default;
+//! * `postgres` (feature `postgres`): the store many machines share, with an outbox
+//!   relayed to the target tasks' connectors ([`PostgresReader`] reads it).
 //!
 //! What it guarantees: a completion is durable before its settlement is attempted, so a
 //! transaction redelivered after a crash between the two is settled as recorded without
@@ -22,6 +25,7 @@
 //! hands over enters the target's local queue in that same commit.
 
 pub mod config;
+mod durable;
 mod handover;
 mod in_step;
 pub mod metrics;
@@ -37,10 +41,11 @@ pub mod sqlite;
 mod tables;
 
 pub use config::{JournalConfig, JournalKind, Record, Settings, valid_schema};
+pub use durable::DurableJournal;
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresJournal, PostgresReader};
+pub use postgres::PostgresReader;
 pub use read::JournalReader;
 pub use routes::{OnComplete, Routes, When};
-pub use sqlite::{SqliteJournal, SqliteReader};
+pub use sqlite::SqliteReader;

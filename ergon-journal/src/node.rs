@@ -101,7 +101,7 @@ pub struct NodeError {
     pub message: String,
 }
 
-/// Which nodes [`list`](crate::SqliteJournal::list) returns.
+/// Which nodes [`list`](crate::JournalReader::list) returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Only the children of this transaction id.

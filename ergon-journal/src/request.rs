@@ -58,18 +58,21 @@ impl Request {
         Ok(Request::Park(park))
     }
 
-    /// This request waiting for its commit, and the commit's answer: how many rows it
-    /// made new (spawns, cancellations), or whether it acked its delivery (completions);
-    /// 0 for the others.
-    pub(crate) fn pending(self) -> (Pending, Committed) {
+    /// Hands this request to a writer through `send` (false: the writer is gone) and
+    /// waits for its commit: how many rows it made new (spawns, cancellations), or
+    /// whether it acked its delivery (completions); 0 for the others.
+    pub(crate) async fn write(
+        self,
+        send: impl FnOnce(Pending) -> bool,
+    ) -> Result<usize, TaskError> {
         let (done, answer) = oneshot::channel();
-        (
-            Pending {
-                request: self,
-                done,
-            },
-            Committed(answer),
-        )
+        if !send(Pending {
+            request: self,
+            done,
+        }) {
+            return Err(gone());
+        }
+        answer.await.map_err(|_| gone())?.map_err(TaskError::system)
     }
 }
 
@@ -79,17 +82,7 @@ pub(crate) struct Pending {
     pub done: oneshot::Sender<Result<usize, String>>,
 }
 
-/// The answer of a request's commit.
-pub(crate) struct Committed(oneshot::Receiver<Result<usize, String>>);
-
-impl Committed {
-    /// Waits for the commit.
-    pub(crate) async fn wait(self) -> Result<usize, TaskError> {
-        self.0.await.map_err(|_| gone())?.map_err(TaskError::system)
-    }
-}
-
 /// The error of a request whose writer has stopped.
-pub(crate) fn gone() -> TaskError {
+fn gone() -> TaskError {
     TaskError::system("the journal's writer has stopped").non_retryable()
 }

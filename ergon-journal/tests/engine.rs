@@ -15,7 +15,7 @@ use ergon_core::{
     Connector, Consumer, ConsumerPolicy, Context, Delivery, SettleOutcome, Settlement, TaskError,
     Transaction,
 };
-use ergon_journal::{Filter, Record, Settings, SqliteJournal, Status};
+use ergon_journal::{DurableJournal, Filter, Record, Settings, Status};
 
 /// Fails `bad-*` transactions with a business error; counts runs per id.
 #[derive(Default)]
@@ -102,13 +102,13 @@ async fn run(
     stats.snapshot()
 }
 
-fn open(dir: &tempfile::TempDir, record: Record) -> Arc<SqliteJournal> {
+fn open(dir: &tempfile::TempDir, record: Record) -> Arc<DurableJournal> {
     let path = dir.path().join("journal.db");
     let settings = Settings {
         record,
         ..Settings::default()
     };
-    Arc::new(SqliteJournal::open(&path, settings).unwrap())
+    Arc::new(DurableJournal::sqlite(&path, settings).unwrap())
 }
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn completions_are_journaled_with_lineage_status_and_error() {
     assert_eq!((stats.succeeded, stats.dead_lettered), (3, 1));
 
     let reader = journal.reader();
-    let child = &reader.get("order-1/line-1").unwrap()[0];
+    let child = &reader.get("order-1/line-1").await.unwrap()[0];
     assert_eq!(child.task, "orders");
     assert_eq!(child.parent_id.as_deref(), Some("order-1"));
     assert_eq!(child.root_id, "order-1");
@@ -135,7 +135,7 @@ async fn completions_are_journaled_with_lineage_status_and_error() {
     assert!(child.error.is_none());
     assert!(child.started_at_ms <= child.finished_at_ms);
 
-    let bad = &reader.get("bad-1").unwrap()[0];
+    let bad = &reader.get("bad-1").await.unwrap()[0];
     assert_eq!(
         (bad.status, bad.settlement.as_str()),
         (Status::Failed, "dead_letter")
@@ -153,6 +153,7 @@ async fn completions_are_journaled_with_lineage_status_and_error() {
             limit: 10,
             ..Filter::default()
         })
+        .await
         .unwrap();
     let ids: Vec<_> = lineage.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids.len(), 2);
@@ -166,6 +167,7 @@ async fn completions_are_journaled_with_lineage_status_and_error() {
             limit: 10,
             ..Filter::default()
         })
+        .await
         .unwrap();
     assert_eq!(children.len(), 1);
     let failed = reader
@@ -174,6 +176,7 @@ async fn completions_are_journaled_with_lineage_status_and_error() {
             limit: 10,
             ..Filter::default()
         })
+        .await
         .unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].id, "bad-1");
@@ -210,7 +213,7 @@ async fn a_redelivery_after_the_journal_commit_is_settled_as_recorded_without_ru
     assert_eq!(letters[0].1.message, "bad-1 is malformed");
     assert_eq!(letters[0].1.step, "process");
     assert_eq!(stats.processed, 8, "each delivered twice: {stats:?}");
-    let bad = &journal.reader().get("bad-1").unwrap()[0];
+    let bad = &journal.reader().get("bad-1").await.unwrap()[0];
     assert_eq!(bad.deliveries, 1, "the first record stands");
 }
 
@@ -227,6 +230,7 @@ async fn record_workflow_keeps_lineage_and_failures_only() {
             limit: 100,
             ..Filter::default()
         })
+        .await
         .unwrap();
     let mut ids: Vec<_> = all.iter().map(|n| n.id.as_str()).collect();
     ids.sort_unstable();
@@ -235,8 +239,8 @@ async fn record_workflow_keeps_lineage_and_failures_only() {
         ["bad-1", "order-1", "order-1/line-1"],
         "plain-1 has no lineage"
     );
-    assert_eq!(reader.purge_before(i64::MAX).unwrap(), 3);
-    assert!(reader.get("order-1").unwrap().is_empty());
+    assert_eq!(reader.purge_before(i64::MAX).await.unwrap(), 3);
+    assert!(reader.get("order-1").await.unwrap().is_empty());
 }
 
 /// A journal whose commits always fail (a full disk, a database gone).

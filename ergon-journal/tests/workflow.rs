@@ -16,8 +16,7 @@ use ergon_core::{
     Connector, Consumer, ConsumerPolicy, Context, Settlement, TaskError, Transaction,
 };
 use ergon_journal::{
-    JournalMetrics, JournalReader, OnComplete, PostgresJournal, Record, Routes, Settings,
-    SqliteJournal, When,
+    DurableJournal, JournalMetrics, JournalReader, OnComplete, Record, Routes, Settings, When,
 };
 use serde_json::{Value, json};
 
@@ -113,7 +112,7 @@ impl Flow {
         match backend {
             Backend::Sqlite => {
                 let routes = TASKS.iter().fold(Routes::new(), |r, t| r.queue(*t, *t));
-                let journal = Arc::new(SqliteJournal::open(&path, settings(routes)).unwrap());
+                let journal = Arc::new(DurableJournal::sqlite(&path, settings(routes)).unwrap());
                 Self {
                     backend,
                     schema,
@@ -131,7 +130,7 @@ impl Flow {
                     .map(|task| (task.to_string(), queue_maker(dir.path(), task)))
                     .collect();
                 let journal =
-                    PostgresJournal::open(&postgres_url(), &schema, settings(routes), relays)
+                    DurableJournal::postgres(&postgres_url(), &schema, settings(routes), relays)
                         .await
                         .unwrap();
                 let journal = Arc::new(journal);

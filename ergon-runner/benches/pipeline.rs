@@ -1725,7 +1725,7 @@ mod journal {
     use ergon_connectors::local::{LocalConfig, LocalConnector};
     use ergon_core::journal::Journal;
     use ergon_core::runner::RunQuiet;
-    use ergon_journal::{PostgresJournal, Record, Routes, Settings, SqliteJournal};
+    use ergon_journal::{DurableJournal, Record, Routes, Settings};
     use serde_json::json;
     use std::sync::Mutex;
 
@@ -1776,6 +1776,7 @@ mod journal {
                 let last = journal
                     .reader()
                     .get(&(n - 1).to_string())
+                    .await
                     .map_err(|e| e.to_string())?;
                 if last.len() != 1 {
                     return Err(format!("transaction {} is not journaled", n - 1));
@@ -1793,14 +1794,14 @@ mod journal {
         record: Record,
         routes: Routes,
         running: &[&str],
-    ) -> Result<Arc<SqliteJournal>, String> {
+    ) -> Result<Arc<DurableJournal>, String> {
         let settings = Settings {
             record,
             routes,
             running: running.iter().map(|task| (*task).to_owned()).collect(),
             ..Settings::default()
         };
-        SqliteJournal::open(path, settings)
+        DurableJournal::sqlite(path, settings)
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }
@@ -1878,7 +1879,8 @@ mod journal {
                 children: Arc::new(queue("child").await.map_err(|e| e.to_string())?),
                 fan_ins: Arc::new(queue("fan_in").await.map_err(|e| e.to_string())?),
             };
-            fan_out(n, 64, journal.clone(), journal.reader().as_ref(), opened).await
+            let reader = journal.reader();
+            fan_out(n, 64, journal.clone(), reader.as_ref(), opened).await
         })
     }
 
@@ -1920,7 +1922,7 @@ mod journal {
                 .into_iter()
                 .map(|(task, make)| (task.to_owned(), make))
                 .collect();
-            let journal = PostgresJournal::open(POSTGRES, &schema, settings, relays)
+            let journal = DurableJournal::postgres(POSTGRES, &schema, settings, relays)
                 .await
                 .map_err(|e| e.to_string())?;
             let journal = Arc::new(journal);
@@ -1934,7 +1936,7 @@ mod journal {
             };
             // Each child waits for a lookup and a commit over the network: more in flight
             // (the queue's prefetch) keep the pipe full.
-            let reader = journal.reader().clone();
+            let reader = journal.reader();
             let sample = fan_out(n, 256, journal.clone(), reader.as_ref(), opened).await;
             drop(journal);
             amqp::deleted(&child_queue).await?;

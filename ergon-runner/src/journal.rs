@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use ergon_core::TaskError;
 use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, decode};
-use ergon_core::journal::Journal;
 use ergon_journal::{
-    JournalConfig, JournalKind, JournalMetrics, JournalReader, OnComplete, Record, Routes,
-    Settings, SqliteJournal, SqliteReader,
+    DurableJournal, JournalConfig, JournalKind, JournalReader, OnComplete, Record, Routes,
+    Settings, SqliteReader,
 };
 
 use crate::config::{ConfigError, LoadedConfig};
@@ -123,14 +122,6 @@ pub struct JournalPlan {
     relays: BTreeMap<String, Arc<dyn MakeConnector>>,
 }
 
-/// A journal opened for a run.
-pub struct OpenJournal {
-    /// What the engine records into.
-    pub journal: Arc<dyn Journal>,
-    /// What it counts, for the runner's metrics.
-    pub metrics: Arc<JournalMetrics>,
-}
-
 impl JournalPlan {
     /// The plan of `loaded`'s `[journal]`, whose tasks read `connectors`: `None` without
     /// the table or with `record = "off"`.
@@ -179,7 +170,7 @@ impl JournalPlan {
     /// # Errors
     ///
     /// The database cannot be opened, created or reached.
-    pub async fn open(&self, running: &[String]) -> Result<OpenJournal, TaskError> {
+    pub async fn open(&self, running: &[String]) -> Result<Arc<DurableJournal>, TaskError> {
         let settings = Settings {
             record: self.record,
             retention: self.retention,
@@ -187,32 +178,16 @@ impl JournalPlan {
             routes: self.routes.clone(),
             running: running.to_vec(),
         };
-        match &self.store {
-            JournalStore::Sqlite(path) => {
-                let journal = Arc::new(SqliteJournal::open(path, settings)?);
-                Ok(OpenJournal {
-                    metrics: journal.metrics().clone(),
-                    journal,
-                })
-            }
+        let journal = match &self.store {
+            JournalStore::Sqlite(path) => DurableJournal::sqlite(path, settings)?,
             #[cfg(feature = "journal-postgres")]
             JournalStore::Postgres { url, schema } => {
-                let journal = ergon_journal::PostgresJournal::open(
-                    url,
-                    schema,
-                    settings,
-                    self.relays.clone(),
-                )
-                .await?;
-                let journal = Arc::new(journal);
-                Ok(OpenJournal {
-                    metrics: journal.metrics().clone(),
-                    journal,
-                })
+                DurableJournal::postgres(url, schema, settings, self.relays.clone()).await?
             }
             #[cfg(not(feature = "journal-postgres"))]
             JournalStore::Postgres { .. } => unreachable!("refused by from_config"),
-        }
+        };
+        Ok(Arc::new(journal))
     }
 }
 

@@ -248,11 +248,7 @@ async fn run_task(config: &Path, task: &str) {
     let tasks = plan.select(&[task.to_owned()]).unwrap();
     let journal = plan.journal.as_ref().expect("[journal]");
     let journal = journal.open(&[task.to_owned()]).await.unwrap();
-    let report = TaskManager::new(tasks)
-        .journal(journal.journal)
-        .quiet()
-        .run()
-        .await;
+    let report = TaskManager::new(tasks).journal(journal).quiet().run().await;
     assert!(report.tasks[0].workers.iter().all(Result::is_ok), "{task}");
 }
 
@@ -465,6 +461,7 @@ output = "inbox"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
+    use ergon_core::journal::Journal;
     use ergon_runner::telemetry::board::WorkerBoard;
     use ergon_runner::telemetry::metrics;
 
@@ -475,10 +472,9 @@ async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
         .hybrid("fan_out", |_| Ok(FanOut))
         .consumer("item", |_| Ok(Item));
     let plan = Plan::build(&ergon_runner::config::load(&config).unwrap(), &registry).unwrap();
-    let opened = plan.journal.as_ref().unwrap().open(&[]).await.unwrap();
+    let journal = plan.journal.as_ref().unwrap().open(&[]).await.unwrap();
     let board = WorkerBoard::default();
-    board.journal_opened(opened.metrics);
-    let journal = opened.journal;
+    board.journal_opened(journal.metrics().clone());
 
     let parent = Transaction::new("p-m", "{}");
     let children: Vec<Transaction> = (0..3)

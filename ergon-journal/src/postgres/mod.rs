@@ -32,67 +32,57 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use ergon_core::config::MakeConnector;
-use ergon_core::journal::{Completion, Counts, Journal, Member, Park, Quorum, Waited};
-use ergon_core::lifecycle::TransactionOutcome;
+use ergon_core::journal::{Member, MemberState};
 use ergon_core::{Settlement, TaskError, Transaction};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 use crate::config::{Settings, valid_schema};
-use crate::in_step;
-use crate::metrics::JournalMetrics;
+use crate::durable::{DurableJournal, Shared, Store};
 use crate::node::{Filter, Node};
-use crate::recording::Recording;
-use crate::request::{Pending, Request, gone};
-use crate::routes::Routes;
+use crate::read::JournalReader;
+use crate::request::{Pending, Request};
 
 /// Connections a process keeps to the journal: the writer's, the relay's, and lookups
 /// (redeliveries, children, in-step waits) and reads.
 const POOL_SIZE: usize = 8;
 
-/// The journal in a PostgreSQL database.
-///
-/// Built by the runner from `[journal] type = "postgres"`; open it yourself to embed
-/// ergon's engine (inside a tokio runtime: its writer, relay and listener are tasks):
-///
-/// ```no_run
-/// use std::collections::BTreeMap;
-/// use ergon_journal::{PostgresJournal, Settings};
-///
-/// # async fn open() -> Result<(), ergon_core::TaskError> {
-/// let url = "postgres://postgres@127.0.0.1:5432/test";
-/// let journal = PostgresJournal::open(url, "ergon", Settings::default(), BTreeMap::new()).await?;
-/// // `Context::builder("task").journal(std::sync::Arc::new(journal))` records the task's completions.
-/// # Ok(()) }
-/// ```
-pub struct PostgresJournal {
-    recording: Recording,
-    running: Vec<String>,
-    routes: Arc<Routes>,
+/// The PostgreSQL store of a [`DurableJournal`]: its writer, lookup, listener and relay
+/// tasks, and a reader.
+struct PostgresStore {
     writer: mpsc::UnboundedSender<Pending>,
     lookups: lookup::Lookups,
     reader: Arc<PostgresReader>,
-    committed: Arc<Notify>,
-    metrics: Arc<JournalMetrics>,
     /// The listener, stopped with the journal.
     listener: JoinHandle<()>,
     /// Stops the relay with the journal (once its batch is relayed).
     stop: Arc<Notify>,
 }
 
-impl PostgresJournal {
-    /// Connects to the database at `url`, creates the journal's tables in `schema` when
-    /// missing, and starts the writer, the listener, and the relay to `relays` (how to
-    /// open each relayed task's input connector, opened for dispatching when the relay
-    /// first has something for it; a task the journal relays to and this process has no
-    /// connector for is left to the processes that do).
+impl DurableJournal {
+    /// Connects to the PostgreSQL database at `url`, creates the journal's tables in
+    /// `schema` when missing, and starts the writer, the listener, and the relay to
+    /// `relays` (how to open each relayed task's input connector, opened for dispatching
+    /// when the relay first has something for it; a task the journal relays to and this
+    /// process has no connector for is left to the processes that do). Inside a tokio
+    /// runtime: they are tasks.
+    ///
+    /// ```no_run
+    /// use std::collections::BTreeMap;
+    /// use ergon_journal::{DurableJournal, Settings};
+    ///
+    /// # async fn open() -> Result<(), ergon_core::TaskError> {
+    /// let url = "postgres://postgres@127.0.0.1:5432/test";
+    /// let journal = DurableJournal::postgres(url, "ergon", Settings::default(), BTreeMap::new()).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
     /// A malformed URL or schema name, or a database that cannot be reached or written
     /// (a non-retryable system error naming the database, never its password).
-    pub async fn open(
+    pub async fn postgres(
         url: &str,
         schema: &str,
         settings: Settings,
@@ -100,22 +90,20 @@ impl PostgresJournal {
     ) -> Result<Self, TaskError> {
         let reader = PostgresReader::open(url, schema).await?;
         let place = reader.place.clone();
-        let routes = Arc::new(settings.routes);
-        let committed = Arc::new(Notify::new());
+        let shared = Shared::new(&settings);
         let relay_wake = Arc::new(Notify::new());
-        let metrics = Arc::new(JournalMetrics::default());
         let writer = writer::Writer {
             pool: reader.pool.clone(),
             place: place.clone(),
-            routes: routes.clone(),
+            routes: shared.routes.clone(),
             max_output: settings.max_output,
             retention: settings.retention,
-            committed: committed.clone(),
+            committed: shared.committed.clone(),
             relay: relay_wake.clone(),
             begin: format!("BEGIN; {}", schema::writer_lock(schema)),
             notify_commit: schema::notify_and_commit(&place.channel, ""),
             notify_outbox: schema::notify_and_commit(&place.channel, schema::OUTBOX_PAYLOAD),
-            metrics: metrics.clone(),
+            metrics: shared.metrics.clone(),
         };
         let (sender, queue) = mpsc::unbounded_channel();
         tokio::spawn(writer.run(queue));
@@ -123,7 +111,7 @@ impl PostgresJournal {
         let listener = tokio::spawn(listen::listen(
             reader.config.clone(),
             place.clone(),
-            committed.clone(),
+            shared.committed.clone(),
             relay_wake.clone(),
         ));
         let stop = Arc::new(Notify::new());
@@ -138,39 +126,18 @@ impl PostgresJournal {
             };
             tokio::spawn(relay.run());
         }
-        Ok(Self {
-            recording: Recording::new(settings.record),
-            running: settings.running,
-            routes,
+        let store = PostgresStore {
             writer: sender,
             lookups,
             reader: Arc::new(reader),
-            committed,
-            metrics,
             listener,
             stop,
-        })
-    }
-
-    /// What the journal counted: read by the runner's metrics.
-    pub fn metrics(&self) -> &Arc<JournalMetrics> {
-        &self.metrics
-    }
-
-    /// A reader of the same database.
-    pub fn reader(&self) -> &Arc<PostgresReader> {
-        &self.reader
-    }
-
-    /// Sends `request` to the writer and waits for its commit.
-    async fn write(&self, request: Request) -> Result<usize, TaskError> {
-        let (pending, committed) = request.pending();
-        self.writer.send(pending).map_err(|_| gone())?;
-        committed.wait().await
+        };
+        Ok(DurableJournal::assemble(settings, shared, store))
     }
 }
 
-impl Drop for PostgresJournal {
+impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.listener.abort();
         self.stop.notify_one();
@@ -178,9 +145,23 @@ impl Drop for PostgresJournal {
 }
 
 #[async_trait]
-impl Journal for PostgresJournal {
-    fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
-        self.recording.records(&self.routes, task, tx, outcome)
+impl Store for PostgresStore {
+    async fn write(&self, request: Request) -> Result<usize, TaskError> {
+        request
+            .write(|pending| self.writer.send(pending).is_ok())
+            .await
+    }
+
+    async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
+        self.lookups.recorded(task, id).await
+    }
+
+    async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
+        self.reader.states(members).await
+    }
+
+    async fn owes(&self, tasks: &[String]) -> Result<bool, TaskError> {
+        self.reader.owes(tasks).await
     }
 
     /// Redeliveries, and every child: the relay hands children over at least once, and a
@@ -189,65 +170,8 @@ impl Journal for PostgresJournal {
         tx.deliveries() > 1 || tx.parent_id().is_some()
     }
 
-    async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
-        self.lookups.recorded(task, id).await
-    }
-
-    async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
-        self.write(Request::Complete(completion, None))
-            .await
-            .map(drop)
-    }
-
-    async fn spawn(
-        &self,
-        from_task: &str,
-        target: &str,
-        children: Vec<Transaction>,
-    ) -> Result<usize, TaskError> {
-        let request = Request::spawn(&self.routes, &self.recording, from_task, target, children)?;
-        let new = self.write(request).await?;
-        self.metrics.count_spawned(from_task, target, new);
-        Ok(new)
-    }
-
-    async fn park(&self, park: Park) -> Result<(), TaskError> {
-        let request = Request::park(&self.routes, &self.recording, park)?;
-        self.write(request).await.map(drop)
-    }
-
-    async fn wait(
-        &self,
-        members: &[Member],
-        quorum: Quorum,
-        counts: Counts,
-        timeout: Duration,
-    ) -> Result<Waited, TaskError> {
-        let states = || self.reader.states(members);
-        let rule = (quorum, counts);
-        in_step::wait(
-            &self.committed,
-            &self.metrics,
-            members.len(),
-            rule,
-            timeout,
-            states,
-        )
-        .await
-    }
-
-    async fn owes(&self) -> Result<bool, TaskError> {
-        self.reader.owes(&self.running).await
-    }
-
-    /// Marks the queued children of `parent` cancelled and takes back those the relay has
-    /// not dispatched yet; one dispatched already is settled as cancelled when it is
-    /// delivered, without running.
-    async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
-        let request = Request::Cancel {
-            parent: parent.to_owned(),
-        };
-        self.write(request).await
+    fn reader(&self) -> Arc<dyn JournalReader> {
+        self.reader.clone()
     }
 }
 
@@ -379,10 +303,7 @@ impl PostgresReader {
     /// # Errors
     ///
     /// The database cannot be read.
-    pub async fn states(
-        &self,
-        members: &[Member],
-    ) -> Result<Vec<ergon_core::journal::MemberState>, TaskError> {
+    pub async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
         let db = self.client().await?;
         reader::states(&db, members)
             .await
@@ -417,7 +338,7 @@ impl PostgresReader {
 }
 
 #[async_trait]
-impl crate::JournalReader for PostgresReader {
+impl JournalReader for PostgresReader {
     async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
         PostgresReader::get(self, id).await
     }

@@ -14,72 +14,50 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use ergon_connectors::local::Lease;
-use ergon_core::journal::{Completion, Counts, Journal, Member, MemberState, Park, Quorum, Waited};
-use ergon_core::lifecycle::TransactionOutcome;
+use ergon_core::journal::{Completion, Member, MemberState};
 use ergon_core::sync::lock;
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use rusqlite::Connection;
-use tokio::sync::Notify;
 
 use crate::config::Settings;
-use crate::in_step;
-use crate::metrics::JournalMetrics;
+use crate::durable::{DurableJournal, Shared, Store};
 use crate::node::{Filter, Node};
-use crate::recording::Recording;
-use crate::request::{Pending, Request, gone};
+use crate::read::JournalReader;
+use crate::request::{Pending, Request};
 use crate::routes::Routes;
 use writer::Writer;
 
-/// The journal of one SQLite file.
-///
-/// Built by the runner from `[journal]`; open it yourself to embed ergon's engine:
-///
-/// ```
-/// use ergon_journal::{Record, Settings, SqliteJournal};
-///
-/// let dir = tempfile::tempdir()?;
-/// let settings = Settings { record: Record::All, ..Settings::default() };
-/// let journal = SqliteJournal::open(&dir.path().join("journal.db"), settings)?;
-/// // `Context::builder("task").journal(std::sync::Arc::new(journal))` records the task's completions.
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct SqliteJournal {
-    recording: Recording,
-    /// [`Settings::running`] as a JSON array.
-    running: String,
-    routes: Arc<Routes>,
+/// The SQLite store of a [`DurableJournal`]: its writer thread and a reader.
+struct SqliteStore {
     writer: mpsc::Sender<Pending>,
     reader: Arc<SqliteReader>,
-    committed: Arc<Notify>,
-    metrics: Arc<JournalMetrics>,
+    routes: Arc<Routes>,
 }
 
-impl SqliteJournal {
-    /// Opens (creating when missing) the journal at `path` and starts its writer thread.
+impl DurableJournal {
+    /// Opens (creating when missing) the journal in the SQLite file at `path` and starts
+    /// its writer thread.
     ///
     /// # Errors
     ///
     /// The file cannot be opened or created, or is not an SQLite database (a
     /// non-retryable system error naming the file).
-    pub fn open(path: &Path, settings: Settings) -> Result<Self, TaskError> {
+    pub fn sqlite(path: &Path, settings: Settings) -> Result<Self, TaskError> {
         let db =
             schema::open(path).map_err(|err| fail(path, "cannot open", err).non_retryable())?;
         let reader = Arc::new(SqliteReader::open(path)?);
-        let routes = Arc::new(settings.routes);
-        let committed = Arc::new(Notify::new());
-        let metrics = Arc::new(JournalMetrics::default());
+        let shared = Shared::new(&settings);
         let writer = Writer {
             db,
             path: path.to_path_buf(),
-            routes: routes.clone(),
+            routes: shared.routes.clone(),
             max_output: settings.max_output,
             retention: settings.retention,
-            committed: committed.clone(),
-            metrics: metrics.clone(),
+            committed: shared.committed.clone(),
+            metrics: shared.metrics.clone(),
         };
         let (sender, queue) = mpsc::channel();
         std::thread::Builder::new()
@@ -93,132 +71,69 @@ impl SqliteJournal {
                 .with_source(err)
                 .non_retryable()
             })?;
-        let running = serde_json::to_string(&settings.running).unwrap_or_default();
-        Ok(Self {
-            recording: Recording::new(settings.record),
-            running,
-            routes,
+        let store = SqliteStore {
             writer: sender,
             reader,
-            committed,
-            metrics,
-        })
+            routes: shared.routes.clone(),
+        };
+        Ok(DurableJournal::assemble(settings, shared, store))
     }
+}
 
-    /// What the journal counted: read by the runner's metrics.
-    pub fn metrics(&self) -> &Arc<JournalMetrics> {
-        &self.metrics
-    }
-
-    /// A reader of the same file.
-    pub fn reader(&self) -> &Arc<SqliteReader> {
-        &self.reader
-    }
-
-    /// Sends `request` to the writer and waits for its commit.
-    async fn write(&self, request: Request) -> Result<usize, TaskError> {
-        let (pending, committed) = request.pending();
-        self.writer.send(pending).map_err(|_| gone())?;
-        committed.wait().await
-    }
-
-    /// The members' states, read off the runtime.
-    async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
+impl SqliteStore {
+    /// Runs `read` on the reader off the runtime.
+    async fn read<T, F>(&self, read: F) -> Result<T, TaskError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteReader) -> Result<T, TaskError> + Send + 'static,
+    {
         let reader = self.reader.clone();
-        let members = members.to_vec();
-        tokio::task::spawn_blocking(move || reader.states(&members))
+        tokio::task::spawn_blocking(move || read(&reader))
             .await
             .map_err(|err| TaskError::system(format!("journal read panicked: {err}")))?
     }
 }
 
 #[async_trait]
-impl Journal for SqliteJournal {
-    fn records(&self, task: &str, tx: &Transaction, outcome: &TransactionOutcome) -> bool {
-        self.recording.records(&self.routes, task, tx, outcome)
+impl Store for SqliteStore {
+    async fn write(&self, request: Request) -> Result<usize, TaskError> {
+        request
+            .write(|pending| self.writer.send(pending).is_ok())
+            .await
     }
 
     async fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
-        let reader = self.reader.clone();
         let (task, id) = (task.to_owned(), id.to_owned());
-        tokio::task::spawn_blocking(move || reader.recorded(&task, &id))
-            .await
-            .map_err(|err| TaskError::system(format!("journal lookup panicked: {err}")))?
+        self.read(move |reader| reader.recorded(&task, &id)).await
     }
 
-    async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
-        self.write(Request::Complete(completion, None))
-            .await
-            .map(drop)
+    async fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
+        let members = members.to_vec();
+        self.read(move |reader| reader.states(&members)).await
     }
 
-    /// Acks in the journal's commit a delivery of a local queue in the journal's file
-    /// (the task reads such a queue: [`Routes`]), ending in `Ack` or `Drop`: the record and
-    /// the ack are one commit, so a completed transaction is never delivered again.
-    async fn complete_and_settle(
-        &self,
-        completion: Completion,
-        delivery: &Delivery,
-    ) -> Result<bool, TaskError> {
+    async fn owes(&self, tasks: &[String]) -> Result<bool, TaskError> {
+        let tasks = serde_json::to_string(tasks).unwrap_or_default();
+        self.read(move |reader| reader.owes(&tasks)).await
+    }
+
+    /// Only redeliveries: what the journal hands over enters its queue in its commit,
+    /// exactly once.
+    fn looks_up(&self, tx: &Transaction) -> bool {
+        tx.deliveries() > 1
+    }
+
+    /// A delivery of a local queue in the journal's file, ending in `Ack` or `Drop`.
+    fn lease(&self, completion: &Completion, delivery: &Delivery) -> Option<Lease> {
         let deletes = matches!(completion.settlement, Settlement::Ack | Settlement::Drop(_));
-        let lease = delivery
+        delivery
             .receipt::<Lease>()
             .copied()
-            .filter(|_| deletes && self.routes.queue_of(&completion.task).is_some());
-        let acked = self.write(Request::Complete(completion, lease)).await?;
-        Ok(acked == 1)
+            .filter(|_| deletes && self.routes.queue_of(&completion.task).is_some())
     }
 
-    async fn spawn(
-        &self,
-        from_task: &str,
-        target: &str,
-        children: Vec<Transaction>,
-    ) -> Result<usize, TaskError> {
-        let request = Request::spawn(&self.routes, &self.recording, from_task, target, children)?;
-        let new = self.write(request).await?;
-        self.metrics.count_spawned(from_task, target, new);
-        Ok(new)
-    }
-
-    async fn park(&self, park: Park) -> Result<(), TaskError> {
-        let request = Request::park(&self.routes, &self.recording, park)?;
-        self.write(request).await.map(drop)
-    }
-
-    async fn wait(
-        &self,
-        members: &[Member],
-        quorum: Quorum,
-        counts: Counts,
-        timeout: Duration,
-    ) -> Result<Waited, TaskError> {
-        let states = || self.states(members);
-        let rule = (quorum, counts);
-        in_step::wait(
-            &self.committed,
-            &self.metrics,
-            members.len(),
-            rule,
-            timeout,
-            states,
-        )
-        .await
-    }
-
-    async fn owes(&self) -> Result<bool, TaskError> {
-        let reader = self.reader.clone();
-        let running = self.running.clone();
-        tokio::task::spawn_blocking(move || reader.owes(&running))
-            .await
-            .map_err(|err| TaskError::system(format!("journal read panicked: {err}")))?
-    }
-
-    async fn cancel_children(&self, parent: &str) -> Result<usize, TaskError> {
-        let request = Request::Cancel {
-            parent: parent.to_owned(),
-        };
-        self.write(request).await
+    fn reader(&self) -> Arc<dyn JournalReader> {
+        self.reader.clone()
     }
 }
 
@@ -309,7 +224,7 @@ fn fail(path: &Path, what: &str, err: rusqlite::Error) -> TaskError {
 
 /// For the commands: they read one file at a time, so the calls block briefly.
 #[async_trait]
-impl crate::JournalReader for SqliteReader {
+impl JournalReader for SqliteReader {
     async fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
         SqliteReader::get(self, id)
     }

@@ -48,8 +48,8 @@ pub async fn run(
                 .await
                 .map_err(|err| at("journal", err.chain().to_string()))?;
             tracing::info!(journal = %journal.store, record = ?journal.record, "Journal open");
-            board.journal_opened(opened.metrics);
-            manager.journal(opened.journal)
+            board.journal_opened(opened.metrics().clone());
+            manager.journal(opened)
         }
         None => manager,
     };

@@ -7,17 +7,9 @@ use std::time::{Duration, Instant};
 
 use example_support::Example;
 
-const CHILDREN: usize = 10_000;
+mod common;
 
-/// Children of `batch-1` journaled with `status`.
-fn children(example: &Example, status: &str) -> usize {
-    let limit = (CHILDREN * 2).to_string();
-    let args = [
-        "list", "--parent", "batch-1", "--status", status, "--limit", &limit,
-    ];
-    let listed = example.run(&args);
-    listed.lines().filter(|l| l.contains(" [square] ")).count()
-}
+const CHILDREN: usize = 10_000;
 
 #[test]
 fn a_fan_out_killed_midway_completes_after_a_restart_and_fans_in_once() {
@@ -41,13 +33,13 @@ fn a_fan_out_killed_midway_completes_after_a_restart_and_fans_in_once() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while children(&example, "succeeded") < CHILDREN / 5 {
+    while common::journaled(&example, "succeeded", CHILDREN) < CHILDREN / 5 {
         assert!(Instant::now() < deadline, "the fan-out never got going");
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let done_before = children(&example, "succeeded");
+    let done_before = common::journaled(&example, "succeeded", CHILDREN);
     assert!(done_before < CHILDREN, "killed midway: {done_before} done");
 
     std::thread::sleep(Duration::from_millis(1_100));
@@ -57,12 +49,7 @@ fn a_fan_out_killed_midway_completes_after_a_restart_and_fans_in_once() {
         "{}",
         String::from_utf8_lossy(&rerun.stderr)
     );
-    assert_eq!(
-        children(&example, "succeeded"),
-        CHILDREN,
-        "every child completed"
-    );
-    assert_eq!(children(&example, "queued"), 0, "nothing left queued");
+    common::every_child_once_and_one_fan_in(&example, CHILDREN);
     let stats = example.run(&["queue", "stats"]);
     for line in stats.lines() {
         assert!(
@@ -70,16 +57,4 @@ fn a_fan_out_killed_midway_completes_after_a_restart_and_fans_in_once() {
             "{stats}"
         );
     }
-
-    let continuation = example.run(&["get", "batch-1/split/then/sum", "--json"]);
-    assert_eq!(
-        continuation.lines().count(),
-        1,
-        "the continuation exists once: {continuation}"
-    );
-    let expected: u64 = (1..=CHILDREN as u64).map(|n| n * n).sum();
-    let lines = example.json_lines("out/totals.jsonl");
-    assert_eq!(lines.len(), 1, "the fan-in fired once: {lines:?}");
-    assert_eq!(lines[0]["total"], expected);
-    assert_eq!(lines[0]["succeeded"], CHILDREN);
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use example_support::Example;
 
+mod common;
+
 const CHILDREN: usize = 10_000;
 
 /// This run's queues and schema, removed when dropped.
@@ -70,16 +72,6 @@ impl Drop for Isolated {
     }
 }
 
-/// Children of `batch-1` journaled with `status`.
-fn children(example: &Example, status: &str) -> usize {
-    let limit = (CHILDREN * 2).to_string();
-    let args = [
-        "list", "--parent", "batch-1", "--status", status, "--limit", &limit,
-    ];
-    let listed = example.run(&args);
-    listed.lines().filter(|l| l.contains(" [square] ")).count()
-}
-
 fn runner(example: &Example) -> Child {
     example
         .command(&["run", "square", "sum"])
@@ -103,7 +95,7 @@ fn three_runners_share_a_fan_out_one_is_killed_and_the_fan_in_fires_once() {
 
     let mut runners: Vec<Child> = (0..3).map(|_| runner(&example)).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while children(&example, "succeeded") < CHILDREN / 5 {
+    while common::journaled(&example, "succeeded", CHILDREN) < CHILDREN / 5 {
         if Instant::now() > deadline {
             for runner in &mut runners {
                 let _ = runner.kill();
@@ -121,7 +113,7 @@ fn three_runners_share_a_fan_out_one_is_killed_and_the_fan_in_fires_once() {
     }
     runners[0].kill().unwrap();
     runners[0].wait().unwrap();
-    let done_before = children(&example, "succeeded");
+    let done_before = common::journaled(&example, "succeeded", CHILDREN);
     assert!(done_before < CHILDREN, "killed midway: {done_before} done");
 
     for runner in runners.drain(1..) {
@@ -133,26 +125,5 @@ fn three_runners_share_a_fan_out_one_is_killed_and_the_fan_in_fires_once() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    assert_eq!(
-        children(&example, "succeeded"),
-        CHILDREN,
-        "every child completed"
-    );
-    assert_eq!(children(&example, "queued"), 0, "nothing left queued");
-    let continuation = example.run(&["get", "batch-1/split/then/sum", "--json"]);
-    assert_eq!(
-        continuation.lines().count(),
-        1,
-        "the continuation exists once: {continuation}"
-    );
-    assert!(
-        continuation.contains(r#""status":"succeeded""#),
-        "{continuation}"
-    );
-
-    let expected: u64 = (1..=CHILDREN as u64).map(|n| n * n).sum();
-    let lines = example.json_lines("out/totals.jsonl");
-    assert_eq!(lines.len(), 1, "the fan-in fired once: {lines:?}");
-    assert_eq!(lines[0]["total"], expected);
-    assert_eq!(lines[0]["succeeded"], CHILDREN);
+    common::every_child_once_and_one_fan_in(&example, CHILDREN);
 }

@@ -103,6 +103,18 @@ impl Example {
         self.run(&["queue", "enqueue", connector, "--file", file]);
     }
 
+    /// How many children of `parent` in `task` the journal holds with `status` (`list
+    /// --parent PARENT --status STATUS`, up to `limit`).
+    pub fn children(&self, parent: &str, task: &str, status: &str, limit: usize) -> usize {
+        let limit = limit.to_string();
+        let args = [
+            "list", "--parent", parent, "--status", status, "--limit", &limit,
+        ];
+        let in_task = format!(" [{task}] ");
+        let listed = self.run(&args);
+        listed.lines().filter(|l| l.contains(&in_task)).count()
+    }
+
     /// The JSON lines of `file` (in the copy).
     ///
     /// # Panics
