@@ -2,7 +2,7 @@
 //! fan-in's continuation on RabbitMQ, the journal in PostgreSQL. One runner splits a
 //! batch of 10,000; three runners share the children and one of them is killed with
 //! SIGKILL midway. Every child completes once in the journal, the fan-in fires once with
-//! every output, and nothing is left queued.
+//! every output, and nothing is left queued; `trace` and `journal purge` work on it.
 //!
 //! Talks to the RabbitMQ and PostgreSQL on loopback (`.ci/run` checks they are up); the
 //! queues and the journal's schema are this run's own and are removed at the end.
@@ -126,4 +126,22 @@ fn three_runners_share_a_fan_out_one_is_killed_and_the_fan_in_fires_once() {
         );
     }
     common::every_child_once_and_one_fan_in(&example, CHILDREN);
+
+    // The commands read the PostgreSQL journal as they read the embedded one.
+    let trace = example.run(&["trace", "batch-1"]);
+    assert!(
+        trace.starts_with("batch-1 [split] succeeded") && trace.contains("children=10000"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("└─ ⤷ batch-1/split/then/sum [sum] succeeded"),
+        "{trace}"
+    );
+    let purged = example.run(&["journal", "purge", "--older-than", "0s"]);
+    assert!(
+        purged.starts_with("purged 10002 journal records"),
+        "the split, 10,000 squares and the sum: {purged}"
+    );
+    let gone = example.command(&["get", "batch-1"]).output().unwrap();
+    assert_eq!(gone.status.code(), Some(1), "purged");
 }
