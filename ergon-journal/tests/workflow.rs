@@ -789,6 +789,97 @@ async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refuse
     assert!(err.to_string().contains("needs a `[journal]`"), "{err}");
 }
 
+/// PostgreSQL: the database drops every connection of the journal (a restart, a network
+/// cut). At most one commit fails and the engine's retry of it succeeds on a new
+/// connection; the listener listens again; in-step waits still read and wake.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_lost_connection_fails_one_commit_and_the_next_takes_a_new_one() {
+    let flow = Flow::new(Backend::Postgres, "wf_lost").await;
+    let first = Transaction::new("l-1", "{}");
+    flow.journal
+        .complete(completion("item", &first, Settlement::Ack))
+        .await
+        .unwrap();
+    let admin = flow.admin.as_ref().unwrap();
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = $1",
+            &[&format!("ergon-journal {}", flow.schema)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        terminated >= 2,
+        "the writer's and the listener's: {terminated}"
+    );
+
+    // As the engine's settle policy would: try again until the journal answers.
+    let second = Transaction::new("l-2", "{}");
+    let mut failures = 0;
+    while let Err(err) = flow
+        .journal
+        .complete(completion("item", &second, Settlement::Ack))
+        .await
+    {
+        assert!(err.is_retryable(), "{err}");
+        assert!(
+            err.to_string().contains(&flow.schema),
+            "names the journal: {err}"
+        );
+        failures += 1;
+        assert!(failures < 5, "the journal never came back: {err}");
+    }
+    assert!(failures <= 1, "one commit fails at most: {failures}");
+    let recorded = flow.journal.recorded("item", "l-2").await.unwrap();
+    assert!(matches!(recorded, Some(Settlement::Ack)), "{recorded:?}");
+
+    // The listener is back (other processes' commits wake this one again).
+    let listening = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ergon-journal {}'
+             AND query LIKE 'LISTEN%'",
+        flow.schema
+    );
+    let mut listeners = 0;
+    for _ in 0..100 {
+        listeners = admin.query_one(&listening, &[]).await.unwrap().get::<_, i64>(0);
+        if listeners == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listeners, 1, "the listener connected again");
+
+    // An in-step wait reads through the pool again and wakes on the completion.
+    let member = Member::new("item", "l-3");
+    let waiting = {
+        let journal = flow.journal.clone();
+        tokio::spawn(async move {
+            journal
+                .wait(
+                    &[member],
+                    Quorum::All,
+                    Counts::Terminal,
+                    Duration::from_secs(30),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let third = Transaction::new("l-3", "{}");
+    flow.journal
+        .complete(completion("item", &third, Settlement::Ack))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("woken well before the 30 s timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(waited.outcome, WaitOutcome::Satisfied);
+}
+
 /// Runs a streaming loop in the background; abort the handle to stop it.
 fn in_background<L: ergon_core::lifecycle::Lifecycle>(
     worker: ConsumeLoop<L>,

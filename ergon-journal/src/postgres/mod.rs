@@ -228,7 +228,8 @@ impl PostgresReader {
                 .non_retryable()
         })?;
         config.options(format!("-c search_path={schema}"));
-        config.application_name("ergon-journal");
+        // `pg_stat_activity` tells which journal a connection serves.
+        config.application_name(format!("ergon-journal {schema}"));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
