@@ -843,7 +843,11 @@ async fn postgres_a_lost_connection_fails_one_commit_and_the_next_takes_a_new_on
     );
     let mut listeners = 0;
     for _ in 0..100 {
-        listeners = admin.query_one(&listening, &[]).await.unwrap().get::<_, i64>(0);
+        listeners = admin
+            .query_one(&listening, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
         if listeners == 1 {
             break;
         }

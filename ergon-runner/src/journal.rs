@@ -119,6 +119,7 @@ pub struct JournalPlan {
     /// The tasks the journal can hand transactions to, and the continuations.
     pub routes: Routes,
     /// PostgreSQL: how the relay opens each relayed task's input.
+    #[cfg(feature = "journal-postgres")]
     relays: BTreeMap<String, Arc<dyn MakeConnector>>,
 }
 
@@ -137,7 +138,7 @@ impl JournalPlan {
         let Some((store, config)) = JournalStore::from_config(loaded)? else {
             return Ok(None);
         };
-        let mut relays = BTreeMap::new();
+        let mut relays: BTreeMap<String, Arc<dyn MakeConnector>> = BTreeMap::new();
         let routes = match &store {
             JournalStore::Sqlite(path) => queues(loaded, path),
             JournalStore::Postgres { .. } => {
@@ -159,6 +160,7 @@ impl JournalPlan {
             retention: config.retention,
             max_output: config.max_output,
             routes,
+            #[cfg(feature = "journal-postgres")]
             relays,
         }))
     }

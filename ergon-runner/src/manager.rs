@@ -154,8 +154,18 @@ impl TaskManager {
         let mut workers = JoinSet::new();
         let mut handles = Vec::new();
         // With a journal, work reaches a task's queue from the run's other tasks (spawns,
-        // continuations): the finite loops end together, once the whole run is quiet.
-        let quiet = self.journal.as_ref().map(|_| RunQuiet::new());
+        // continuations): the finite loops end together, once the whole run is quiet —
+        // every one of them counted from now, however late its worker starts.
+        let finite_loops = self
+            .tasks
+            .iter()
+            .filter(|task| !task.policy.loop_policy.streaming)
+            .map(|task| task.workers)
+            .sum();
+        let quiet = self
+            .journal
+            .as_ref()
+            .map(|_| RunQuiet::expecting(finite_loops));
         let spans = Spans::current();
         for (index, task) in self.tasks.iter().enumerate() {
             // The root of the task's trace; it ends when its last worker has.

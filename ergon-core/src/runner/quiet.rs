@@ -8,6 +8,11 @@
 //! when a fetch brings work, and the run is quiet when none is busy. Then no work can
 //! appear any more — only a busy loop could have produced it. Streaming loops do not
 //! take part.
+//!
+//! A loop that has not started yet is not idle either: a run that knows how many finite
+//! loops it starts ([`RunQuiet::expecting`]) counts them busy from the outset, so a loop
+//! whose connector is slow to open cannot find the others idle, end them, and then get
+//! work from nobody.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,17 +22,35 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, Default)]
 pub struct RunQuiet {
     busy: AtomicUsize,
+    /// Loops counted busy before they joined, not joined yet.
+    expected: AtomicUsize,
 }
 
 impl RunQuiet {
-    /// A run with no loop yet.
+    /// A run whose loops are counted as they join (loops that all join before any of
+    /// them can find its input drained, such as loops polled together by one task).
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
 
-    /// Joins a loop to the run, busy.
+    /// A run of `loops` finite loops, all busy until each has joined and found its input
+    /// drained. The runner starts its workers on many tasks, some later than others: each
+    /// is counted from the start.
+    pub fn expecting(loops: usize) -> Arc<Self> {
+        Arc::new(Self {
+            busy: AtomicUsize::new(loops),
+            expected: AtomicUsize::new(loops),
+        })
+    }
+
+    /// Joins a loop to the run, busy (counted already when it was expected).
     pub(crate) fn join(self: &Arc<Self>) -> Participant {
-        self.busy.fetch_add(1, Ordering::SeqCst);
+        let expected = self
+            .expected
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if expected.is_err() {
+            self.busy.fetch_add(1, Ordering::SeqCst);
+        }
         Participant {
             run: self.clone(),
             idle: false,
@@ -87,5 +110,24 @@ mod tests {
         let mut c = run.join();
         drop(a);
         assert!(c.idle());
+    }
+
+    #[test]
+    fn an_expected_loop_that_has_not_started_keeps_the_run_busy() {
+        // Counted as they join: the first loop alone finds the run quiet.
+        let run = RunQuiet::new();
+        assert!(run.join().idle(), "the race expecting() closes");
+
+        let run = RunQuiet::expecting(2);
+        let mut a = run.join();
+        assert!(!a.idle(), "b has not started");
+        let mut b = run.join();
+        assert!(b.idle(), "both started and idle");
+        let mut late = run.join();
+        assert!(
+            !a.idle(),
+            "a loop beyond the expected ones counts as it joins"
+        );
+        assert!(late.idle());
     }
 }
