@@ -83,9 +83,14 @@ impl<'a> Commit<'a> {
         if batch.is_empty() {
             return Ok(());
         }
+        // Once per completion: an output over the cap is logged once.
+        let outputs: Vec<Option<&str>> = batch
+            .iter()
+            .map(|c| handover::capped_output(c, self.max_output))
+            .collect();
         let mut columns = CompletionColumns::default();
-        for c in &batch {
-            columns.push(c, handover::capped_output(c, self.max_output));
+        for (c, output) in batch.iter().zip(&outputs) {
+            columns.push(c, *output);
         }
         let statement = self.tx.prepare_cached(&COMPLETE).await?;
         let changed: HashSet<(String, String)> = self
@@ -96,13 +101,12 @@ impl<'a> Commit<'a> {
             .map(|row| (row.get(0), row.get(1)))
             .collect();
         let mut flips = Vec::new();
-        for c in batch {
+        for (c, output) in batch.into_iter().zip(outputs) {
             let (id, task) = (c.transaction.id(), &*c.task);
             if !changed.contains(&(id.to_owned(), task.to_owned())) {
                 continue;
             }
             let (status, failure) = handover::status_of(&c.settlement);
-            let output = handover::capped_output(c, self.max_output);
             for on_complete in self.routes.continuations_of(task) {
                 if on_complete.when.matches(failure.is_none()) {
                     let next = handover::continuation(c, &on_complete.task, output);
