@@ -790,10 +790,12 @@ async fn in_step_waits_return_results_or_time_out_and_unknown_targets_are_refuse
 }
 
 /// PostgreSQL: the database drops every connection of the journal (a restart, a network
-/// cut). At most one commit fails and the engine's retry of it succeeds on a new
-/// connection; the listener listens again; in-step waits still read and wake.
+/// cut). A commit on a connection not yet known dead fails, retryable and naming the
+/// journal — at most once per connection that was open (the writer's and the pool's) —
+/// and the engine's retry succeeds on a new one; the listener listens again; in-step
+/// waits still read and wake.
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_a_lost_connection_fails_one_commit_and_the_next_takes_a_new_one() {
+async fn postgres_lost_connections_fail_a_few_commits_and_the_journal_recovers() {
     let flow = Flow::new(Backend::Postgres, "wf_lost").await;
     let first = Transaction::new("l-1", "{}");
     flow.journal
@@ -829,9 +831,12 @@ async fn postgres_a_lost_connection_fails_one_commit_and_the_next_takes_a_new_on
             "names the journal: {err}"
         );
         failures += 1;
-        assert!(failures < 5, "the journal never came back: {err}");
+        assert!(failures < 20, "the journal never came back: {err}");
     }
-    assert!(failures <= 1, "one commit fails at most: {failures}");
+    assert!(
+        failures <= terminated,
+        "at most one failure per connection that was open: {failures} of {terminated}"
+    );
     let recorded = flow.journal.recorded("item", "l-2").await.unwrap();
     assert!(matches!(recorded, Some(Settlement::Ack)), "{recorded:?}");
 
