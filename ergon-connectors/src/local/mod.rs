@@ -31,6 +31,7 @@
 //! and requeues dead letters.
 
 mod config;
+mod database;
 mod store;
 
 use std::path::PathBuf;
@@ -46,7 +47,8 @@ use ergon_core::transaction::Metadata;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::LocalConfig;
-pub use store::{DeadLetter, Depths, Leased, NewRow, Store, ack_in, append, connect, withdraw};
+pub use database::{Database, Write};
+pub use store::{DeadLetter, Depths, Leased, NewRow, SCHEMA, Store, ack_in, append, withdraw};
 
 /// A local queue's receipt: the row, and the lease that fetched it. Public so that the
 /// journal, sharing the queue's file, can settle an ack in its own commit

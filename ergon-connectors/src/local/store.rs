@@ -1,6 +1,6 @@
-//! The queue's table in SQLite: every operation is one short write transaction, so
-//! workers and processes sharing the file take turns on SQLite's lock (WAL mode: readers
-//! never wait; `BEGIN IMMEDIATE` so a writer waits for the lock up front, never midway).
+//! The queue's table in SQLite: every operation is one short write transaction
+//! ([`Database::write`]), so workers and processes sharing the file take turns on its
+//! write lock.
 //!
 //! ```text
 //! ergon_queue          seq (order) · queue · id · payload · metadata (JSON) · enqueued_at
@@ -15,7 +15,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
+
+use super::database::Database;
 
 use ergon_core::Failure;
 use ergon_core::journal::now_ms;
@@ -75,12 +77,14 @@ pub struct DeadLetter {
     pub failed_at: i64,
 }
 
-/// A connection to the database file.
+/// A connection to the database file, for the queue's operations.
 pub struct Store {
-    db: Connection,
+    db: Database,
 }
 
-const SCHEMA: &str = "
+/// The queue's tables, created on first use. Public so that the journal, sharing the
+/// file, creates them too before it hands transactions over.
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ergon_queue (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -105,30 +109,6 @@ CREATE TABLE IF NOT EXISTS ergon_dead_letters (
 );
 CREATE INDEX IF NOT EXISTS ergon_dead_letters_queue ON ergon_dead_letters (queue, seq);
 ";
-
-/// Opens (creating when missing) the database at `path` with the discipline every user
-/// of the file shares — WAL, so readers never wait for the writer; `synchronous =
-/// NORMAL`, so a commit survives the process being killed; a busy timeout, so processes
-/// take turns — and the queue's tables. The journal opens the same file this way, and
-/// hands continuations over with [`append`] inside its own commits.
-///
-/// # Errors
-///
-/// The file cannot be opened or created, or is not an SQLite database.
-pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let db = Connection::open(path)?;
-    db.busy_timeout(Duration::from_secs(30))?;
-    db.pragma_update(None, "journal_mode", "WAL")?;
-    // WAL + NORMAL: a commit survives a process crash (kill -9); only a power loss can
-    // take the last commits back, and then at-least-once delivery still holds for
-    // everything not acked.
-    db.pragma_update(None, "synchronous", "NORMAL")?;
-    db.execute_batch(SCHEMA)?;
-    Ok(db)
-}
 
 /// Appends `rows` to `queue`, in order, within the caller's transaction on `db`.
 ///
@@ -176,20 +156,21 @@ pub fn withdraw(db: &Connection, queue: &str, id: &str) -> rusqlite::Result<bool
 }
 
 impl Store {
-    /// Opens (creating when missing) the database at `path`: see [`connect`].
+    /// Opens (creating when missing) the database at `path` and the queue's tables: see
+    /// [`Database::open`].
     ///
     /// # Errors
     ///
     /// The file cannot be opened or created, or is not an SQLite database.
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        Ok(Store { db: connect(path)? })
+        Ok(Store {
+            db: Database::open(path, SCHEMA)?,
+        })
     }
 
     /// Appends `rows` to `queue`, in order, in one transaction.
     pub fn enqueue(&mut self, queue: &str, rows: &[NewRow<'_>]) -> rusqlite::Result<()> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         append(&tx, queue, rows)?;
         tx.commit()
     }
@@ -205,9 +186,7 @@ impl Store {
     ) -> rusqlite::Result<Vec<Leased>> {
         let now = now_ms();
         let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         let mut rows = {
             let mut lease = tx.prepare_cached(
                 "UPDATE ergon_queue SET visible_at = ?1, deliveries = deliveries + 1, lease = ?2
@@ -257,9 +236,7 @@ impl Store {
         with_time: bool,
     ) -> rusqlite::Result<usize> {
         let now = now_ms();
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         let mut changed = 0;
         {
             let mut statement = tx.prepare_cached(sql)?;
@@ -283,9 +260,7 @@ impl Store {
         token: i64,
         failure: &Failure,
     ) -> rusqlite::Result<bool> {
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         let described = serde_json::json!({
             "task": &*failure.task,
             "step": failure.step,
@@ -310,19 +285,18 @@ impl Store {
 
     /// Whether the database answers (a health check that reads no rows).
     pub fn ping(&self) -> rusqlite::Result<()> {
-        self.db.query_row("SELECT 1", [], |_| Ok(()))
+        self.db.read().query_row("SELECT 1", [], |_| Ok(()))
     }
 
     /// What `queue` holds now.
     pub fn depths(&self, queue: &str) -> rusqlite::Result<Depths> {
         let now = now_ms();
+        let db = self.db.read();
         let count = |sql: &str| -> rusqlite::Result<u64> {
-            let n: i64 = self
-                .db
-                .query_row(sql, params![queue, now], |row| row.get(0))?;
+            let n: i64 = db.query_row(sql, params![queue, now], |row| row.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         };
-        let dead: i64 = self.db.query_row(
+        let dead: i64 = db.query_row(
             "SELECT count(*) FROM ergon_dead_letters WHERE queue = ?1",
             params![queue],
             |row| row.get(0),
@@ -343,7 +317,8 @@ impl Store {
 
     /// The dead letters of `queue`, oldest first, at most `limit`.
     pub fn dead_letters(&self, queue: &str, limit: usize) -> rusqlite::Result<Vec<DeadLetter>> {
-        let mut statement = self.db.prepare(
+        let db = self.db.read();
+        let mut statement = db.prepare(
             "SELECT seq, id, payload, deliveries, failure, failed_at FROM ergon_dead_letters
              WHERE queue = ?1 ORDER BY seq LIMIT ?2",
         )?;
@@ -366,9 +341,7 @@ impl Store {
     /// reset); returns how many.
     pub fn requeue_dead(&mut self, queue: &str) -> rusqlite::Result<usize> {
         let now = now_ms();
-        let tx = self
-            .db
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         let moved = tx.execute(
             "INSERT INTO ergon_queue (queue, id, payload, metadata, enqueued_at, visible_at)
              SELECT queue, id, payload, metadata, ?2, ?2 FROM ergon_dead_letters WHERE queue = ?1 ORDER BY seq",
