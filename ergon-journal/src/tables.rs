@@ -21,7 +21,9 @@ pub(crate) struct Dialect {
 
 /// The tables, with `{serial_key}` and `{keyed_table}` to fill in. The primary key of
 /// `ergon_node` leads with the transaction id, so `get ID` and the redelivery lookup
-/// read one index range.
+/// read one index range. Retention finds ended nodes by `ergon_node_ended`, which leaves
+/// queued nodes out: a spawned child enters it once, when it ends, instead of entering
+/// it queued and moving when it ends (`ergon_node_finished`, which it replaces).
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS ergon_node (
     tx_id TEXT NOT NULL,
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS ergon_node (
 ){keyed_table};
 CREATE INDEX IF NOT EXISTS ergon_node_parent ON ergon_node (parent_id) WHERE parent_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ergon_node_root ON ergon_node (root_id);
-CREATE INDEX IF NOT EXISTS ergon_node_finished ON ergon_node (finished_at);
+DROP INDEX IF EXISTS ergon_node_finished;
+CREATE INDEX IF NOT EXISTS ergon_node_ended ON ergon_node (finished_at) WHERE status != 'queued';
 CREATE INDEX IF NOT EXISTS ergon_node_queued ON ergon_node (task) WHERE status = 'queued';
 CREATE TABLE IF NOT EXISTS ergon_wait (
     wait_id {serial_key},
@@ -115,10 +118,11 @@ pub(crate) const COMPLETION_COLUMNS: &str = "tx_id, task, parent_id, root_id, ta
     trace_id, started_at, finished_at";
 
 /// What a completion does to a node that exists: the first terminal record stands, so
-/// only a node still `queued` (or `cancelled` and delivered anyway) takes it.
+/// only a node still `queued` (or `cancelled` and delivered anyway) takes it. The lineage
+/// (`parent_id`, `root_id`) was written when the node was queued and stays: SQLite
+/// rewrites the entries of every index on a column the update sets, changed or not.
 pub(crate) const COMPLETION_CONFLICT: &str = "ON CONFLICT (tx_id, task) DO UPDATE SET
-        parent_id = excluded.parent_id, root_id = excluded.root_id, tags = excluded.tags,
-        status = excluded.status, settlement = excluded.settlement,
+        tags = excluded.tags, status = excluded.status, settlement = excluded.settlement,
         attempts = excluded.attempts, deliveries = excluded.deliveries,
         children = excluded.children, failed_step = excluded.failed_step,
         error_category = excluded.error_category, error = excluded.error,

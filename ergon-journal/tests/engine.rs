@@ -1,7 +1,8 @@
 //! The engine with an SQLite journal: completions are journaled (lineage, status,
 //! settlement, error) before they are settled; a transaction redelivered after its
 //! completion was journaled is settled as recorded without running again; `record`
-//! modes; a journal that cannot commit makes the engine requeue rather than settle.
+//! modes; a journal that cannot commit makes the engine requeue rather than settle; a
+//! decided transaction gives its slot back while its completion is journaled.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -286,4 +287,100 @@ async fn a_completion_that_cannot_be_journaled_is_requeued_not_settled() {
         "still queued, delivered {} times",
         task.runs.lock().unwrap()["a-1"]
     );
+}
+
+/// A journal whose commits wait until it is opened: completions pile up undecided.
+struct Held {
+    open: tokio::sync::watch::Sender<bool>,
+    committed: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Journal for Held {
+    async fn recorded(&self, _: &str, _: &str) -> Result<Option<Settlement>, TaskError> {
+        Ok(None)
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<(), TaskError> {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+        let id = completion.transaction.id().to_owned();
+        self.committed.lock().unwrap().push(id);
+        Ok(())
+    }
+}
+
+/// Counts the transactions it runs and the most that ran at once.
+#[derive(Default)]
+struct Overlap {
+    running: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    ran: std::sync::atomic::AtomicUsize,
+}
+
+impl Consumer for Overlap {
+    type Output = ();
+
+    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.running.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        self.running.fetch_sub(1, SeqCst);
+        self.ran.fetch_add(1, SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_decided_transaction_gives_its_slot_back_while_its_completion_is_journaled() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ids: Vec<_> = (0..10)
+        .map(|i| Transaction::new(format!("t-{i}"), "{}"))
+        .collect();
+    let input = Arc::new(MemoryConnector::with(ids));
+    let journal = Arc::new(Held {
+        open: tokio::sync::watch::channel(false).0,
+        committed: Mutex::default(),
+    });
+    let task = Arc::new(Overlap::default());
+    let cx = Context::builder("orders")
+        .input(input.clone())
+        .journal(journal.clone())
+        .build();
+    let mut policy = ConsumerPolicy::default();
+    policy.r#loop.concurrency = 2;
+    policy.fetch.batch_size = 16;
+    let running = tokio::spawn(ConsumeLoop::consumer(task.clone(), cx, Arc::new(policy)).run());
+
+    // Every transaction runs, two at a time, while no completion is committed yet.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while task.ran.load(SeqCst) < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} ran",
+            task.ran.load(SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        task.most.load(SeqCst),
+        2,
+        "the concurrency still bounds the task"
+    );
+    assert!(journal.committed.lock().unwrap().is_empty());
+    assert_eq!(
+        input.acked(),
+        0,
+        "nothing is settled before its completion is journaled"
+    );
+
+    journal.open.send_replace(true);
+    assert_eq!(running.await.unwrap().unwrap(), LoopEnd::Exhausted);
+    let mut committed = journal.committed.lock().unwrap().clone();
+    committed.sort_unstable();
+    let mut expected: Vec<_> = (0..10).map(|i| format!("t-{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(committed, expected);
+    assert_eq!(input.acked(), 10);
 }

@@ -13,14 +13,13 @@ mod workflow;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
+use ergon_connectors::local::Database;
 use ergon_connectors::local::Lease;
 use ergon_core::journal::{Completion, Member, MemberState};
-use ergon_core::sync::lock;
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
-use rusqlite::Connection;
 
 use crate::config::Settings;
 use crate::durable::{DurableJournal, Shared, Store};
@@ -140,7 +139,7 @@ impl Store for SqliteStore {
 /// Reads an SQLite journal: `get`, `list`, `trace` and `journal purge` use one.
 pub struct SqliteReader {
     path: PathBuf,
-    db: Mutex<Connection>,
+    db: Database,
 }
 
 impl SqliteReader {
@@ -151,11 +150,11 @@ impl SqliteReader {
     ///
     /// The file cannot be opened or is not an SQLite database.
     pub fn open(path: &Path) -> Result<Self, TaskError> {
-        let db =
-            schema::open(path).map_err(|err| fail(path, "cannot open", err).non_retryable())?;
+        let db = schema::open_reader(path)
+            .map_err(|err| fail(path, "cannot open", err).non_retryable())?;
         Ok(Self {
             path: path.to_path_buf(),
-            db: Mutex::new(db),
+            db,
         })
     }
 
@@ -165,7 +164,7 @@ impl SqliteReader {
     ///
     /// The database cannot be read.
     pub fn get(&self, id: &str) -> Result<Vec<Node>, TaskError> {
-        reader::get(&lock(&self.db), id).map_err(|err| fail(&self.path, "cannot read", err))
+        reader::get(&self.db.read(), id).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
     /// The nodes `filter` selects, oldest first.
@@ -174,7 +173,7 @@ impl SqliteReader {
     ///
     /// The database cannot be read.
     pub fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
-        reader::list(&lock(&self.db), filter).map_err(|err| fail(&self.path, "cannot read", err))
+        reader::list(&self.db.read(), filter).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
     /// The settlement recorded for `id` in `task`, if it is terminal there.
@@ -183,7 +182,7 @@ impl SqliteReader {
     ///
     /// The database cannot be read.
     pub fn recorded(&self, task: &str, id: &str) -> Result<Option<Settlement>, TaskError> {
-        reader::recorded(&lock(&self.db), task, id)
+        reader::recorded(&self.db.read(), task, id)
             .map_err(|err| fail(&self.path, "cannot read", err))
     }
 
@@ -193,7 +192,7 @@ impl SqliteReader {
     ///
     /// The database cannot be read.
     pub fn states(&self, members: &[Member]) -> Result<Vec<MemberState>, TaskError> {
-        reader::states(&lock(&self.db), members).map_err(|err| fail(&self.path, "cannot read", err))
+        reader::states(&self.db.read(), members).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
     /// Whether a node of one of `tasks` (a JSON array of names) is queued, or a wait
@@ -203,7 +202,7 @@ impl SqliteReader {
     ///
     /// The database cannot be read.
     pub fn owes(&self, tasks: &str) -> Result<bool, TaskError> {
-        reader::owes(&lock(&self.db), tasks).map_err(|err| fail(&self.path, "cannot read", err))
+        reader::owes(&self.db.read(), tasks).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
     /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
@@ -213,7 +212,7 @@ impl SqliteReader {
     ///
     /// The database cannot be written.
     pub fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
-        reader::purge_before(&lock(&self.db), before_ms)
+        reader::purge_before(&self.db, before_ms)
             .map_err(|err| fail(&self.path, "cannot purge", err))
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the journal back: one node, a filtered list, the settlement to repeat for a
 //! redelivery; and purging.
 
+use ergon_connectors::local::Database;
 use ergon_core::Settlement;
 use ergon_core::journal::{Member, MemberState};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -54,18 +55,21 @@ pub(super) fn recorded(
 }
 
 /// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), and the
-/// waits decided before then; returns how many nodes. Queued nodes and open waits stay.
-pub(super) fn purge_before(db: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
-    let nodes = db.execute(
+/// waits decided before then, in one write; returns how many nodes. Queued nodes and open
+/// waits stay.
+pub(super) fn purge_before(db: &Database, before_ms: i64) -> rusqlite::Result<usize> {
+    let write = db.write()?;
+    let nodes = write.execute(
         "DELETE FROM ergon_node WHERE finished_at < ?1 AND status != 'queued'",
         [before_ms],
     )?;
-    db.execute(
+    write.execute(
         "DELETE FROM ergon_wait_member
          WHERE wait_id IN (SELECT wait_id FROM ergon_wait WHERE fired_at < ?1)",
         [before_ms],
     )?;
-    db.execute("DELETE FROM ergon_wait WHERE fired_at < ?1", [before_ms])?;
+    write.execute("DELETE FROM ergon_wait WHERE fired_at < ?1", [before_ms])?;
+    write.commit()?;
     Ok(nodes)
 }
 

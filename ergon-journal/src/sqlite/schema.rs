@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use ergon_connectors::local::{Database, SCHEMA};
 
 use crate::tables::{Dialect, tables};
 
@@ -15,11 +15,19 @@ const SQLITE: Dialect = Dialect {
     keyed_table: " WITHOUT ROWID",
 };
 
-/// Opens (creating when missing) the journal at `path`, with the `local` queue's
-/// discipline and tables ([`ergon_connectors::local::connect`]: the journal hands
-/// continuations to those queues in its own commits), and the journal's tables.
-pub(super) fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let db = ergon_connectors::local::connect(path)?;
-    db.execute_batch(&tables(&SQLITE))?;
-    Ok(db)
+/// Opens (creating when missing) the journal at `path` on the connection this process
+/// writes the file with ([`Database::open`]: the journal hands continuations to the
+/// queues in its own commits), with the `local` queue's tables and the journal's.
+pub(super) fn open(path: &Path) -> rusqlite::Result<Database> {
+    Database::open(path, &schema())
+}
+
+/// Opens the journal at `path` on a connection of its own, for reads that must not wait
+/// behind the writer ([`Database::open_private`]).
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Database> {
+    Database::open_private(path, &schema())
+}
+
+fn schema() -> String {
+    format!("{SCHEMA}{}", tables(&SQLITE))
 }

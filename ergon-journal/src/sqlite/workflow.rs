@@ -19,7 +19,7 @@
 //! target's node as `queued` and its row into the target's local queue in the same
 //! commit; a node that exists already is not emitted again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -41,6 +41,9 @@ pub(super) struct Transition<'a> {
     pub max_output: usize,
     pub now: i64,
     pub flipped: RefCell<BTreeMap<i64, Flipped>>,
+    /// Whether any wait member is pending in this commit (`None` until asked): when none
+    /// is, a completion has no membership to flip.
+    pub members_pending: Cell<Option<bool>>,
     pub metrics: &'a JournalMetrics,
 }
 
@@ -146,17 +149,32 @@ impl Transition<'_> {
         let Some(wait_id) = wait_id else {
             return Ok(());
         };
+        // A member may be terminal already (it completed before the wait was parked).
+        let mut state_of = self.db.prepare_cached(
+            "SELECT status, output IS NOT NULL FROM ergon_node WHERE tx_id = ?1 AND task = ?2
+                 AND status IN ('succeeded', 'failed', 'cancelled')",
+        )?;
         let mut insert = self.db.prepare_cached(
             "INSERT INTO ergon_wait_member (wait_id, tx_id, task, position, state, with_output)
-             SELECT ?1, ?2, ?3, ?4, COALESCE(status, 'pending'), COALESCE(with_output, 0)
-             FROM (SELECT NULL) LEFT JOIN (SELECT status, output IS NOT NULL AS with_output
-                 FROM ergon_node WHERE tx_id = ?2 AND task = ?3
-                     AND status IN ('succeeded', 'failed', 'cancelled')) ON true
-             WHERE true ON CONFLICT DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?;
         for (position, member) in park.members.iter().enumerate() {
-            insert.execute(params![wait_id, member.id, member.task, position as i64])?;
+            let terminal: Option<(String, bool)> = state_of
+                .query_row(params![member.id, member.task], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let (state, with_output) = terminal.unwrap_or_else(|| ("pending".to_owned(), false));
+            insert.execute(params![
+                wait_id,
+                member.id,
+                member.task,
+                position as i64,
+                state,
+                with_output
+            ])?;
         }
+        self.members_pending.set(None);
         let (total, done, succeeded, counted) = self.tally(wait_id, park.counts)?;
         let needed = park.quorum.needed(total);
         self.db
@@ -220,15 +238,43 @@ impl Transition<'_> {
 
     /// Flips the pending memberships of (`task`, `id`) to `status`; the waits they
     /// belong to are counted and decided once per commit, by [`Transition::decide`].
+    ///
+    /// Most completions are members of no wait: whether any member is pending at all is
+    /// asked once per commit (and again after a park), and while none is, nothing is
+    /// looked up per completion.
     fn flip(&self, task: &str, id: &str, status: &str, with_output: bool) -> rusqlite::Result<()> {
+        let pending = match self.members_pending.get() {
+            Some(pending) => pending,
+            None => {
+                let pending = self
+                    .db
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM ergon_wait_member WHERE state = 'pending')",
+                    )?
+                    .query_row([], |row| row.get(0))?;
+                self.members_pending.set(Some(pending));
+                pending
+            }
+        };
+        if !pending {
+            return Ok(());
+        }
+        let waits: Vec<i64> = self
+            .db
+            .prepare_cached(
+                "SELECT wait_id FROM ergon_wait_member
+                 WHERE tx_id = ?1 AND task = ?2 AND state = 'pending'",
+            )?
+            .query_map(params![id, task], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
         let mut flip = self.db.prepare_cached(
-            "UPDATE ergon_wait_member SET state = ?3, with_output = ?4
-             WHERE tx_id = ?1 AND task = ?2 AND state = 'pending' RETURNING wait_id",
+            "UPDATE ergon_wait_member SET state = ?4, with_output = ?5
+             WHERE wait_id = ?1 AND tx_id = ?2 AND task = ?3",
         )?;
-        let mut waits = flip.query(params![id, task, status, with_output])?;
         let mut flipped = self.flipped.borrow_mut();
-        while let Some(row) = waits.next()? {
-            let delta = flipped.entry(row.get(0)?).or_default();
+        for wait_id in waits {
+            flip.execute(params![wait_id, id, task, status, with_output])?;
+            let delta = flipped.entry(wait_id).or_default();
             if status == "succeeded" {
                 delta.succeeded += 1;
             } else {

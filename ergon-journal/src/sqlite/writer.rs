@@ -13,14 +13,14 @@
 //! deadline that passed while no runner was up fires at the first look (late, never
 //! lost).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use ergon_connectors::local::Database;
 use ergon_core::journal::now_ms;
-use rusqlite::Connection;
 use tokio::sync::Notify;
 
 use super::workflow::{self, Transition};
@@ -39,7 +39,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(3_600);
 
 /// The writer thread's state.
 pub(super) struct Writer {
-    pub db: Connection,
+    pub db: Database,
     pub path: PathBuf,
     pub routes: Arc<Routes>,
     pub max_output: usize,
@@ -98,15 +98,14 @@ impl Writer {
 
     /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction.
     fn commit(&mut self, group: &[Pending], now: i64, due: bool) -> rusqlite::Result<Vec<usize>> {
-        let tx = self
-            .db
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.db.write()?;
         let step = Transition {
             db: &tx,
             routes: &self.routes,
             max_output: self.max_output,
             now,
             flipped: RefCell::default(),
+            members_pending: Cell::default(),
             metrics: &self.metrics,
         };
         let mut counts = Vec::with_capacity(group.len());
@@ -130,7 +129,7 @@ impl Writer {
     }
 
     fn next_deadline(&self) -> Option<i64> {
-        workflow::next_deadline(&self.db).unwrap_or_else(|err| {
+        workflow::next_deadline(&self.db.read()).unwrap_or_else(|err| {
             tracing::warn!(journal = %self.path.display(), error = %err, "Cannot read the next wait deadline");
             Some(now_ms().saturating_add(1_000))
         })
