@@ -489,8 +489,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
     /// One delivery: its lifecycle and settlement, observed when watched, unless the
     /// drain timeout cuts its lifecycle off (a settlement under way is let finish, so a
     /// delivery is never settled twice). A decided outcome to journal gives the slot back
-    /// (`settling`) while it is recorded and settled. Its attempts are counted into the worker's stats
-    /// as they happen (the stats are the attempt hook). A delivery beyond
+    /// (`settling`) while it is recorded and settled. Its attempts are counted into the
+    /// worker's stats as they happen (the stats are the attempt hook). A delivery beyond
     /// `transaction.max_deliveries` is dead-lettered before any step runs.
     async fn drive(
         &self,
