@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::database::Database;
-
 use ergon_core::Failure;
 use ergon_core::journal::now_ms;
+
+use super::database::Database;
 
 /// One row leased by a fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
