@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
-use ergon_connectors::local::Database;
-use ergon_connectors::local::Lease;
+use ergon_connectors::local::{Database, Lease};
 use ergon_core::journal::{Completion, Member, MemberState};
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 

@@ -269,11 +269,13 @@ impl Transition<'_> {
             .collect::<Result<_, _>>()?;
         let mut flip = self.db.prepare_cached(
             "UPDATE ergon_wait_member SET state = ?4, with_output = ?5
-             WHERE wait_id = ?1 AND tx_id = ?2 AND task = ?3",
+             WHERE wait_id = ?1 AND tx_id = ?2 AND task = ?3 AND state = 'pending'",
         )?;
         let mut flipped = self.flipped.borrow_mut();
         for wait_id in waits {
-            flip.execute(params![wait_id, id, task, status, with_output])?;
+            if flip.execute(params![wait_id, id, task, status, with_output])? == 0 {
+                continue;
+            }
             let delta = flipped.entry(wait_id).or_default();
             if status == "succeeded" {
                 delta.succeeded += 1;
