@@ -12,6 +12,7 @@ use crate::connector::Connector;
 use crate::error::TaskError;
 use crate::journal::Journal;
 use crate::service::{Service, ServiceType};
+use crate::transaction::Transaction;
 
 pub use crate::service::ServiceHandle;
 
@@ -58,6 +59,8 @@ struct Inner {
     settings: serde_json::Value,
     input_endpoint: Option<Endpoint>,
     journal: Option<Arc<dyn Journal>>,
+    /// Tags every outbound transaction carries (`produces`).
+    produces: Arc<[String]>,
     /// Lookups that found a declared service of the asked type (check context only).
     unbuilt_lookups: AtomicUsize,
 }
@@ -96,6 +99,7 @@ impl Context {
             settings: serde_json::Value::Object(Default::default()),
             input_endpoint: None,
             journal: None,
+            produces: Arc::new([]),
             unbuilt_lookups: AtomicUsize::new(0),
         })
     }
@@ -156,6 +160,22 @@ impl Context {
     /// the runner named it.
     pub fn input_destination(&self) -> Option<&str> {
         self.inner.input_endpoint.as_ref().map(|e| &*e.destination)
+    }
+
+    /// The tags every transaction this task sends carries (`produces = [...]` in its
+    /// table): added to what its dispatch step sends and to what it spawns.
+    pub fn produces(&self) -> &[String] {
+        &self.inner.produces
+    }
+
+    /// `transactions` carrying the task's [`produces`](Self::produces) tags; `None` when
+    /// it produces none (nothing to copy).
+    pub(crate) fn tagged(&self, transactions: &[Transaction]) -> Option<Vec<Transaction>> {
+        if self.inner.produces.is_empty() {
+            return None;
+        }
+        let tags = &self.inner.produces;
+        Some(transactions.iter().map(|tx| tx.with_tags(tags)).collect())
     }
 
     /// The journal completions are recorded in, when the runner has one (`[journal]`).
@@ -339,6 +359,14 @@ impl ContextBuilder {
     /// (see [`crate::journal`]).
     pub fn journal(mut self, journal: Arc<dyn Journal>) -> Self {
         self.0.journal = Some(journal);
+        self
+    }
+
+    /// Sets the tags every transaction the task sends carries (`produces = [...]`): those
+    /// it dispatches to its output and those it spawns. Children of those children inherit
+    /// them, as every tag ([`Transaction::child`](crate::Transaction::child)).
+    pub fn produces(mut self, tags: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.0.produces = tags.into_iter().map(Into::into).collect();
         self
     }
 

@@ -238,6 +238,36 @@ impl Transaction {
         }
     }
 
+    /// This transaction carrying `tags` too: a copy with those it lacks added (the
+    /// original is unchanged), or a clone when it has them all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ergon_core::Transaction;
+    ///
+    /// let tx = Transaction::builder("t-1").tag("red").build();
+    /// let tagged = tx.with_tags(&["red".to_owned(), "blue".to_owned()]);
+    /// assert_eq!(tagged.tags().collect::<Vec<_>>(), ["red", "blue"]);
+    /// ```
+    pub fn with_tags(&self, tags: &[String]) -> Transaction {
+        let missing: Vec<&String> = tags
+            .iter()
+            .filter(|tag| !self.tags().any(|have| have == tag.as_str()))
+            .collect();
+        if missing.is_empty() {
+            return self.clone();
+        }
+        let mut joined = self.meta(meta::TAGS).unwrap_or("").to_owned();
+        for tag in missing {
+            if !joined.is_empty() {
+                joined.push(',');
+            }
+            joined.push_str(tag);
+        }
+        self.with_meta(meta::TAGS, joined)
+    }
+
     /// A copy of this transaction with one more metadata entry (the original is unchanged).
     pub fn with_meta(&self, key: impl Into<String>, value: impl Into<String>) -> Self {
         let mut metadata = self.inner.metadata.clone();

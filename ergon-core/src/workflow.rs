@@ -55,7 +55,8 @@ impl Context {
         Ok(member)
     }
 
-    /// [`spawn`](Self::spawn) for many children, in one commit.
+    /// [`spawn`](Self::spawn) for many children, in one commit. Children carry the
+    /// task's `produces` tags ([`Context::produces`]).
     ///
     /// # Errors
     ///
@@ -66,6 +67,7 @@ impl Context {
         children: Vec<Transaction>,
     ) -> Result<Vec<Member>, TaskError> {
         let journal = self.journal_for("spawn")?;
+        let children = self.tagged(&children).unwrap_or(children);
         let members = children
             .iter()
             .map(|child| Member::new(target, child.id()))

@@ -19,6 +19,8 @@ pub(crate) enum Edge {
     Spawn,
     /// A continuation: its parent's `on_complete`, or a parked wait of its parent.
     Then,
+    /// A tagged fan-in batch of its parent's (or its root's) results.
+    Batch,
 }
 
 impl Edge {
@@ -27,6 +29,7 @@ impl Edge {
         match self {
             Edge::Spawn => "spawn",
             Edge::Then => "then",
+            Edge::Batch => "batch",
         }
     }
 }

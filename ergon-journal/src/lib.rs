@@ -8,8 +8,9 @@
 //! * [`config`]: the `[journal]` table ([`JournalConfig`], [`Record`] modes).
 //! * [`metrics`]: what it counts for the runner's metrics ([`JournalMetrics`]).
 //! * [`node`]: a journaled transaction ([`Node`]) and the [`Filter`] of `list`.
-//! * [`routes`]: where the journal hands transactions over (each task's local queue) and
-//!   each task's `on_complete` continuation.
+//! * [`routes`]: where the journal hands transactions over (each task's local queue),
+//!   each task's `on_complete` continuation, and the tagged fan-ins.
+//! * [`fan_in`]: tagged fan-in (`produces`, `consumes`): items, groups, batch cuts.
 //! * [`DurableJournal`]: the journal the engine and tasks call, over either store:
 //! * [`sqlite`]: the embedded store (its writer commits in groups through the state
 //!   transitions — completions, spawns, parked waits, cancellations, deadlines — and
@@ -21,11 +22,14 @@
 //! transaction redelivered after a crash between the two is settled as recorded without
 //! running again; recording is at most once per (transaction, task) — the first terminal
 //! record stands; a wait is decided once, in the commit of the completion (or the
-//! deadline) that decides it, together with the continuation it sends; what the journal
-//! hands over enters the target's local queue in that same commit.
+//! deadline) that decides it, together with the continuation it sends; a tagged fan-in
+//! item joins its group once and lands in exactly one batch, cut in the commit of the
+//! completion (or deadline) that fills or completes it; what the journal hands over
+//! enters the target's local queue in that same commit.
 
 pub mod config;
 mod durable;
+pub mod fan_in;
 mod handover;
 mod in_step;
 pub mod metrics;
@@ -42,6 +46,7 @@ mod tables;
 
 pub use config::{JournalConfig, JournalKind, Record, Settings, valid_schema};
 pub use durable::DurableJournal;
+pub use fan_in::{Consumes, GroupBy};
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};
 #[cfg(feature = "postgres")]

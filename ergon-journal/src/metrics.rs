@@ -1,6 +1,6 @@
 //! What the journal counts, for the runner's metrics (`/metrics`, OTLP): children spawned
-//! per (task, child task), waits decided per outcome and how long they waited, and the
-//! worker slots held by in-step waits now.
+//! per (task, child task), waits decided per outcome and how long they waited, the
+//! worker slots held by in-step waits now, and fan-in batches cut per reason.
 //!
 //! Atomics (and one map behind a lock, touched once per spawn call) that the exporters
 //! read when asked; nothing is recorded for them.
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use ergon_core::journal::WaitOutcome;
+use ergon_core::journal::{CutReason, WaitOutcome};
 use ergon_core::sync::lock;
 use ergon_core::telemetry::histogram::{Histogram, HistogramSnapshot, Micros};
 
@@ -20,6 +20,7 @@ pub struct JournalMetrics {
     decided: [AtomicU64; 3],
     wait_micros: Histogram<Micros>,
     waiting_in_steps: AtomicU64,
+    batches: [AtomicU64; 3],
 }
 
 impl JournalMetrics {
@@ -41,6 +42,11 @@ impl JournalMetrics {
         self.wait_micros.snapshot()
     }
 
+    /// Tagged fan-in batches cut for `reason`.
+    pub fn batches(&self, reason: CutReason) -> u64 {
+        self.batches[reason as usize].load(Relaxed)
+    }
+
     /// Worker slots held by in-step waits now.
     pub fn waiting_in_steps(&self) -> u64 {
         self.waiting_in_steps.load(Relaxed)
@@ -57,6 +63,10 @@ impl JournalMetrics {
         self.decided[index(outcome)].fetch_add(1, Relaxed);
         let micros = u64::try_from(waited_ms).unwrap_or(0).saturating_mul(1_000);
         self.wait_micros.record(micros);
+    }
+
+    pub(crate) fn count_batch(&self, reason: CutReason) {
+        self.batches[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts one in-step wait until the guard is dropped.

@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use ergon_core::TaskError;
 
+use ergon_core::journal::Member;
+
 use crate::node::{Filter, Node};
 
 /// A journal opened for reading (and purging).
@@ -14,6 +16,10 @@ pub trait JournalReader: Send + Sync {
 
     /// The nodes `filter` selects, oldest first.
     async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError>;
+
+    /// The items fan-in batch `batch_id` holds, in the order they arrived (empty for a
+    /// transaction that is not a batch).
+    async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError>;
 
     /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
     /// the waits decided before then; returns how many records.

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fan_in::Consumes;
+
 /// The tasks the journal can send transactions to (`spawn` targets, continuations): by
 /// the local queue they read in the journal's file (SQLite), or relayed to their input
 /// connector (PostgreSQL's outbox); and the continuations of each task that has some.
@@ -15,6 +17,8 @@ pub struct Routes {
     queues: BTreeMap<String, String>,
     relayed: BTreeSet<String>,
     continuations: BTreeMap<String, Vec<OnComplete>>,
+    fan_ins: BTreeMap<String, Consumes>,
+    produces: BTreeMap<String, Vec<String>>,
 }
 
 impl Routes {
@@ -47,6 +51,42 @@ impl Routes {
             .or_default()
             .push(on_complete);
         self
+    }
+
+    /// Task `task` receives batches of the results `consumes` collects (a tagged fan-in).
+    #[must_use]
+    pub fn consumes(mut self, task: impl Into<String>, consumes: Consumes) -> Self {
+        self.fan_ins.insert(task.into(), consumes);
+        self
+    }
+
+    /// Task `task` tags what it sends with `tags` (`produces`): when one of its
+    /// transactions completes, the fan-ins of those tags grouped by it learn how many
+    /// items to expect.
+    #[must_use]
+    pub fn produces(mut self, task: impl Into<String>, tags: Vec<String>) -> Self {
+        self.produces.insert(task.into(), tags);
+        self
+    }
+
+    /// Every fan-in: its consumer task and what it collects.
+    pub fn fan_ins(&self) -> impl Iterator<Item = (&str, &Consumes)> {
+        self.fan_ins.iter().map(|(task, c)| (task.as_str(), c))
+    }
+
+    /// What task `task` collects, if it is a fan-in consumer.
+    pub fn consumes_of(&self, task: &str) -> Option<&Consumes> {
+        self.fan_ins.get(task)
+    }
+
+    /// The fan-in consumers, as a JSON array (for SQL that filters by them).
+    pub(crate) fn consumers_json(&self) -> String {
+        serde_json::to_string(&self.fan_ins.keys().collect::<Vec<_>>()).unwrap_or_default()
+    }
+
+    /// The tags task `task` produces.
+    pub fn produces_of(&self, task: &str) -> &[String] {
+        self.produces.get(task).map_or(&[], Vec::as_slice)
     }
 
     /// The queue task `task` reads, if the journal can hand it transactions.

@@ -9,6 +9,9 @@
 //! ergon_wait         a parked wait: owner, quorum, counters, deadline, continuation task,
 //!                    fired_at (set once)
 //! ergon_wait_member  what it waits for: each member flips from pending once
+//! ergon_fanin_group  a tagged fan-in group (consumer, tag, key): items arrived and not
+//!                    yet batched, items expected, next batch, deadline of the oldest
+//! ergon_fanin_item   a result in a group, and the batch that took it (once)
 //! ```
 
 /// How a backend spells what SQL dialects do not share.
@@ -84,7 +87,71 @@ CREATE INDEX IF NOT EXISTS ergon_wait_member_pending ON ergon_wait_member (tx_id
     WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS ergon_wait_member_listed ON ergon_wait_member (wait_id, position)
     WHERE state != 'succeeded' OR with_output;
+CREATE TABLE IF NOT EXISTS ergon_fanin_group (
+    consumer TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    root_id TEXT NOT NULL,
+    arrived BIGINT NOT NULL,
+    unbatched BIGINT NOT NULL,
+    expected BIGINT,
+    deep BOOLEAN NOT NULL,
+    closed BOOLEAN NOT NULL,
+    next_seq BIGINT NOT NULL,
+    deadline_ms BIGINT,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (consumer, tag, group_key)
+){keyed_table};
+CREATE INDEX IF NOT EXISTS ergon_fanin_due ON ergon_fanin_group (deadline_ms)
+    WHERE deadline_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ergon_fanin_item (
+    consumer TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    task TEXT NOT NULL,
+    tx_id TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    included BOOLEAN NOT NULL,
+    batch_id TEXT,
+    arrived_at BIGINT NOT NULL,
+    PRIMARY KEY (consumer, tag, task, tx_id)
+){keyed_table};
+CREATE INDEX IF NOT EXISTS ergon_fanin_unbatched
+    ON ergon_fanin_item (consumer, tag, group_key, position) WHERE batch_id IS NULL AND included;
+CREATE INDEX IF NOT EXISTS ergon_fanin_batch ON ergon_fanin_item (batch_id)
+    WHERE batch_id IS NOT NULL;
 ";
+
+/// The items batch `$1` holds (task, transaction id), in the order they arrived (`$` to
+/// be replaced by the dialect's mark).
+pub(crate) const BATCH_ITEMS: &str = "SELECT task, tx_id FROM ergon_fanin_item
+    WHERE batch_id = $1 ORDER BY position";
+
+/// Deletes fan-in items batched (or left out) before `$1`, in groups that are closed or
+/// group a whole tag (`$` to be replaced by the dialect's mark).
+pub(crate) const PURGE_FAN_IN_ITEMS: &str = "DELETE FROM ergon_fanin_item
+    WHERE arrived_at < $1 AND (batch_id IS NOT NULL OR NOT included)
+        AND (group_key = '' OR EXISTS (SELECT 1 FROM ergon_fanin_group g
+            WHERE g.consumer = ergon_fanin_item.consumer AND g.tag = ergon_fanin_item.tag
+                AND g.group_key = ergon_fanin_item.group_key AND g.closed))";
+
+/// Deletes the fan-in groups closed before `$1` (their last batch is cut: no item can
+/// join them).
+pub(crate) const PURGE_FAN_IN_GROUPS: &str =
+    "DELETE FROM ergon_fanin_group WHERE closed AND updated_at < $1";
+
+/// The oldest unbatched items of a fan-in group (consumer, tag, key, then how many, as
+/// the dialect numbers its values) as a batch delivers them, in the order they arrived.
+pub(crate) fn unbatched_items(mark: char) -> String {
+    format!(
+        "SELECT i.task, i.tx_id, COALESCE(n.status, 'pending'), n.output, n.error
+         FROM ergon_fanin_item i
+         LEFT JOIN ergon_node n ON n.tx_id = i.tx_id AND n.task = i.task
+         WHERE i.consumer = {mark}1 AND i.tag = {mark}2 AND i.group_key = {mark}3
+             AND i.batch_id IS NULL AND i.included
+         ORDER BY i.position LIMIT {mark}4"
+    )
+}
 
 /// The members of a wait (`wait_id` first, then whether to list them all, as the
 /// dialect numbers its values) as its continuation receives them, in the order they were

@@ -73,6 +73,7 @@
 //! bench journal_cost tx= tx_per_s= off_tx_per_s= ratio= runs=
 //! bench chain_fanout_local children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! bench chain_fanout_amqp_pg children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
+//! bench fanin_local items= items_per_s= batch_p50_ms= batch_p99_ms= runs=
 //! ```
 //!
 //! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
@@ -88,6 +89,19 @@
 //! `chain_fanout_amqp_pg` is the same fan-out across machines' parts: the journal in
 //! PostgreSQL (a fresh schema), the children on a fresh RabbitMQ queue where the
 //! journal's relay dispatches them, the parent and the fan-in on local queues.
+//! `fanin_local` is a tagged fan-in on the embedded default: one transaction of a hybrid
+//! `split` with `produces = ["items"]` returns `items` no-op children (100,000 in one
+//! transaction, one dispatch to the local queue of `work`: the parent is not split), a
+//! no-op consumer `work` (concurrency 64) ends each, and the journal cuts their results
+//! into batches of 100 (`consumes = { tags = ["items"], from = ["work"], batch_size = 100,
+//! group_by = "parent" }`) for a consumer `agg` that only notes when it got each. Every
+//! loop polls an empty input after 1 ms, backing off to 5 ms (as in `chain_fanout_*`).
+//! `items_per_s` counts from the start of the loops (the parent waiting in its queue) to
+//! the start of the last batch; a batch's latency is from the end of its last item (the
+//! latest `finished_at` of its items' journal records) to the start of the batch in
+//! `agg`, on the same wall clock in milliseconds: each run gives the p50 and p99 over its
+//! 1,000 batches, and the line has their medians over the runs with their spread. A run
+//! fails unless every child is in exactly one batch and exactly one batch is marked last.
 //!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
@@ -241,6 +255,12 @@ const CASES: &[Case] = &[
         name: "chain_fanout_local",
         parent: journal::fanout_parent,
         child: journal::fanout_child,
+        tx: 100_000,
+    },
+    Case {
+        name: "fanin_local",
+        parent: journal::fanin::parent,
+        child: journal::fanin::child,
         tx: 100_000,
     },
     Case {
@@ -2044,5 +2064,260 @@ mod journal {
         sample.insert("children_per_s".into(), n as f64 / elapsed);
         sample.insert("fanin_ms".into(), (fired_ms - last_child_ms) as f64);
         Ok(sample)
+    }
+
+    /// `fanin_local`: a tagged fan-in of `n` children in batches of [`fanin::BATCH`] on the
+    /// embedded default (queues and journal in one SQLite file).
+    pub(super) mod fanin {
+        use super::*;
+        use ergon_core::journal::now_ms;
+        use ergon_journal::{Consumes, GroupBy};
+
+        /// Results per batch (`consumes.batch_size`).
+        pub(crate) const BATCH: u32 = 100;
+        /// The tag `split` produces and `agg` consumes.
+        const TAG: &str = "items";
+
+        pub(crate) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
+            let runs = bench.interleave(case, &["engine"])?;
+            runs.describe("items_per_s", &[]);
+            runs.describe("batch_p50_ms", &[]);
+            runs.describe("batch_p99_ms", &[]);
+            Ok(format!(
+                "bench {} items={} {} {} {} runs={}",
+                case.name,
+                bench.tx(case),
+                runs.spread("engine", "items_per_s")
+                    .fields("items_per_s", 0),
+                runs.spread("engine", "batch_p50_ms")
+                    .fields("batch_p50_ms", 1),
+                runs.spread("engine", "batch_p99_ms")
+                    .fields("batch_p99_ms", 1),
+                bench.runs,
+            ))
+        }
+
+        /// `{"items": n}` → `n` no-op items, dispatched to `work`'s queue (one dispatch),
+        /// each tagged by the task's `produces`.
+        struct Split;
+
+        impl Hybrid for Split {
+            async fn process_transaction(
+                &self,
+                _: &Context,
+                tx: &Transaction,
+            ) -> Result<Vec<Transaction>, TaskError> {
+                let n = tx.json::<serde_json::Value>()?["items"]
+                    .as_u64()
+                    .unwrap_or(0);
+                Ok((0..n)
+                    .map(|k| tx.child(format!("{}/{k}", tx.id()), "{}").build())
+                    .collect())
+            }
+        }
+
+        /// One batch `agg` received: when it started on it (journal clock and monotonic),
+        /// the ids it held, and whether it was its group's last.
+        struct Consumed {
+            at_ms: i64,
+            at: Instant,
+            ids: Vec<String>,
+            last: bool,
+        }
+
+        /// The consumer: notes each batch it gets, does nothing with it.
+        #[derive(Default)]
+        struct Aggregate(Mutex<Vec<Consumed>>);
+
+        impl Consumer for Aggregate {
+            type Output = ();
+
+            async fn process_transaction(
+                &self,
+                _: &Context,
+                tx: &Transaction,
+            ) -> Result<(), TaskError> {
+                let (at_ms, at) = (now_ms(), Instant::now());
+                let ids = tx.consumed_results()?.into_iter().map(|r| r.id).collect();
+                let last = tx.batch().is_some_and(|batch| batch.last);
+                self.0.lock().unwrap().push(Consumed {
+                    at_ms,
+                    at,
+                    ids,
+                    last,
+                });
+                Ok(())
+            }
+        }
+
+        /// The `q`-quantile (nearest rank) of `sorted`, which must not be empty.
+        fn quantile(sorted: &[f64], q: f64) -> f64 {
+            let rank = (q * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        }
+
+        /// One fan-in of `n` children: `split` (a hybrid with `produces`) dispatches them
+        /// to `work` (a no-op consumer), whose results the journal cuts into batches for
+        /// `agg`; measures it.
+        pub(crate) fn child(_variant: &str) -> Result<Sample, String> {
+            let n = env_or("ERGON_BENCH_TX", 100_000);
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let path = dir.path().join("queue.db");
+            let tasks = ["split", "work", "agg"];
+            let consumes = Consumes {
+                tags: vec![TAG.to_owned()],
+                from: vec!["work".to_owned()],
+                batch_size: BATCH,
+                timeout: None,
+                group_by: GroupBy::Parent,
+                include_failed: true,
+            };
+            let routes = tasks
+                .iter()
+                .fold(Routes::new(), |r, t| r.queue(*t, *t))
+                .produces("split", vec![TAG.to_owned()])
+                .consumes("agg", consumes);
+            let journal = open(&path, Record::Workflow, routes, &tasks)?;
+            let reader = journal.reader();
+            runtime().block_on(async {
+                let config = LocalConfig::default();
+                let config = &config;
+                let queue = |name: &str| {
+                    let (path, name) = (path.clone(), name.to_owned());
+                    async move {
+                        LocalConnector::open(path, name, config)
+                            .await
+                            .map(|queue| Arc::new(queue) as Arc<dyn Connector>)
+                            .map_err(|e| e.to_string())
+                    }
+                };
+                let (splits, works, aggs) = (
+                    queue("split").await?,
+                    queue("work").await?,
+                    queue("agg").await?,
+                );
+                let payload = json!({ "items": n }).to_string();
+                splits
+                    .dispatch(&[Transaction::new("p", payload)])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let journal: Arc<dyn Journal> = journal.clone();
+                let cx = |task: &str, input: &Arc<dyn Connector>| {
+                    Context::builder(task)
+                        .input(input.clone())
+                        .journal(journal.clone())
+                };
+                let mut split_policy = HybridPolicy::default();
+                split_policy.fetch.empty.backoff = Duration::from_millis(1);
+                split_policy.fetch.empty.backoff_cap = Duration::from_millis(5);
+                let mut policy = ConsumerPolicy::default();
+                policy.r#loop.concurrency = 64;
+                policy.fetch.batch_size = inmemory::BATCH_SIZE;
+                policy.fetch.empty.backoff = Duration::from_millis(1);
+                policy.fetch.empty.backoff_cap = Duration::from_millis(5);
+                let policy = Arc::new(policy);
+                let aggregate = Arc::new(Aggregate::default());
+                let quiet = RunQuiet::new();
+                let started = Instant::now();
+                let split = ConsumeLoop::hybrid(
+                    Arc::new(Split),
+                    cx("split", &splits)
+                        .output(works.clone())
+                        .produces([TAG])
+                        .build(),
+                    Arc::new(split_policy),
+                )
+                .quiet(Some(quiet.clone()))
+                .run();
+                let work = ConsumeLoop::consumer(
+                    Arc::new(inmemory::Noop),
+                    cx("work", &works).build(),
+                    policy.clone(),
+                )
+                .quiet(Some(quiet.clone()))
+                .run();
+                let agg =
+                    ConsumeLoop::consumer(aggregate.clone(), cx("agg", &aggs).build(), policy)
+                        .quiet(Some(quiet))
+                        .run();
+                let (a, b, c) = tokio::join!(split, work, agg);
+                for end in [a, b, c] {
+                    end.map_err(|e| e.to_string())?;
+                }
+                for queue in [splits, works, aggs] {
+                    queue.close().await.map_err(|e| e.to_string())?;
+                }
+                let batches = std::mem::take(&mut *aggregate.0.lock().unwrap());
+                measure(n, started, &batches, reader.as_ref()).await
+            })
+        }
+
+        /// Checks that `batches` hold each of the `n` children once, the last one marked
+        /// last, and measures: items/s from `started` to the start of the last batch, and
+        /// for each batch the time from its last item's end (its journal record's
+        /// `finished_at`) to the start of the batch, p50 and p99.
+        async fn measure(
+            n: u64,
+            started: Instant,
+            batches: &[Consumed],
+            reader: &dyn ergon_journal::JournalReader,
+        ) -> Result<Sample, String> {
+            let filter = ergon_journal::Filter {
+                parent: Some("p".into()),
+                limit: usize::MAX,
+                ..Default::default()
+            };
+            let nodes = reader.list(&filter).await.map_err(|e| e.to_string())?;
+            let finished: BTreeMap<&str, i64> = nodes
+                .iter()
+                .filter(|node| node.task == "work")
+                .map(|node| (node.id.as_str(), node.finished_at_ms))
+                .collect();
+            if finished.len() as u64 != n {
+                return Err(format!("{} of {n} children journaled", finished.len()));
+            }
+            let expected = n.div_ceil(u64::from(BATCH)).max(1);
+            if batches.len() as u64 != expected {
+                return Err(format!("{} batches, expected {expected}", batches.len()));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            let mut latencies = Vec::with_capacity(batches.len());
+            for batch in batches {
+                let mut last_item_ms = None::<i64>;
+                for id in &batch.ids {
+                    let at = *finished
+                        .get(id.as_str())
+                        .ok_or_else(|| format!("batch item {id} is not a journaled child"))?;
+                    if !seen.insert(id.as_str()) {
+                        return Err(format!("{id} is in two batches"));
+                    }
+                    last_item_ms = Some(last_item_ms.map_or(at, |ms| ms.max(at)));
+                }
+                if let Some(last_item_ms) = last_item_ms {
+                    latencies.push((batch.at_ms - last_item_ms) as f64);
+                }
+            }
+            if seen.len() as u64 != n {
+                return Err(format!("{} of {n} children in a batch", seen.len()));
+            }
+            let lasts = batches.iter().filter(|batch| batch.last).count();
+            if lasts != 1 {
+                return Err(format!("{lasts} batches marked last"));
+            }
+            let end = batches
+                .iter()
+                .map(|batch| batch.at)
+                .max()
+                .ok_or("no batch")?;
+            latencies.sort_by(f64::total_cmp);
+            let mut sample = Sample::new();
+            sample.insert("items".into(), n as f64);
+            let elapsed = end.duration_since(started).as_secs_f64();
+            sample.insert("items_per_s".into(), n as f64 / elapsed);
+            sample.insert("batch_p50_ms".into(), quantile(&latencies, 0.50));
+            sample.insert("batch_p99_ms".into(), quantile(&latencies, 0.99));
+            sample.insert("batch_max_ms".into(), quantile(&latencies, 1.0));
+            Ok(sample)
+        }
     }
 }

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use ergon_core::TaskError;
 use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, decode};
+use ergon_journal::fan_in::MAX_BATCH_SIZE;
 use ergon_journal::{
-    DurableJournal, JournalConfig, JournalKind, JournalReader, OnComplete, Record, Routes,
-    Settings, SqliteReader,
+    Consumes, DurableJournal, JournalConfig, JournalKind, JournalReader, OnComplete, Record,
+    Routes, Settings, SqliteReader,
 };
 
 use crate::config::{ConfigError, LoadedConfig};
@@ -154,6 +155,7 @@ impl JournalPlan {
             }
         };
         let routes = continuations(loaded, &store, routes)?;
+        let routes = fan_ins(loaded, &store, routes)?;
         Ok(Some(JournalPlan {
             store,
             record: config.record,
@@ -239,31 +241,110 @@ fn continuations(
         for (key, table) in listed {
             let on_complete = on_complete(table.clone())
                 .map_err(|issue| ConfigError::from_issue(&loaded.file, &key, issue))?;
-            if !routes.takes(&on_complete.task) {
-                let message = if loaded.config.tasks.contains_key(&on_complete.task) {
-                    let cannot = match store {
-                        JournalStore::Sqlite(path) => format!(
-                            "does not read a local queue in the journal's file ({})",
-                            path.display()
-                        ),
-                        JournalStore::Postgres { .. } => "reads no connector the journal's \
-                            relay can dispatch to (a `local` or `memory` queue, or a \
-                            `rabbitmq` queue published to through the default exchange)"
-                            .to_owned(),
-                    };
-                    format!(
-                        "task `{}` {cannot}, so the journal cannot hand it the continuation; \
-                         tasks it can: {}",
-                        on_complete.task,
-                        routes.targets()
-                    )
-                } else {
-                    format!("no task named `{}`", on_complete.task)
-                };
-                return Err(ConfigError::new(&loaded.file, key, message));
-            }
+            unreachable_target(
+                loaded,
+                store,
+                &routes,
+                &key,
+                &on_complete.task,
+                "the continuation",
+            )?;
             routes = routes.on_complete(name, on_complete);
         }
+    }
+    Ok(routes)
+}
+
+/// An error at `key` unless the journal in `store` can hand task `task` transactions
+/// (`what`: what it would hand over).
+fn unreachable_target(
+    loaded: &LoadedConfig,
+    store: &JournalStore,
+    routes: &Routes,
+    key: &str,
+    task: &str,
+    what: &str,
+) -> Result<(), ConfigError> {
+    if routes.takes(task) {
+        return Ok(());
+    }
+    let message = if loaded.config.tasks.contains_key(task) {
+        let cannot = match store {
+            JournalStore::Sqlite(path) => format!(
+                "does not read a local queue in the journal's file ({})",
+                path.display()
+            ),
+            JournalStore::Postgres { .. } => "reads no connector the journal's relay can \
+                dispatch to (a `local` or `memory` queue, or a `rabbitmq` queue published to \
+                through the default exchange)"
+                .to_owned(),
+        };
+        format!(
+            "task `{task}` {cannot}, so the journal cannot hand it {what}; tasks it can: {}",
+            routes.targets()
+        )
+    } else {
+        format!("no task named `{task}`")
+    };
+    Err(ConfigError::new(&loaded.file, key, message))
+}
+
+/// `routes` with each task's `produces` tags and each `consumes` fan-in, checked: a
+/// consumer must be a task the journal can hand batches to, collecting from tasks of the
+/// file, at least one tag, a batch size in `1..=10000`.
+fn fan_ins(
+    loaded: &LoadedConfig,
+    store: &JournalStore,
+    mut routes: Routes,
+) -> Result<Routes, ConfigError> {
+    for (name, task) in &loaded.config.tasks {
+        if !task.produces.is_empty() {
+            routes = routes.produces(name, task.produces.clone());
+        }
+    }
+    for (name, task) in &loaded.config.tasks {
+        let Some(table) = &task.consumes else {
+            continue;
+        };
+        let key = format!("tasks.{name}.consumes");
+        let at = |sub: &str, message: String| {
+            ConfigError::new(&loaded.file, format!("{key}{sub}"), message)
+        };
+        let consumes: Consumes = decode(table.clone())
+            .map_err(|issue| ConfigError::from_issue(&loaded.file, &key, issue))?;
+        if consumes.tags.is_empty() || consumes.tags.iter().any(String::is_empty) {
+            return Err(at(".tags", "list at least one tag, none empty".to_owned()));
+        }
+        if consumes.from.is_empty() {
+            return Err(at(
+                ".from",
+                "list the tasks whose results are collected (tags are inherited by \
+                 grandchildren: without `from`, one piece of work would count at every level)"
+                    .to_owned(),
+            ));
+        }
+        if let Some((index, unknown)) = consumes
+            .from
+            .iter()
+            .enumerate()
+            .find(|(_, from)| !loaded.config.tasks.contains_key(*from))
+        {
+            return Err(at(
+                &format!(".from.{index}"),
+                format!("no task named `{unknown}`"),
+            ));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&consumes.batch_size) {
+            return Err(at(
+                ".batch_size",
+                format!(
+                    "{} is out of range: a batch holds 1..={MAX_BATCH_SIZE} results",
+                    consumes.batch_size
+                ),
+            ));
+        }
+        unreachable_target(loaded, store, &routes, &key, name, "batches")?;
+        routes = routes.consumes(name, consumes);
     }
     Ok(routes)
 }

@@ -55,6 +55,8 @@ pub struct TaskPlan {
     pub(crate) services: Vec<ServiceRef>,
     pub(crate) policy: AnyPolicy,
     pub(crate) settings: serde_json::Value,
+    /// The tags its outbound transactions carry (`produces`).
+    pub(crate) produces: Vec<String>,
     /// The config file's directory: what the task's relative paths resolve from.
     pub(crate) base_dir: PathBuf,
 }
@@ -111,7 +113,8 @@ impl TaskPlan {
             .worker(worker)
             .workers(self.workers)
             .base_dir(self.base_dir.clone())
-            .settings(self.settings.clone());
+            .settings(self.settings.clone())
+            .produces(self.produces.iter().cloned());
         if let Some(input) = input {
             builder = builder.input(input);
         }
@@ -202,18 +205,29 @@ impl Plan {
         }
         #[cfg(feature = "journal")]
         let journal = crate::journal::JournalPlan::from_config(loaded, &connectors)?;
-        let continued = config
-            .tasks
-            .iter()
-            .find(|(_, task)| task.on_complete.is_some());
+        let needs_journal = config.tasks.iter().find_map(|(name, task)| {
+            let key = |what| Some((format!("tasks.{name}.{what}"), what));
+            match (&task.on_complete, &task.consumes) {
+                (Some(_), _) => key("on_complete"),
+                (None, Some(_)) => key("consumes"),
+                (None, None) => None,
+            }
+        });
         #[cfg(feature = "journal")]
-        let continued = continued.filter(|_| journal.is_none());
-        if let Some((name, _)) = continued {
+        let needs_journal = needs_journal.filter(|_| journal.is_none());
+        if let Some((key, what)) = needs_journal {
+            let sent = if what == "consumes" {
+                "a fan-in batch"
+            } else {
+                "a continuation"
+            };
             return Err(ConfigError::new(
                 file,
-                format!("tasks.{name}.on_complete"),
-                "a continuation is sent by the journal: add a `[journal]` table (and build \
-                 with ergon-runner's `journal` feature)",
+                key,
+                format!(
+                    "{sent} is sent by the journal: add a `[journal]` table (and build \
+                     with ergon-runner's `journal` feature)"
+                ),
             ));
         }
         Ok(Plan {
@@ -353,6 +367,7 @@ fn plan_task(
         services: injected,
         policy,
         settings: task.settings.clone().unwrap_or_else(empty_table),
+        produces: task.produces.clone(),
         base_dir: base_dir.to_path_buf(),
     };
     let cx = plan.check_context();

@@ -457,6 +457,81 @@ output = "inbox"
     let (code, _, stderr) = output(&config, &["trace", "x"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("the file has no `[journal]`"), "{stderr}");
+    // Tagged fan-in: `consumes` needs a journal, tasks it knows, a batch size it can
+    // hold, and a consumer it can hand batches to; the key at fault is named.
+    let journal = "\n[journal]\npath = \"queue.db\"";
+    for (consumes, with_journal, key, message) in [
+        (
+            "{ tags = [\"t\"], from = [\"c\"] }",
+            false,
+            "tasks.a.consumes",
+            "a fan-in batch is sent by the journal: add a `[journal]` table",
+        ),
+        (
+            "{ tags = [], from = [\"c\"] }",
+            true,
+            "tasks.a.consumes.tags",
+            "list at least one tag",
+        ),
+        (
+            "{ tags = [\"t\"], from = [] }",
+            true,
+            "tasks.a.consumes.from",
+            "list the tasks whose results are collected",
+        ),
+        (
+            "{ tags = [\"t\"], from = [\"c\", \"nope\"] }",
+            true,
+            "tasks.a.consumes.from.1",
+            "no task named `nope`",
+        ),
+        (
+            "{ tags = [\"t\"], from = [\"c\"], batch_size = 0 }",
+            true,
+            "tasks.a.consumes.batch_size",
+            "0 is out of range: a batch holds 1..=10000 results",
+        ),
+        (
+            "{ tags = [\"t\"], from = [\"c\"], group_by = \"colour\" }",
+            true,
+            "tasks.a.consumes.group_by",
+            "unknown variant `colour`",
+        ),
+        (
+            "{ tags = [\"t\"], from = [\"c\"], timeout = \"soon\" }",
+            true,
+            "tasks.a.consumes.timeout",
+            "soon",
+        ),
+    ] {
+        let extra = format!("consumes = {consumes}");
+        let file = tasks.replace(
+            "output = \"lines\"\n\n[tasks.b]",
+            &format!("output = \"lines\"\n{extra}\n\n[tasks.b]"),
+        );
+        let file = if with_journal { file + journal } else { file };
+        std::fs::write(&config, file).unwrap();
+        let (code, _, stderr) = output(&config, &["validate"]);
+        assert_eq!(code, Some(2), "{extra}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(message),
+            "{extra}: {stderr}"
+        );
+    }
+    // The consumer must read a local queue in the journal's file.
+    let file = tasks.replace(
+        "input = \"other\"\noutput = \"lines\"",
+        "input = \"other\"\noutput = \"lines\"\nconsumes = { tags = [\"t\"], from = [\"a\"] }",
+    ) + journal;
+    std::fs::write(&config, file).unwrap();
+    let (code, _, stderr) = output(&config, &["validate"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tasks.b.consumes")
+            && stderr.contains("task `b` does not read a local queue in the journal's file")
+            && stderr.contains("cannot hand it batches"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -493,4 +568,8 @@ async fn the_journal_counts_spawns_and_waits_for_the_metrics_endpoint() {
         "{text}"
     );
     assert!(text.contains("ergon_wait_in_step 0"), "{text}");
+    assert!(
+        text.contains(r#"ergon_fanin_batches_total{ergon_batch_reason="complete"} 0"#),
+        "{text}"
+    );
 }

@@ -27,6 +27,7 @@
 //! workflow calls tasks make through their context ([`crate::workflow`]): spawn, parked
 //! and in-step waits, cancellation.
 
+mod batch;
 mod engine;
 mod wait;
 
@@ -42,6 +43,7 @@ use crate::lifecycle::TransactionOutcome;
 use crate::step::Step;
 use crate::transaction::Transaction;
 
+pub use batch::{Batch, ConsumedResult, CutReason, meta as batch_meta};
 pub(crate) use engine::{record, replayed};
 pub use wait::{Counts, Member, MemberState, Park, Quorum, WaitOutcome, Waited};
 

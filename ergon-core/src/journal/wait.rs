@@ -5,8 +5,10 @@
 //! to terminal; it is decided when enough of them count (`quorum` over `counts`), when
 //! that can no longer happen, or at its deadline — whichever comes first, once.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::TaskError;
 use crate::transaction::Transaction;
 
 /// A transaction in a task: what a wait waits for (what [`spawn`](crate::Context::spawn)
@@ -148,6 +150,33 @@ pub struct MemberState {
     /// The error of a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl MemberState {
+    /// Whether it succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.status == "succeeded"
+    }
+
+    /// Its output decoded as `T`; `None` when it has none.
+    ///
+    /// # Errors
+    ///
+    /// A business error when the output does not decode as `T`.
+    pub fn output_as<T: DeserializeOwned>(&self) -> Result<Option<T>, TaskError> {
+        self.output
+            .as_ref()
+            .map(|output| {
+                T::deserialize(output).map_err(|err| {
+                    TaskError::business(format!(
+                        "the output of {} in task {} does not decode",
+                        self.id, self.task
+                    ))
+                    .with_source(err)
+                })
+            })
+            .transpose()
+    }
 }
 
 /// What an in-step wait returns.

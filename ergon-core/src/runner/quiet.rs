@@ -5,25 +5,54 @@
 //! Loops that share a [`RunQuiet`] end only once all of them are idle together: each
 //! counts as busy from its start until it finds its input drained (nothing in flight,
 //! nothing buffered, an empty fetch the connector and the journal confirm), busy again
-//! when a fetch brings work, and the run is quiet when none is busy. Then no work can
-//! appear any more — only a busy loop could have produced it. Streaming loops do not
-//! take part.
+//! when a fetch brings work, and the run is quiet when none is busy and each has found
+//! its input drained since the last one stopped working. Then no work can appear any
+//! more — only a busy loop could have produced it. Streaming loops do not take part.
+//!
+//! A drained answer is only as good as the time it was given: a loop that stops being
+//! busy may have handed work to a loop that had found its input empty before (a producer
+//! dispatching into another task's queue, then resting). So each time a loop stops being
+//! busy, every loop must find its input drained again before the run is quiet.
 //!
 //! A loop that has not started yet is not idle either: a run that knows how many finite
 //! loops it starts ([`RunQuiet::expecting`]) counts them busy from the outset, so a loop
 //! whose connector is slow to open cannot find the others idle, end them, and then get
 //! work from nobody.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 /// The loops of one run, counted while busy. Share one among the loops with
 /// [`ConsumeLoop::quiet`](super::ConsumeLoop::quiet).
 #[derive(Debug, Default)]
 pub struct RunQuiet {
-    busy: AtomicUsize,
+    state: Mutex<State>,
+}
+
+/// Where the run's loops stand.
+#[derive(Debug, Default)]
+struct State {
+    /// Loops busy now (expected loops not joined yet included).
+    busy: usize,
     /// Loops counted busy before they joined, not joined yet.
-    expected: AtomicUsize,
+    expected: usize,
+    /// Loops taking part (expected ones included).
+    members: usize,
+    /// Bumped whenever a loop stops being busy: the work it did may sit in another's
+    /// input, so every drained answer given before is stale.
+    epoch: u64,
+    /// Loops that found their input drained since the last bump.
+    confirmed: usize,
+}
+
+impl State {
+    /// A loop stopped being busy: earlier confirmations no longer count.
+    fn rest(&mut self) {
+        self.busy -= 1;
+        self.epoch += 1;
+        self.confirmed = 0;
+    }
 }
 
 impl RunQuiet {
@@ -38,22 +67,28 @@ impl RunQuiet {
     /// is counted from the start.
     pub fn expecting(loops: usize) -> Arc<Self> {
         Arc::new(Self {
-            busy: AtomicUsize::new(loops),
-            expected: AtomicUsize::new(loops),
+            state: Mutex::new(State {
+                busy: loops,
+                expected: loops,
+                members: loops,
+                ..State::default()
+            }),
         })
     }
 
     /// Joins a loop to the run, busy (counted already when it was expected).
     pub(crate) fn join(self: &Arc<Self>) -> Participant {
-        let expected = self
-            .expected
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if expected.is_err() {
-            self.busy.fetch_add(1, Ordering::SeqCst);
+        let mut state = lock(&self.state);
+        if state.expected > 0 {
+            state.expected -= 1;
+        } else {
+            state.busy += 1;
+            state.members += 1;
         }
         Participant {
             run: self.clone(),
             idle: false,
+            confirmed_at: None,
         }
     }
 }
@@ -63,30 +98,44 @@ impl RunQuiet {
 pub(crate) struct Participant {
     run: Arc<RunQuiet>,
     idle: bool,
+    /// The epoch in which this loop last found its input drained.
+    confirmed_at: Option<u64>,
 }
 
 impl Participant {
     /// The loop found work.
     pub fn busy(&mut self) {
         if std::mem::replace(&mut self.idle, false) {
-            self.run.busy.fetch_add(1, Ordering::SeqCst);
+            lock(&self.run.state).busy += 1;
         }
     }
 
-    /// The loop's input is drained; returns whether the whole run is now quiet.
+    /// The loop's input is drained; returns whether the whole run is now quiet: no loop
+    /// busy, and every loop found its input drained after the last one stopped being
+    /// busy (a loop that was idle all along must look again once another loop has
+    /// worked: that work may be in its input now).
     pub fn idle(&mut self) -> bool {
+        let mut state = lock(&self.run.state);
         if !std::mem::replace(&mut self.idle, true) {
-            self.run.busy.fetch_sub(1, Ordering::SeqCst);
+            state.rest();
         }
-        self.run.busy.load(Ordering::SeqCst) == 0
+        if self.confirmed_at != Some(state.epoch) {
+            self.confirmed_at = Some(state.epoch);
+            state.confirmed += 1;
+        }
+        state.busy == 0 && state.confirmed >= state.members
     }
 }
 
 impl Drop for Participant {
     fn drop(&mut self) {
+        let mut state = lock(&self.run.state);
         if !self.idle {
-            self.run.busy.fetch_sub(1, Ordering::SeqCst);
+            state.rest();
+        } else if self.confirmed_at == Some(state.epoch) {
+            state.confirmed -= 1;
         }
+        state.members -= 1;
     }
 }
 
@@ -103,7 +152,11 @@ mod tests {
         b.busy();
         a.busy();
         assert!(!b.idle());
-        assert!(a.idle(), "both idle");
+        assert!(
+            !a.idle(),
+            "both idle, but b looked before a's work was done"
+        );
+        assert!(b.idle(), "b looked again: quiet");
         a.busy();
         drop(b);
         assert!(a.idle(), "a loop that left is not waited for");
@@ -122,12 +175,34 @@ mod tests {
         let mut a = run.join();
         assert!(!a.idle(), "b has not started");
         let mut b = run.join();
-        assert!(b.idle(), "both started and idle");
+        assert!(!b.idle(), "a looked before b's work was done");
+        assert!(a.idle(), "both started and idle");
         let mut late = run.join();
         assert!(
             !a.idle(),
             "a loop beyond the expected ones counts as it joins"
         );
-        assert!(late.idle());
+        assert!(!late.idle(), "a's and b's answers predate late's work");
+        assert!(!b.idle());
+        assert!(a.idle(), "all three looked after the last work");
+    }
+
+    #[test]
+    fn work_handed_on_by_a_loop_that_then_rests_is_looked_for() {
+        // `split` dispatches to `work`'s queue and rests; `work` found its queue empty
+        // before: its answer is stale, and the run is not quiet until it looks again.
+        let run = RunQuiet::expecting(2);
+        let (mut split, mut work) = (run.join(), run.join());
+        assert!(!work.idle(), "split is busy");
+        assert!(
+            !split.idle(),
+            "work's empty queue was seen before split's dispatch"
+        );
+        work.busy();
+        assert!(
+            !work.idle(),
+            "split saw its input before work's last task ended"
+        );
+        assert!(split.idle(), "both looked after the last work: quiet");
     }
 }

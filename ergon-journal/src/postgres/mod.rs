@@ -15,6 +15,7 @@
 //! * each commit notifies a channel that every process listens to ([`listen`]), so an
 //!   in-step wait and a relay wake when another machine commits.
 
+mod fan_in;
 mod listen;
 mod lookup;
 mod reader;
@@ -311,8 +312,8 @@ impl PostgresReader {
             .map_err(|err| self.place.error("cannot read", err))
     }
 
-    /// Whether a node of one of `tasks` is queued, or a wait continuing into one of them
-    /// is undecided.
+    /// Whether a node of one of `tasks` is queued, a wait continuing into one of them is
+    /// undecided, or a fan-in group of one of them holds items its timeout will cut.
     ///
     /// # Errors
     ///
@@ -324,8 +325,21 @@ impl PostgresReader {
             .map_err(|err| self.place.error("cannot read", err))
     }
 
-    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
-    /// the waits decided before then; returns how many records.
+    /// The items fan-in batch `batch_id` holds, in the order they arrived.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
+        let db = self.client().await?;
+        reader::batch_items(&db, batch_id)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds), the
+    /// waits decided and the fan-in groups closed before then (with their items); returns
+    /// how many records.
     ///
     /// # Errors
     ///
@@ -346,6 +360,10 @@ impl JournalReader for PostgresReader {
 
     async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
         PostgresReader::list(self, filter).await
+    }
+
+    async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
+        PostgresReader::batch_items(self, batch_id).await
     }
 
     async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {

@@ -7,6 +7,7 @@ use tokio_postgres::{Error, Row};
 
 use crate::node::{Filter, Node};
 use crate::rows::{self, Columns, NODE_COLUMNS};
+use crate::tables;
 
 impl Columns for Row {
     type Error = Error;
@@ -46,8 +47,9 @@ pub(super) async fn list(db: &Client, filter: &Filter) -> Result<Vec<Node>, Erro
         .collect()
 }
 
-/// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), and the
-/// waits decided before then; returns how many nodes. Queued nodes and open waits stay.
+/// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), the
+/// waits decided before then, and the fan-in items batched and groups closed before
+/// then; returns how many nodes. Queued nodes, open waits and open groups stay.
 pub(super) async fn purge_before(db: &mut Client, before_ms: i64) -> Result<usize, Error> {
     let tx = db.transaction().await?;
     let nodes = tx
@@ -64,18 +66,36 @@ pub(super) async fn purge_before(db: &mut Client, before_ms: i64) -> Result<usiz
     .await?;
     tx.execute("DELETE FROM ergon_wait WHERE fired_at < $1", &[&before_ms])
         .await?;
+    tx.execute(tables::PURGE_FAN_IN_ITEMS, &[&before_ms])
+        .await?;
+    tx.execute(tables::PURGE_FAN_IN_GROUPS, &[&before_ms])
+        .await?;
     tx.commit().await?;
     Ok(usize::try_from(nodes).unwrap_or(usize::MAX))
 }
 
+/// The items fan-in batch `batch_id` holds, in the order they arrived.
+pub(super) async fn batch_items(db: &Client, batch_id: &str) -> Result<Vec<Member>, Error> {
+    let statement = db.prepare_cached(tables::BATCH_ITEMS).await?;
+    Ok(db
+        .query(&statement, &[&batch_id])
+        .await?
+        .iter()
+        .map(|row| Member::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+        .collect())
+}
+
 /// Whether a node of one of `tasks` is queued (handed over, in the outbox or in its
-/// input, and not yet terminal), or a wait continuing into one of them is undecided.
+/// input, and not yet terminal), a wait continuing into one of them is undecided, or a
+/// fan-in group of one of them holds items its timeout will cut.
 pub(super) async fn owes(db: &Client, tasks: &[String]) -> Result<bool, Error> {
     let statement = db
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM ergon_node WHERE status = 'queued' AND task = ANY($1))
                  OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
-                     AND then_task = ANY($1))",
+                     AND then_task = ANY($1))
+                 OR EXISTS (SELECT 1 FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
+                     AND consumer = ANY($1))",
         )
         .await?;
     Ok(db.query_one(&statement, &[&tasks]).await?.get(0))

@@ -11,7 +11,10 @@
 //!    flip their parent's queued children cancelled, spawns queue their children;
 //! 3. the waits whose members flipped take the flips as one update each, and fire when
 //!    decided; so do the waits past their deadline;
-//! 4. what was queued becomes `queued` nodes, and the new ones rows of the outbox, which
+//! 4. the nodes made terminal (completed or cancelled) add their items to the tagged
+//!    fan-ins collecting them, and the groups touched cut their batches, queued to the
+//!    consumers like continuations ([`super::fan_in`]);
+//! 5. what was queued becomes `queued` nodes, and the new ones rows of the outbox, which
 //!    the relay dispatches once the commit is durable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,6 +25,9 @@ use ergon_connectors::local::metadata_json;
 use ergon_core::journal::{Completion, Counts, MemberState, Park, WaitOutcome};
 use tokio_postgres::Error;
 
+use super::fan_in::{Expecting, Terminal};
+use crate::fan_in::Groups;
+use crate::fan_in::Lineage;
 use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
@@ -43,8 +49,14 @@ pub(super) struct Commit<'a> {
     /// Memberships flipped so far, by wait: (succeeded, failed or cancelled).
     flipped: BTreeMap<i64, (i64, i64)>,
     /// Transactions to hand over at the end of the commit, with the request that spawned
-    /// each (continuations have none).
-    queued: Vec<(String, ergon_core::Transaction, Edge, Option<usize>)>,
+    /// each (continuations and batches have none).
+    pub(super) queued: Vec<(String, ergon_core::Transaction, Edge, Option<usize>)>,
+    /// The fan-in groups touched so far, cut once the commit's requests are applied
+    /// ([`Commit::cut_batches`]).
+    pub(super) groups: Groups,
+    /// The producers completed in this commit whose groups learn how many items to
+    /// expect once the commit's spawns are queued ([`Commit::cut_batches`]).
+    pub(super) expecting: Vec<Expecting>,
 }
 
 /// A membership to flip: task, transaction id, new state, whether its node has an
@@ -67,12 +79,14 @@ impl<'a> Commit<'a> {
             metrics,
             flipped: BTreeMap::new(),
             queued: Vec::new(),
+            groups: Groups::new(),
+            expecting: Vec::new(),
         }
     }
 
     /// Records `completions`; those that made their node terminal queue their
-    /// continuations and flip their memberships. A duplicate in the group changes
-    /// nothing, as in separate commits.
+    /// continuations, flip their memberships and add their fan-in items. A duplicate in
+    /// the group changes nothing, as in separate commits.
     pub async fn complete(&mut self, completions: &[&Completion]) -> Result<(), Error> {
         let mut seen = HashSet::new();
         let batch: Vec<&Completion> = completions
@@ -101,6 +115,7 @@ impl<'a> Commit<'a> {
             .map(|row| (row.get(0), row.get(1)))
             .collect();
         let mut flips = Vec::new();
+        let mut terminals = Vec::new();
         for (c, output) in batch.into_iter().zip(outputs) {
             let (id, task) = (c.transaction.id(), &*c.task);
             if !changed.contains(&(id.to_owned(), task.to_owned())) {
@@ -115,8 +130,15 @@ impl<'a> Commit<'a> {
                 }
             }
             flips.push((task.to_owned(), id.to_owned(), status, output.is_some()));
+            terminals.push(Terminal {
+                task,
+                node: Lineage::of(&c.transaction),
+                status,
+                children: c.children,
+            });
         }
-        self.flip(&flips).await
+        self.flip(&flips).await?;
+        self.fan_in(&terminals).await
     }
 
     /// Queues `children` for `target`, counted for request `request`.
@@ -191,36 +213,53 @@ impl<'a> Commit<'a> {
         }
     }
 
-    /// Flips the queued children of `parent` cancelled and takes back the ones the relay
-    /// has not dispatched yet; returns how many. A cancelled child that was dispatched
-    /// already is settled as cancelled when it is delivered, without running (the
-    /// journal looks children up: [`ergon_core::journal::Journal::looks_up`]).
+    /// Flips the queued children of `parent` cancelled (adding their fan-in items) and
+    /// takes back the ones the relay has not dispatched yet; returns how many. A
+    /// cancelled child that was dispatched already is settled as cancelled when it is
+    /// delivered, without running (the journal looks children up:
+    /// [`ergon_core::journal::Journal::looks_up`]).
     pub async fn cancel_children(&mut self, parent: &str) -> Result<usize, Error> {
-        let cancelled: Vec<(String, String)> = self
+        let cancelled: Vec<(String, String, String, String)> = self
             .tx
             .query(
                 "UPDATE ergon_node SET status = 'cancelled', settlement = 'drop',
                      failed_step = 'process', error_category = 'business', error = $3,
                      finished_at = $2
-                 WHERE parent_id = $1 AND status = 'queued' RETURNING task, tx_id",
+                 WHERE parent_id = $1 AND status = 'queued'
+                 RETURNING task, tx_id, root_id, tags",
                 &[&parent, &self.now, &CANCELLED],
             )
             .await?
             .iter()
-            .map(|row| (row.get(0), row.get(1)))
+            .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
             .collect();
         if cancelled.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<&str> = cancelled.iter().map(|(_, id)| id.as_str()).collect();
+        let ids: Vec<&str> = cancelled.iter().map(|(_, id, ..)| id.as_str()).collect();
         self.tx
             .execute("DELETE FROM ergon_outbox WHERE tx_id = ANY($1)", &[&ids])
             .await?;
         let flips: Vec<Flip> = cancelled
             .iter()
-            .map(|(task, id)| (task.clone(), id.clone(), "cancelled", false))
+            .map(|(task, id, ..)| (task.clone(), id.clone(), "cancelled", false))
             .collect();
         self.flip(&flips).await?;
+        let terminals: Vec<Terminal<'_>> = cancelled
+            .iter()
+            .map(|(task, id, root_id, tags)| Terminal {
+                task,
+                node: Lineage {
+                    id,
+                    parent_id: Some(parent),
+                    root_id,
+                    tags,
+                },
+                status: "cancelled",
+                children: 0,
+            })
+            .collect();
+        self.fan_in(&terminals).await?;
         Ok(cancelled.len())
     }
 
@@ -554,6 +593,10 @@ const QUEUE: &str = "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, ta
 const OUTBOX: &str = "INSERT INTO ergon_outbox (task, tx_id, payload, metadata)
     SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])";
 
-/// The earliest deadline of a wait not yet decided.
-pub(super) const NEXT_DEADLINE: &str =
-    "SELECT MIN(deadline_ms) FROM ergon_wait WHERE fired_at IS NULL AND deadline_ms IS NOT NULL";
+/// The earliest deadline of a wait not yet decided or of the oldest unbatched item of a
+/// group of one of the fan-ins `$1` ([`super::fan_in::consumers`]); `LEAST` skips the
+/// one that has none.
+pub(super) const NEXT_DEADLINE: &str = "SELECT LEAST(
+    (SELECT MIN(deadline_ms) FROM ergon_wait WHERE fired_at IS NULL AND deadline_ms IS NOT NULL),
+    (SELECT MIN(deadline_ms) FROM ergon_fanin_group
+         WHERE deadline_ms IS NOT NULL AND consumer = ANY($1)))";

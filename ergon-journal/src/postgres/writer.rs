@@ -1,5 +1,5 @@
-//! The journal's writer in one process: a task that commits requests in groups, and
-//! decides the waits whose deadline has come.
+//! The journal's writer in one process: a task that commits requests in groups, decides
+//! the waits whose deadline has come, and cuts the fan-in groups whose timeout has.
 //!
 //! As the SQLite writer ([`crate::sqlite`]): it takes the first request, then everything
 //! that queued up behind it (at most [`MAX_GROUP`]), and commits them in one transaction
@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::workflow::{Commit, NEXT_DEADLINE};
-use super::{Place, reader};
+use super::{Place, fan_in, reader};
 use crate::metrics::JournalMetrics;
 use crate::request::{Pending, Request};
 use crate::routes::Routes;
@@ -155,7 +155,7 @@ impl Writer {
 
     /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction;
     /// returns each request's answer and the next deadline (`deadline`, or a parked
-    /// wait's earlier one; read again after deadlines fired).
+    /// wait's or a fan-in group's earlier one; read again after deadlines fired).
     ///
     /// Round trips: one to begin and take the writer lock, one per kind of change, one to
     /// notify and commit.
@@ -196,8 +196,15 @@ impl Writer {
             if fired > 0 {
                 tracing::info!(fired, "Waits past their deadline decided as timed out");
             }
-            next = db.query_one(NEXT_DEADLINE, &[]).await?.get(0);
+            step.cut_due().await?;
         }
+        let cut = step.cut_batches().await?;
+        next = if due {
+            let consumers = fan_in::consumers(&self.routes);
+            db.query_one(NEXT_DEADLINE, &[&consumers]).await?.get(0)
+        } else {
+            earliest(next, cut)
+        };
         let (spawned, handed_over) = step.hand_over().await?;
         for (index, new) in spawned {
             counts[index] = new;
@@ -229,11 +236,16 @@ impl Writer {
         }
     }
 
-    /// The earliest deadline of a wait not yet decided (read without the writer lock: a
-    /// hint of when to look again). Unreadable: in a second.
+    /// The earliest deadline of a wait not yet decided or a fan-in group (read without the
+    /// writer lock: a hint of when to look again). Unreadable: in a second.
     async fn next_deadline(&self, client: &mut Option<Client>) -> Option<i64> {
         let read = match self.connected(client).await {
-            Ok(db) => db.query_one(NEXT_DEADLINE, &[]).await.map_err(Failed::Sql),
+            Ok(db) => {
+                let consumers = fan_in::consumers(&self.routes);
+                db.query_one(NEXT_DEADLINE, &[&consumers])
+                    .await
+                    .map_err(Failed::Sql)
+            }
             Err(err) => Err(err),
         };
         match read {

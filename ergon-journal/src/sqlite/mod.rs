@@ -7,6 +7,7 @@
 //! beside the writer thanks to WAL. Several processes may share the file, as they share
 //! the queue: each write is one short `BEGIN IMMEDIATE` transaction.
 
+mod fan_in;
 mod reader;
 mod schema;
 mod workflow;
@@ -194,8 +195,9 @@ impl SqliteReader {
         reader::states(&self.db.read(), members).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
-    /// Whether a node of one of `tasks` (a JSON array of names) is queued, or a wait
-    /// continuing into one of them is undecided.
+    /// Whether a node of one of `tasks` (a JSON array of names) is queued, a wait
+    /// continuing into one of them is undecided, or a fan-in group of one of them holds
+    /// items its timeout will cut.
     ///
     /// # Errors
     ///
@@ -204,8 +206,19 @@ impl SqliteReader {
         reader::owes(&self.db.read(), tasks).map_err(|err| fail(&self.path, "cannot read", err))
     }
 
-    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds) and
-    /// the waits decided before then; returns how many records.
+    /// The items fan-in batch `batch_id` holds, in the order they arrived.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
+        reader::batch_items(&self.db.read(), batch_id)
+            .map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds), the
+    /// waits decided and the fan-in groups closed before then (with their items); returns
+    /// how many records.
     ///
     /// # Errors
     ///
@@ -229,6 +242,10 @@ impl JournalReader for SqliteReader {
 
     async fn list(&self, filter: &Filter) -> Result<Vec<Node>, TaskError> {
         SqliteReader::list(self, filter)
+    }
+
+    async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
+        SqliteReader::batch_items(self, batch_id)
     }
 
     async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {

@@ -54,9 +54,10 @@ pub(super) fn recorded(
         .optional()
 }
 
-/// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), and the
-/// waits decided before then, in one write; returns how many nodes. Queued nodes and open
-/// waits stay.
+/// Deletes the terminal nodes that ended before `before_ms` (Unix milliseconds), the
+/// waits decided before then, and the fan-in items batched and groups closed before
+/// then, in one write; returns how many nodes. Queued nodes, open waits and open groups
+/// stay.
 pub(super) fn purge_before(db: &Database, before_ms: i64) -> rusqlite::Result<usize> {
     let write = db.write()?;
     let nodes = write.execute(
@@ -69,20 +70,37 @@ pub(super) fn purge_before(db: &Database, before_ms: i64) -> rusqlite::Result<us
         [before_ms],
     )?;
     write.execute("DELETE FROM ergon_wait WHERE fired_at < ?1", [before_ms])?;
+    write.execute(&tables::PURGE_FAN_IN_ITEMS.replace('$', "?"), [before_ms])?;
+    write.execute(&tables::PURGE_FAN_IN_GROUPS.replace('$', "?"), [before_ms])?;
     write.commit()?;
     Ok(nodes)
 }
 
-/// Whether a node of one of `tasks` (a JSON array of names) is queued, or a wait
-/// continuing into one of them is undecided.
+/// Whether a node of one of `tasks` (a JSON array of names) is queued, a wait
+/// continuing into one of them is undecided, or a fan-in group of one of them holds
+/// items its timeout will cut.
 pub(super) fn owes(db: &Connection, tasks: &str) -> rusqlite::Result<bool> {
     db.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM ergon_node WHERE status = 'queued'
                 AND task IN (SELECT value FROM json_each(?1)))
             OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
-                AND then_task IN (SELECT value FROM json_each(?1)))",
+                AND then_task IN (SELECT value FROM json_each(?1)))
+            OR EXISTS (SELECT 1 FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
+                AND consumer IN (SELECT value FROM json_each(?1)))",
     )?
     .query_row([tasks], |row| row.get(0))
+}
+
+/// The items fan-in batch `batch_id` holds, in the order they arrived.
+pub(super) fn batch_items(db: &Connection, batch_id: &str) -> rusqlite::Result<Vec<Member>> {
+    db.prepare_cached(&tables::BATCH_ITEMS.replace('$', "?"))?
+        .query_map([batch_id], |row| {
+            Ok(Member::new(
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+            ))
+        })?
+        .collect()
 }
 
 /// The members of wait `wait_id`, in the order they were given, as its continuation

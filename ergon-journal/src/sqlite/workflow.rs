@@ -8,7 +8,10 @@
 //! * a **park** registers a wait, counting members that are terminal already (it may
 //!   fire at once: every child done before the wait, or zero children);
 //! * a **cancellation** withdraws a parent's queued children and flips them cancelled;
-//! * a **deadline** fires the waits whose time has come, as timed out.
+//! * a **deadline** fires the waits whose time has come, as timed out, and cuts the
+//!   fan-in groups whose oldest item waited its timeout;
+//! * a terminal node of a task a tagged fan-in collects adds its items, and batches are
+//!   cut and queued to the consumer (`super::fan_in`).
 //!
 //! Members flip `pending → status` once (`WHERE state = 'pending'`) and a wait fires once
 //! (`WHERE fired_at IS NULL`): a duplicate completion changes nothing, and nothing is
@@ -28,6 +31,7 @@ use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::fan_in::{Groups, Lineage};
 use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
@@ -44,6 +48,9 @@ pub(super) struct Transition<'a> {
     /// Whether any wait member is pending in this commit (`None` until asked): when none
     /// is, a completion has no membership to flip.
     pub members_pending: Cell<Option<bool>>,
+    /// The fan-in groups touched so far, cut once the commit's requests are applied
+    /// ([`Transition::cut_batches`]).
+    pub groups: RefCell<Groups>,
     pub metrics: &'a JournalMetrics,
 }
 
@@ -106,6 +113,7 @@ impl Transition<'_> {
             }
         }
         self.flip(&c.task, t.id(), status, output.is_some())?;
+        self.fan_in(&c.task, Lineage::of(t), status, c.children)?;
         Ok(acked)
     }
 
@@ -193,15 +201,18 @@ impl Transition<'_> {
     /// Withdraws the queued children of `parent` from their queues and flips them
     /// cancelled; returns how many. A child a worker holds is left to finish.
     pub fn cancel_children(&self, parent: &str) -> rusqlite::Result<usize> {
-        let queued: Vec<(String, String)> = self
+        let queued: Vec<(String, String, String, String)> = self
             .db
             .prepare_cached(
-                "SELECT tx_id, task FROM ergon_node WHERE parent_id = ?1 AND status = 'queued'",
+                "SELECT tx_id, task, root_id, tags FROM ergon_node
+                 WHERE parent_id = ?1 AND status = 'queued'",
             )?
-            .query_map([parent], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map([parent], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
             .collect::<Result<_, _>>()?;
         let mut cancelled = 0;
-        for (id, task) in queued {
+        for (id, task, root_id, tags) in queued {
             let Some(queue) = self.routes.queue_of(&task) else {
                 continue;
             };
@@ -215,6 +226,13 @@ impl Transition<'_> {
                 )?
                 .execute(params![id, task, self.now])?;
             self.flip(&task, &id, "cancelled", false)?;
+            let node = Lineage {
+                id: &id,
+                parent_id: Some(parent),
+                root_id: &root_id,
+                tags: &tags,
+            };
+            self.fan_in(&task, node, "cancelled", 0)?;
             cancelled += 1;
         }
         Ok(cancelled)
@@ -378,7 +396,7 @@ impl Transition<'_> {
 
     /// Records `tx` as queued in `task`, reached by `edge`, and appends it to that task's
     /// queue, unless the journal knows it already; returns whether it was new.
-    fn emit(&self, task: &str, tx: &Transaction, edge: Edge) -> rusqlite::Result<bool> {
+    pub(super) fn emit(&self, task: &str, tx: &Transaction, edge: Edge) -> rusqlite::Result<bool> {
         let Some(queue) = self.routes.queue_of(task) else {
             // The plan and the calls check targets before anything is written.
             tracing::error!(
@@ -419,10 +437,16 @@ impl Transition<'_> {
     }
 }
 
-/// The earliest deadline of a wait not yet decided.
-pub(super) fn next_deadline(db: &Connection) -> rusqlite::Result<Option<i64>> {
+/// The earliest deadline of a wait not yet decided or of the oldest unbatched item in a
+/// group of a fan-in in `routes`.
+pub(super) fn next_deadline(db: &Connection, routes: &Routes) -> rusqlite::Result<Option<i64>> {
     db.prepare_cached(
-        "SELECT MIN(deadline_ms) FROM ergon_wait WHERE fired_at IS NULL AND deadline_ms IS NOT NULL",
+        "SELECT MIN(at) FROM (
+             SELECT MIN(deadline_ms) AS at FROM ergon_wait
+                 WHERE fired_at IS NULL AND deadline_ms IS NOT NULL
+             UNION ALL
+             SELECT MIN(deadline_ms) FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
+                 AND consumer IN (SELECT value FROM json_each(?1)))",
     )?
-    .query_row([], |row| row.get(0))
+    .query_row([routes.consumers_json()], |row| row.get(0))
 }

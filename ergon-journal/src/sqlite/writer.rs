@@ -106,6 +106,7 @@ impl Writer {
             now,
             flipped: RefCell::default(),
             members_pending: Cell::default(),
+            groups: RefCell::default(),
             metrics: &self.metrics,
         };
         let mut counts = Vec::with_capacity(group.len());
@@ -123,13 +124,15 @@ impl Writer {
             if fired > 0 {
                 tracing::info!(fired, "Waits past their deadline decided as timed out");
             }
+            step.cut_due()?;
         }
+        step.cut_batches()?;
         tx.commit()?;
         Ok(counts)
     }
 
     fn next_deadline(&self) -> Option<i64> {
-        workflow::next_deadline(&self.db.read()).unwrap_or_else(|err| {
+        workflow::next_deadline(&self.db.read(), &self.routes).unwrap_or_else(|err| {
             tracing::warn!(journal = %self.path.display(), error = %err, "Cannot read the next wait deadline");
             Some(now_ms().saturating_add(1_000))
         })

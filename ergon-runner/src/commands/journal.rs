@@ -56,6 +56,15 @@ impl JournalFile {
         read.map_err(|err| self.error(&err))
     }
 
+    /// The items fan-in batch `batch_id` holds, naming the file's `[journal]` on error.
+    pub(crate) async fn batch_items(
+        &self,
+        batch_id: &str,
+    ) -> Result<Vec<ergon_core::journal::Member>, ConfigError> {
+        let read = self.reader.batch_items(batch_id).await;
+        read.map_err(|err| self.error(&err))
+    }
+
     fn error(&self, err: &ergon_core::TaskError) -> ConfigError {
         ConfigError::new(&self.file, "journal", err.chain())
     }

@@ -3,7 +3,9 @@
 //! Each line is one transaction in one task (id, task, status, duration, attempts,
 //! deliveries, children, the error of a failure); children hang under their parent, and
 //! continuations (`on_complete`, parked waits) under it too, marked `⤷` and never folded.
-//! A large fan-out is folded after its first few children into one line counting the
+//! Tagged fan-in batches hang under their group's transaction, marked `▤`, each with the
+//! items it holds (`holds 10: a/item/1, a/item/2, a/item/3, … 7 more`); many batches fold
+//! like children. A large fan-out is folded after its first few children into one line counting the
 //! rest by status (`… 997 more: 990 succeeded, 7 failed`), so a trace of 100,000 children
 //! stays readable; `list --parent ID --status failed` shows the failures it folded.
 //! The JSON format folds nothing.
@@ -11,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
+use ergon_core::journal::Member;
 use ergon_journal::{Filter, Node};
 use serde_json::{Value, json};
 
@@ -28,7 +31,7 @@ pub enum TraceFormat {
 
 /// Children beyond this many are folded into one line (tree format).
 const FOLD_AFTER: usize = 10;
-/// How many children a folded fan-out still shows.
+/// How many children a folded fan-out still shows (and item ids a batch line shows).
 const SHOWN_WHEN_FOLDED: usize = 3;
 /// The most nodes one trace reads.
 const MAX_NODES: usize = 1_000_000;
@@ -59,7 +62,11 @@ pub async fn trace(
     if nodes.is_empty() && own.is_empty() {
         return Ok((format!("no transaction `{id}` in the journal\n"), 1));
     }
-    let lineage = Lineage::new(own.iter().chain(&nodes));
+    let mut lineage = Lineage::new(own.iter().chain(&nodes));
+    for batch in lineage.batches_shown(format) {
+        let items = journal.batch_items(&batch).await?;
+        lineage.items.insert(batch, items);
+    }
     let out = match format {
         TraceFormat::Tree => {
             let mut out = String::new();
@@ -74,10 +81,45 @@ pub async fn trace(
     Ok((out, 0))
 }
 
-/// The nodes of one lineage, by transaction id, and each id's children in finish order.
+/// How the children of one transaction are shown: fan-out children (the first few when
+/// there are many), fan-in batches (likewise), continuations (all).
+struct Shown<'l> {
+    children: &'l [&'l str],
+    folded: &'l [&'l str],
+    batches: &'l [&'l str],
+    folded_batches: &'l [&'l str],
+    continuations: &'l [&'l str],
+}
+
+/// The children of one transaction, by how the journal reached them.
+#[derive(Default)]
+struct Kinds<'a> {
+    /// Dispatched or spawned (edge `spawn`, or none).
+    fan_out: Vec<&'a str>,
+    /// Tagged fan-in batches of its results (edge `batch`).
+    batches: Vec<&'a str>,
+    /// `on_complete` and parked-wait continuations (edge `then`).
+    continuations: Vec<&'a str>,
+}
+
+/// The first few of `ids` when there are many, and the rest.
+fn fold<'l>(ids: &'l [&'l str]) -> (&'l [&'l str], &'l [&'l str]) {
+    let shown = if ids.len() > FOLD_AFTER {
+        SHOWN_WHEN_FOLDED
+    } else {
+        ids.len()
+    };
+    ids.split_at(shown)
+}
+
+/// The nodes of one lineage, by transaction id, each id's children in finish order, and
+/// the items of the fan-in batches shown.
 struct Lineage<'a> {
     nodes: HashMap<&'a str, Vec<&'a Node>>,
     children: HashMap<&'a str, Vec<&'a str>>,
+    /// Children of each id by kind.
+    kinds: HashMap<&'a str, Kinds<'a>>,
+    items: HashMap<String, Vec<Member>>,
 }
 
 impl<'a> Lineage<'a> {
@@ -94,18 +136,95 @@ impl<'a> Lineage<'a> {
                 children.entry(parent).or_default().push(&node.id);
             }
         }
+        let edge = |id: &str| {
+            by_id
+                .get(id)
+                .and_then(|nodes| nodes.first())
+                .and_then(|node| node.edge.as_deref())
+        };
+        let mut kinds: HashMap<&str, Kinds<'_>> = HashMap::new();
+        for (parent, ids) in &children {
+            let sorted = kinds.entry(parent).or_default();
+            for id in ids {
+                match edge(id) {
+                    Some("batch") => sorted.batches.push(id),
+                    Some("then") => sorted.continuations.push(id),
+                    _ => sorted.fan_out.push(id),
+                }
+            }
+        }
         Self {
             nodes: by_id,
             children,
+            kinds,
+            items: HashMap::new(),
         }
     }
 
-    /// Whether `id` is a continuation (it was reached by a `then` edge).
-    fn is_continuation(&self, id: &str) -> bool {
-        self.nodes
-            .get(id)
-            .and_then(|nodes| nodes.first())
-            .is_some_and(|node| node.edge.as_deref() == Some("then"))
+    /// How the children of `id` are shown.
+    fn shown(&self, id: &str) -> Shown<'_> {
+        let (children, batches, continuations): (&[&str], &[&str], &[&str]) =
+            match self.kinds.get(id) {
+                Some(kinds) => (&kinds.fan_out, &kinds.batches, &kinds.continuations),
+                None => (&[], &[], &[]),
+            };
+        let (children, folded) = fold(children);
+        let (batches, folded_batches) = fold(batches);
+        Shown {
+            children,
+            folded,
+            batches,
+            folded_batches,
+            continuations,
+        }
+    }
+
+    /// The fan-in batches `format` shows (whose items are to be read): in a tree, those
+    /// not folded; in JSON, every one.
+    fn batches_shown(&self, format: TraceFormat) -> Vec<String> {
+        self.kinds
+            .keys()
+            .flat_map(|id| match format {
+                TraceFormat::Tree => self.shown(id).batches.to_vec(),
+                TraceFormat::Json => self.kinds[id].batches.clone(),
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `holds N: a, b, c, … M more` for batch `id`.
+    fn holds(&self, id: &str) -> Option<String> {
+        let items = self.items.get(id)?;
+        let mut line = format!("holds {}", items.len());
+        let ids: Vec<&str> = items
+            .iter()
+            .take(SHOWN_WHEN_FOLDED)
+            .map(|item| item.id.as_str())
+            .collect();
+        if !ids.is_empty() {
+            let _ = write!(line, ": {}", ids.join(", "));
+        }
+        if items.len() > ids.len() {
+            let _ = write!(line, ", … {} more", items.len() - ids.len());
+        }
+        Some(line)
+    }
+
+    /// `… N more[ what]: 3 succeeded, 1 failed (list --parent ID …)` for `folded`.
+    fn folded_line(&self, id: &str, folded: &[&str], what: &str) -> String {
+        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+        for child in folded {
+            *by_status.entry(self.status(child)).or_default() += 1;
+        }
+        let counts: Vec<String> = by_status
+            .iter()
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        format!(
+            "… {} more{what}: {} (list --parent {id} [--status failed])",
+            folded.len(),
+            counts.join(", ")
+        )
     }
 
     /// The lines of `id` (one per task it completed in), then its children (a large
@@ -132,53 +251,49 @@ impl<'a> Lineage<'a> {
                 }
             }
         }
-        let all = self.children.get(id).map_or(&[][..], Vec::as_slice);
-        let (continuations, children): (Vec<&str>, Vec<&str>) =
-            all.iter().partition(|child| self.is_continuation(child));
-        let shown = if children.len() > FOLD_AFTER {
-            SHOWN_WHEN_FOLDED
-        } else {
-            children.len()
-        };
-        let folded = &children[shown..];
-        let lines = shown + usize::from(!folded.is_empty()) + continuations.len();
-        let branch = |index: usize| {
-            if index + 1 == lines {
+        let shown = self.shown(id);
+        let holds = self.holds(id);
+        let lines = usize::from(holds.is_some())
+            + shown.children.len()
+            + usize::from(!shown.folded.is_empty())
+            + shown.batches.len()
+            + usize::from(!shown.folded_batches.is_empty())
+            + shown.continuations.len();
+        let mut line = 0;
+        let mut branch = || {
+            line += 1;
+            if line == lines {
                 ("└─ ", "   ")
             } else {
                 ("├─ ", "│  ")
             }
         };
-        for (index, child) in children[..shown].iter().enumerate() {
-            let (branch, next) = branch(index);
-            self.tree(
-                child,
-                &format!("{rest}{branch}"),
-                &format!("{rest}{next}"),
-                out,
-                seen,
-            );
+        if let Some(holds) = holds {
+            let (branch, _) = branch();
+            let _ = writeln!(out, "{rest}{branch}{holds}");
         }
-        if !folded.is_empty() {
-            let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-            for child in folded {
-                *by_status.entry(self.status(child)).or_default() += 1;
-            }
-            let counts: Vec<String> = by_status
-                .iter()
-                .map(|(status, n)| format!("{n} {status}"))
-                .collect();
-            let (branch, _) = branch(shown);
-            let _ = writeln!(
-                out,
-                "{rest}{branch}… {} more: {} (list --parent {id} [--status failed])",
-                folded.len(),
-                counts.join(", ")
-            );
+        for child in shown.children {
+            let (branch, next) = branch();
+            let (first, rest) = (format!("{rest}{branch}"), format!("{rest}{next}"));
+            self.tree(child, &first, &rest, out, seen);
         }
-        let done = shown + usize::from(!folded.is_empty());
-        for (index, child) in continuations.iter().enumerate() {
-            let (branch, next) = branch(done + index);
+        if !shown.folded.is_empty() {
+            let (branch, _) = branch();
+            let folded = self.folded_line(id, shown.folded, "");
+            let _ = writeln!(out, "{rest}{branch}{folded}");
+        }
+        for batch in shown.batches {
+            let (branch, next) = branch();
+            let (first, rest) = (format!("{rest}{branch}▤ "), format!("{rest}{next}  "));
+            self.tree(batch, &first, &rest, out, seen);
+        }
+        if !shown.folded_batches.is_empty() {
+            let (branch, _) = branch();
+            let folded = self.folded_line(id, shown.folded_batches, " batches");
+            let _ = writeln!(out, "{rest}{branch}▤ {folded}");
+        }
+        for child in shown.continuations {
+            let (branch, next) = branch();
             let (first, rest) = (format!("{rest}{branch}⤷ "), format!("{rest}{next}  "));
             self.tree(child, &first, &rest, out, seen);
         }
@@ -201,6 +316,11 @@ impl<'a> Lineage<'a> {
                 children.push(self.json(child, seen));
             }
         }
-        json!({ "id": id, "nodes": nodes, "children": children })
+        match self.items.get(id) {
+            Some(items) => {
+                json!({ "id": id, "nodes": nodes, "items": items, "children": children })
+            }
+            None => json!({ "id": id, "nodes": nodes, "children": children }),
+        }
     }
 }

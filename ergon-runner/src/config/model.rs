@@ -56,6 +56,16 @@ pub struct TaskConfig {
     /// (needs a `[journal]`; `ergon_journal::OnComplete`).
     #[serde(default)]
     pub on_complete: Option<serde_json::Value>,
+    /// Tags every transaction the task sends carries (what it dispatches and what it
+    /// spawns); children of those inherit them. A tagged fan-in (`consumes`) collects
+    /// them.
+    #[serde(default)]
+    pub produces: Vec<String>,
+    /// A tagged fan-in: `{ tags = [...], from = [...], batch_size = N, timeout = "...",
+    /// group_by = "tag" | "root" | "parent", include_failed = true }`; the task receives
+    /// batches of results on its input (needs a `[journal]`; `ergon_journal::Consumes`).
+    #[serde(default)]
+    pub consumes: Option<serde_json::Value>,
 }
 
 impl TaskConfig {

@@ -276,12 +276,12 @@ pub fn collect(board: &WorkerBoard) -> Vec<Family> {
     families
 }
 
-/// The journal's families: children spawned per (task, child task), parked waits decided
-/// per outcome (`timed_out`: the wait timeouts) and how long they waited, and the worker
-/// slots in-step waits hold now.
+/// The journal's families: tagged fan-in batches cut per reason, children spawned per
+/// (task, child task), parked waits decided per outcome (`timed_out`: the wait timeouts)
+/// and how long they waited, and the worker slots in-step waits hold now.
 #[cfg(feature = "journal")]
 fn journal_families(journal: &ergon_journal::JournalMetrics) -> Vec<Family> {
-    use ergon_core::journal::WaitOutcome;
+    use ergon_core::journal::{CutReason, WaitOutcome};
     let spawned = journal
         .spawned()
         .into_iter()
@@ -298,8 +298,20 @@ fn journal_families(journal: &ergon_journal::JournalMetrics) -> Vec<Family> {
         labels: vec![("ergon.wait.outcome", outcome.as_str().to_owned())],
         value: Value::Count(journal.decided(outcome)),
     });
+    let reasons = [CutReason::Full, CutReason::Timeout, CutReason::Complete];
+    let batches = reasons.map(|reason| Point {
+        labels: vec![("ergon.batch.reason", reason.as_str().to_owned())],
+        value: Value::Count(journal.batches(reason)),
+    });
     let duration = journal.wait_duration();
     vec![
+        Family {
+            name: "ergon.fanin.batches",
+            help: "Tagged fan-in batches cut, by reason (full, timeout, complete)",
+            unit: "{batch}",
+            kind: Kind::Counter,
+            points: batches.into(),
+        },
         Family {
             name: "ergon.children.spawned",
             help: "Children spawned into another task, new ones only",

@@ -1,0 +1,78 @@
+//! The fan_in example end to end through its binary: 1,003 tagged items squared, cut
+//! into 100 full batches and a last one of 3 without a timer, their sums totalled once.
+
+use example_support::Example;
+
+#[test]
+fn a_thousand_and_three_items_make_a_hundred_and_one_batches_and_one_total() {
+    let example = Example::copy(
+        env!("CARGO_BIN_EXE_fan_in"),
+        env!("CARGO_MANIFEST_DIR"),
+        &["batches.jsonl"],
+    );
+    example.enqueue("batches", "batches.jsonl");
+    let summary = example.run(&[]);
+    for line in [
+        "task split: processed=1 succeeded=1",
+        "task work: processed=1003 succeeded=1003",
+        "task aggregate: processed=101 succeeded=101",
+        "task total: processed=1 succeeded=1",
+    ] {
+        assert!(summary.contains(line), "{line}: {summary}");
+    }
+
+    // 1² + 2² + … + 1003² = 1003·1004·2007 / 6
+    assert_eq!(
+        example.json_lines("out/totals.jsonl"),
+        [
+            serde_json::json!({"order": "order-1", "batches": 101, "reason": "complete", "total": 336_845_514_u64})
+        ]
+    );
+
+    let batches = example.children("order-1", "aggregate", "succeeded", 2_000);
+    assert_eq!(batches, 101, "each batch id once in the journal");
+    let last = example.run(&["get", "order-1/aggregate/batch/items/100", "--json"]);
+    assert!(last.contains(r#""status":"succeeded""#), "{last}");
+
+    // Batches hang under their group's transaction with the items they hold.
+    let trace = example.run(&["trace", "order-1"]);
+    let lines: Vec<&str> = trace.lines().collect();
+    assert!(
+        lines[5].starts_with("├─ ▤ order-1/aggregate/batch/items/0 [aggregate] succeeded"),
+        "{trace}"
+    );
+    // Items arrive in the order they complete (64 at a time): which 10 varies.
+    assert!(
+        lines[6].starts_with("│    └─ holds 10: order-1/item/") && lines[6].ends_with(", … 7 more"),
+        "{trace}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some("└─ ▤ … 99 more batches: 99 succeeded (list --parent order-1 [--status failed])"),
+        "100 more aggregate batches and total's one, folded: {trace}"
+    );
+    let last_batch = example.run(&[
+        "trace",
+        "order-1/aggregate/batch/items/100",
+        "--format",
+        "json",
+    ]);
+    let document: serde_json::Value = serde_json::from_str(&last_batch).unwrap();
+    let batch = &document["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|child| child["id"] == "order-1/aggregate/batch/items/100")
+        .expect("the last batch under its group");
+    let items: Vec<&str> = batch["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), 3, "the last batch holds the 3 left over");
+    assert!(
+        items.iter().all(|id| id.starts_with("order-1/item/")),
+        "{items:?}"
+    );
+}
