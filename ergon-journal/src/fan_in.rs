@@ -258,6 +258,9 @@ pub(crate) struct Touched {
     pub deadline_ms: Option<i64>,
     /// Its deadline passed: cut what is unbatched.
     pub timed_out: bool,
+    /// The position of its oldest unbatched item, or past it: a batch takes the oldest
+    /// unbatched items, so every item before this position is batched (or left out).
+    pub next_position: u64,
 }
 
 impl Touched {
@@ -268,6 +271,7 @@ impl Touched {
             root_id: root_id.to_owned(),
             deadline_ms: None,
             timed_out: false,
+            next_position: 0,
         }
     }
 

@@ -10,8 +10,12 @@
 //!                    fired_at (set once)
 //! ergon_wait_member  what it waits for: each member flips from pending once
 //! ergon_fanin_group  a tagged fan-in group (consumer, tag, key): items arrived and not
-//!                    yet batched, items expected, next batch, deadline of the oldest
-//! ergon_fanin_item   a result in a group, and the batch that took it (once)
+//!                    yet batched, items expected, next batch, next position to batch,
+//!                    deadline of the oldest
+//! ergon_fanin_item   a result in a group, at its arrival position
+//! ergon_fanin_batch  a batch cut: the range of its group's positions it took (a batch
+//!                    takes the oldest unbatched items, so a range: items are written
+//!                    once, never marked)
 //! ```
 
 /// How a backend spells what SQL dialects do not share.
@@ -98,6 +102,7 @@ CREATE TABLE IF NOT EXISTS ergon_fanin_group (
     deep BOOLEAN NOT NULL,
     closed BOOLEAN NOT NULL,
     next_seq BIGINT NOT NULL,
+    next_position BIGINT NOT NULL,
     deadline_ms BIGINT,
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (consumer, tag, group_key)
@@ -112,46 +117,84 @@ CREATE TABLE IF NOT EXISTS ergon_fanin_item (
     group_key TEXT NOT NULL,
     position BIGINT NOT NULL,
     included BOOLEAN NOT NULL,
-    batch_id TEXT,
     arrived_at BIGINT NOT NULL,
     PRIMARY KEY (consumer, tag, task, tx_id)
 ){keyed_table};
-CREATE INDEX IF NOT EXISTS ergon_fanin_unbatched
-    ON ergon_fanin_item (consumer, tag, group_key, position) WHERE batch_id IS NULL AND included;
-CREATE INDEX IF NOT EXISTS ergon_fanin_batch ON ergon_fanin_item (batch_id)
-    WHERE batch_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ergon_fanin_arrival
+    ON ergon_fanin_item (consumer, tag, group_key, position);
+CREATE TABLE IF NOT EXISTS ergon_fanin_batch (
+    batch_id TEXT NOT NULL PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    first_position BIGINT NOT NULL,
+    end_position BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+){keyed_table};
 ";
 
 /// The items batch `$1` holds (task, transaction id), in the order they arrived (`$` to
 /// be replaced by the dialect's mark).
-pub(crate) const BATCH_ITEMS: &str = "SELECT task, tx_id FROM ergon_fanin_item
-    WHERE batch_id = $1 ORDER BY position";
+pub(crate) const BATCH_ITEMS: &str = "SELECT i.task, i.tx_id FROM ergon_fanin_batch b
+    JOIN ergon_fanin_item i ON i.consumer = b.consumer AND i.tag = b.tag
+        AND i.group_key = b.group_key AND i.position >= b.first_position
+        AND i.position < b.end_position AND i.included
+    WHERE b.batch_id = $1 ORDER BY i.position";
 
-/// Deletes fan-in items batched (or left out) before `$1`, in groups that are closed or
-/// group a whole tag (`$` to be replaced by the dialect's mark).
+/// Deletes the fan-in items that arrived before `$1` and are batched (or left out), in
+/// closed groups or behind their group's next position (`$` to be replaced by the
+/// dialect's mark).
 pub(crate) const PURGE_FAN_IN_ITEMS: &str = "DELETE FROM ergon_fanin_item
-    WHERE arrived_at < $1 AND (batch_id IS NOT NULL OR NOT included)
-        AND (group_key = '' OR EXISTS (SELECT 1 FROM ergon_fanin_group g
-            WHERE g.consumer = ergon_fanin_item.consumer AND g.tag = ergon_fanin_item.tag
-                AND g.group_key = ergon_fanin_item.group_key AND g.closed))";
+    WHERE arrived_at < $1 AND EXISTS (SELECT 1 FROM ergon_fanin_group g
+        WHERE g.consumer = ergon_fanin_item.consumer AND g.tag = ergon_fanin_item.tag
+            AND g.group_key = ergon_fanin_item.group_key
+            AND (g.closed OR ergon_fanin_item.position < g.next_position
+                OR NOT ergon_fanin_item.included))";
+
+/// Deletes the batch records made before `$1`.
+pub(crate) const PURGE_FAN_IN_BATCHES: &str = "DELETE FROM ergon_fanin_batch WHERE created_at < $1";
 
 /// Deletes the fan-in groups closed before `$1` (their last batch is cut: no item can
 /// join them).
 pub(crate) const PURGE_FAN_IN_GROUPS: &str =
     "DELETE FROM ergon_fanin_group WHERE closed AND updated_at < $1";
 
-/// The oldest unbatched items of a fan-in group (consumer, tag, key, then how many, as
-/// the dialect numbers its values) as a batch delivers them, in the order they arrived.
+/// The oldest unbatched items of a fan-in group (consumer, tag, key, the group's next
+/// position, then how many, as the dialect numbers its values) as a batch delivers them,
+/// in the order they arrived, each with its position last.
 pub(crate) fn unbatched_items(mark: char) -> String {
     format!(
-        "SELECT i.task, i.tx_id, COALESCE(n.status, 'pending'), n.output, n.error
+        "SELECT i.task, i.tx_id, COALESCE(n.status, 'pending'), n.output, n.error, i.position
          FROM ergon_fanin_item i
          LEFT JOIN ergon_node n ON n.tx_id = i.tx_id AND n.task = i.task
          WHERE i.consumer = {mark}1 AND i.tag = {mark}2 AND i.group_key = {mark}3
-             AND i.batch_id IS NULL AND i.included
-         ORDER BY i.position LIMIT {mark}4"
+             AND i.position >= {mark}4 AND i.included
+         ORDER BY i.position LIMIT {mark}5"
     )
 }
+
+/// When the oldest unbatched item of a fan-in group (consumer, tag, key, the group's
+/// next position; `$` to be replaced by the dialect's mark) arrived.
+pub(crate) const OLDEST_UNBATCHED: &str = "SELECT arrived_at FROM ergon_fanin_item
+    WHERE consumer = $1 AND tag = $2 AND group_key = $3 AND position >= $4 AND included
+    ORDER BY position LIMIT 1";
+
+/// Writes a fan-in group back (`$` to be replaced by the dialect's mark).
+pub(crate) const STORE_GROUP: &str = "INSERT INTO ergon_fanin_group (consumer, tag, group_key,
+        root_id, arrived, unbatched, expected, deep, closed, next_seq, deadline_ms, updated_at,
+        next_position)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    ON CONFLICT (consumer, tag, group_key) DO UPDATE SET
+        arrived = excluded.arrived, unbatched = excluded.unbatched,
+        expected = excluded.expected, deep = excluded.deep, closed = excluded.closed,
+        next_seq = excluded.next_seq, deadline_ms = excluded.deadline_ms,
+        updated_at = excluded.updated_at, next_position = excluded.next_position";
+
+/// Records a batch: the positions of its group's items it took (`$` to be replaced by the
+/// dialect's mark).
+pub(crate) const INSERT_BATCH: &str = "INSERT INTO ergon_fanin_batch (batch_id, consumer, tag,
+    group_key, first_position, end_position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (batch_id) DO NOTHING";
 
 /// The members of a wait (`wait_id` first, then whether to list them all, as the
 /// dialect numbers its values) as its continuation receives them, in the order they were

@@ -481,7 +481,16 @@ async fn a_producer_of_25_children_gives_batches_of_10_10_and_5(backend: Backend
     assert_eq!(delivered, expected, "every child once");
 
     assert_eq!(fan.group("p-full").await, (25, 0, Some(25), true, 3));
-    assert_eq!(fan.count("ergon_fanin_item", "batch_id IS NULL").await, 0);
+    assert_eq!(
+        fan.count(
+            "ergon_fanin_batch",
+            "first_position = 0 AND end_position = 10 OR first_position = 10 AND end_position = 20 \
+             OR first_position = 20 AND end_position = 25"
+        )
+        .await,
+        3,
+        "each batch took the next range of positions"
+    );
     let edges = fan
         .count(
             "ergon_node",

@@ -421,8 +421,13 @@ fn item_rows(path: &Path) -> Vec<ItemRow> {
     let db = read(path);
     let mut select = db
         .prepare(
-            "SELECT tx_id, group_key, position, included, batch_id FROM ergon_fanin_item
-             WHERE consumer = ?1 AND tag = ?2 AND task = ?3",
+            "SELECT i.tx_id, i.group_key, i.position, i.included,
+                 (SELECT b.batch_id FROM ergon_fanin_batch b
+                  WHERE b.consumer = i.consumer AND b.tag = i.tag AND b.group_key = i.group_key
+                      AND i.position >= b.first_position AND i.position < b.end_position
+                      AND i.included)
+             FROM ergon_fanin_item i
+             WHERE i.consumer = ?1 AND i.tag = ?2 AND i.task = ?3",
         )
         .unwrap();
     select
@@ -721,7 +726,8 @@ fn check(case: &Case, outcome: &Outcome, tally: &mut Tally) -> Vec<String> {
         }
     }
 
-    // The journal's items: each child once, in its group, marked with the batch it is in.
+    // The journal's items: each child once, in its group, in the range of the batch it is
+    // in (the batch records the positions it took).
     let mut rows_by_id: BTreeMap<&str, Vec<_>> = BTreeMap::new();
     for row in &outcome.items {
         rows_by_id.entry(row.0.as_str()).or_default().push(row);

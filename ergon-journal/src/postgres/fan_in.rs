@@ -51,7 +51,7 @@ pub(super) struct Expecting {
 
 /// The columns [`stored`] reads, in its order.
 const GROUP_COLUMNS: &str = "consumer, tag, group_key, root_id, arrived, unbatched, expected,
-    deep, closed, next_seq, deadline_ms";
+    deep, closed, next_seq, deadline_ms, next_position";
 
 /// The stored groups among (consumers, tags, keys).
 static TOUCH: LazyLock<String> = LazyLock::new(|| {
@@ -99,26 +99,6 @@ const SPAWNED: &str = "SELECT s.slot, count(*) FROM (
         UNION
         SELECT * FROM unnest($4::int8[], $5::text[], $6::text[])
     ) AS s GROUP BY s.slot";
-
-/// Marks the items (tasks, ids) of a group's consumer and tag as taken by batch `$5`.
-const CLAIM: &str = "UPDATE ergon_fanin_item i SET batch_id = $5
-    FROM unnest($3::text[], $4::text[]) AS u(task, tx_id)
-    WHERE i.consumer = $1 AND i.tag = $2 AND i.task = u.task AND i.tx_id = u.tx_id";
-
-/// When the oldest unbatched item of a group arrived.
-const OLDEST: &str = "SELECT arrived_at FROM ergon_fanin_item
-    WHERE consumer = $1 AND tag = $2 AND group_key = $3 AND batch_id IS NULL AND included
-    ORDER BY position LIMIT 1";
-
-/// Writes a group back.
-const STORE: &str = "INSERT INTO ergon_fanin_group (consumer, tag, group_key, root_id,
-        arrived, unbatched, expected, deep, closed, next_seq, deadline_ms, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-    ON CONFLICT (consumer, tag, group_key) DO UPDATE SET
-        arrived = excluded.arrived, unbatched = excluded.unbatched,
-        expected = excluded.expected, deep = excluded.deep, closed = excluded.closed,
-        next_seq = excluded.next_seq, deadline_ms = excluded.deadline_ms,
-        updated_at = excluded.updated_at";
 
 impl Commit<'_> {
     /// Adds the items the nodes of `terminals` bring to the fan-ins collecting them, and
@@ -355,7 +335,7 @@ impl Commit<'_> {
         let before = touched.state;
         let cuts = fan_in::cuts(&before, u64::from(consumes.batch_size), touched.timed_out);
         for cut in &cuts {
-            let results = self.claim(&group, cut).await?;
+            let results = self.claim(&group, &mut touched, cut).await?;
             let batch = fan_in::batch_transaction(&group, &touched.root_id, cut, &results);
             self.queued
                 .push((group.consumer.clone(), batch, Edge::Batch, None));
@@ -365,7 +345,9 @@ impl Commit<'_> {
         if touched.state.unbatched == 0 {
             touched.deadline_ms = None;
         } else if !cuts.is_empty() || touched.timed_out {
-            touched.deadline_ms = self.oldest_deadline(&group, consumes.timeout).await?;
+            touched.deadline_ms = self
+                .oldest_deadline(&group, &touched, consumes.timeout)
+                .await?;
         }
         self.store_group(&group, &touched).await?;
         if touched.state.closed && !before.closed {
@@ -377,54 +359,74 @@ impl Commit<'_> {
         Ok(touched.deadline_ms)
     }
 
-    /// Takes the oldest `cut.size` unbatched items of `group` into batch `cut.seq`: their
-    /// results, in the order they arrived.
-    async fn claim(&self, group: &GroupKey, cut: &Cut) -> Result<Vec<ConsumedResult>, Error> {
-        if cut.size == 0 {
-            // The empty last batch of a group whose items filled whole batches.
-            return Ok(Vec::new());
+    /// Takes the oldest `cut.size` unbatched items of `group` (held as `touched`) into
+    /// batch `cut.seq`: records the range of positions it took and moves the group's
+    /// next position past it; returns their results, in the order they arrived.
+    async fn claim(
+        &self,
+        group: &GroupKey,
+        touched: &mut Touched,
+        cut: &Cut,
+    ) -> Result<Vec<ConsumedResult>, Error> {
+        let first = stored_count(touched.next_position);
+        let mut end = first;
+        let mut results = Vec::new();
+        if cut.size > 0 {
+            let statement = self
+                .tx
+                .prepare_cached(&tables::unbatched_items('$'))
+                .await?;
+            let size = stored_count(cut.size);
+            let rows = self
+                .tx
+                .query(
+                    &statement,
+                    &[&group.consumer, &group.tag, &group.key, &first, &size],
+                )
+                .await?;
+            for row in &rows {
+                results.push(rows::member_state(row)?);
+                end = row.get::<_, i64>(5) + 1;
+            }
         }
-        let statement = self
-            .tx
-            .prepare_cached(&tables::unbatched_items('$'))
-            .await?;
-        let size = stored_count(cut.size);
-        let results: Vec<ConsumedResult> = self
-            .tx
-            .query(
-                &statement,
-                &[&group.consumer, &group.tag, &group.key, &size],
-            )
-            .await?
-            .iter()
-            .map(rows::member_state)
-            .collect::<Result<_, _>>()?;
-        let tasks: Vec<&str> = results.iter().map(|r| r.task.as_str()).collect();
-        let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+        let statement = self.tx.prepare_cached(tables::INSERT_BATCH).await?;
         let batch_id = fan_in::batch_id(group, cut.seq);
-        let statement = self.tx.prepare_cached(CLAIM).await?;
         self.tx
             .execute(
                 &statement,
-                &[&group.consumer, &group.tag, &tasks, &ids, &batch_id],
+                &[
+                    &batch_id,
+                    &group.consumer,
+                    &group.tag,
+                    &group.key,
+                    &first,
+                    &end,
+                    &self.now,
+                ],
             )
             .await?;
+        touched.next_position = u64::try_from(end).unwrap_or(0);
         Ok(results)
     }
 
-    /// When the oldest unbatched item of `group` times out.
+    /// When the oldest unbatched item of `group` (held as `touched`) times out.
     async fn oldest_deadline(
         &self,
         group: &GroupKey,
+        touched: &Touched,
         timeout: Option<std::time::Duration>,
     ) -> Result<Option<i64>, Error> {
         let Some(timeout) = timeout else {
             return Ok(None);
         };
-        let statement = self.tx.prepare_cached(OLDEST).await?;
+        let statement = self.tx.prepare_cached(tables::OLDEST_UNBATCHED).await?;
+        let next = stored_count(touched.next_position);
         let oldest = self
             .tx
-            .query_opt(&statement, &[&group.consumer, &group.tag, &group.key])
+            .query_opt(
+                &statement,
+                &[&group.consumer, &group.tag, &group.key, &next],
+            )
             .await?
             .map(|row| row.get::<_, i64>(0));
         let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
@@ -434,7 +436,7 @@ impl Commit<'_> {
     /// Writes `group` back as `touched` holds it.
     async fn store_group(&self, group: &GroupKey, touched: &Touched) -> Result<(), Error> {
         let state = &touched.state;
-        let statement = self.tx.prepare_cached(STORE).await?;
+        let statement = self.tx.prepare_cached(tables::STORE_GROUP).await?;
         self.tx
             .execute(
                 &statement,
@@ -451,6 +453,7 @@ impl Commit<'_> {
                     &stored_count(state.next_seq),
                     &touched.deadline_ms,
                     &self.now,
+                    &stored_count(touched.next_position),
                 ],
             )
             .await?;
@@ -487,6 +490,7 @@ fn stored(row: &Row) -> (GroupKey, Touched) {
         },
         deadline_ms: row.get(10),
         timed_out: false,
+        next_position: count(11),
     };
     (group, touched)
 }

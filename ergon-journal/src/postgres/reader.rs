@@ -68,6 +68,8 @@ pub(super) async fn purge_before(db: &mut Client, before_ms: i64) -> Result<usiz
         .await?;
     tx.execute(tables::PURGE_FAN_IN_ITEMS, &[&before_ms])
         .await?;
+    tx.execute(tables::PURGE_FAN_IN_BATCHES, &[&before_ms])
+        .await?;
     tx.execute(tables::PURGE_FAN_IN_GROUPS, &[&before_ms])
         .await?;
     tx.commit().await?;

@@ -5,8 +5,8 @@
 //! a duplicate completion adds nothing); a producer's completion, or a batch group that
 //! closed, fixes how many items a group expects. The groups touched are held in memory
 //! for the commit and decided once at its end ([`Transition::cut_batches`]): every batch
-//! due is cut — its items marked with the batch's id, its transaction queued to the
-//! consumer — and each group written back once, however many of its items arrived in the
+//! due is cut — the range of positions it took recorded (items are written once, never
+//! marked), its transaction queued to the consumer — and each group written back once, however many of its items arrived in the
 //! commit. Groups whose timeout passed are cut by the writer's deadline pass
 //! ([`Transition::cut_due`]).
 
@@ -69,7 +69,7 @@ impl Transition<'_> {
                 .db
                 .prepare_cached(
                     "SELECT root_id, arrived, unbatched, expected, deep, closed, next_seq,
-                         deadline_ms
+                         deadline_ms, next_position
                      FROM ergon_fanin_group WHERE consumer = ?1 AND tag = ?2 AND group_key = ?3",
                 )?
                 .query_row(params![group.consumer, group.tag, group.key], |row| {
@@ -85,6 +85,7 @@ impl Transition<'_> {
                         },
                         deadline_ms: row.get(7)?,
                         timed_out: false,
+                        next_position: row.get(8)?,
                     })
                 })
                 .optional()?;
@@ -176,13 +177,13 @@ impl Transition<'_> {
 
     fn decide_group(&self, group: &GroupKey, mut touched: Touched) -> rusqlite::Result<()> {
         let Some(consumes) = self.routes.consumes_of(&group.consumer) else {
-            // A fan-in no longer configured: its groups stay as they are.
-            return self.store_group(group, &touched);
+            // Unreached: a commit touches only the groups of the routes' fan-ins.
+            return Ok(());
         };
         let before = touched.state;
         let cuts = fan_in::cuts(&before, u64::from(consumes.batch_size), touched.timed_out);
         for cut in &cuts {
-            let results = self.claim(group, cut)?;
+            let results = self.claim(group, &mut touched, cut)?;
             let batch = fan_in::batch_transaction(group, &touched.root_id, cut, &results);
             self.emit(&group.consumer, &batch, Edge::Batch)?;
             self.metrics.count_batch(cut.reason);
@@ -191,7 +192,7 @@ impl Transition<'_> {
         if touched.state.unbatched == 0 {
             touched.deadline_ms = None;
         } else if !cuts.is_empty() || touched.timed_out {
-            touched.deadline_ms = self.oldest_deadline(group, consumes.timeout)?;
+            touched.deadline_ms = self.oldest_deadline(group, &touched, consumes.timeout)?;
         }
         self.store_group(group, &touched)?;
         if touched.state.closed && !before.closed {
@@ -203,38 +204,54 @@ impl Transition<'_> {
         Ok(())
     }
 
-    /// Takes the oldest `cut.size` unbatched items of `group` into batch `cut.seq`: their
-    /// results, in the order they arrived.
-    fn claim(&self, group: &GroupKey, cut: &fan_in::Cut) -> rusqlite::Result<Vec<ConsumedResult>> {
+    /// Takes the oldest `cut.size` unbatched items of `group` (held as `touched`) into
+    /// batch `cut.seq`: records the range of positions it took and moves the group's
+    /// next position past it; returns their results, in the order they arrived.
+    fn claim(
+        &self,
+        group: &GroupKey,
+        touched: &mut Touched,
+        cut: &fan_in::Cut,
+    ) -> rusqlite::Result<Vec<ConsumedResult>> {
+        let first = touched.next_position;
+        let mut end = first;
         let results: Vec<ConsumedResult> = self
             .db
             .prepare_cached(&tables::unbatched_items('?'))?
             .query_map(
-                params![group.consumer, group.tag, group.key, cut.size],
-                |row| rows::member_state(row),
+                params![group.consumer, group.tag, group.key, first, cut.size],
+                |row| {
+                    let position: u64 = row.get(5)?;
+                    Ok((rows::member_state(row)?, position))
+                },
             )?
+            .map(|row| {
+                row.map(|(result, position)| {
+                    end = position + 1;
+                    result
+                })
+            })
             .collect::<Result<_, _>>()?;
-        let batch_id = fan_in::batch_id(group, cut.seq);
-        let mut mark = self.db.prepare_cached(
-            "UPDATE ergon_fanin_item SET batch_id = ?5
-             WHERE consumer = ?1 AND tag = ?2 AND task = ?3 AND tx_id = ?4",
-        )?;
-        for result in &results {
-            mark.execute(params![
+        self.db
+            .prepare_cached(&tables::INSERT_BATCH.replace('$', "?"))?
+            .execute(params![
+                fan_in::batch_id(group, cut.seq),
                 group.consumer,
                 group.tag,
-                result.task,
-                result.id,
-                batch_id
+                group.key,
+                first,
+                end,
+                self.now,
             ])?;
-        }
+        touched.next_position = end;
         Ok(results)
     }
 
-    /// When the oldest unbatched item of `group` times out.
+    /// When the oldest unbatched item of `group` (held as `touched`) times out.
     fn oldest_deadline(
         &self,
         group: &GroupKey,
+        touched: &Touched,
         timeout: Option<std::time::Duration>,
     ) -> rusqlite::Result<Option<i64>> {
         let Some(timeout) = timeout else {
@@ -242,15 +259,11 @@ impl Transition<'_> {
         };
         let oldest: Option<i64> = self
             .db
-            .prepare_cached(
-                "SELECT arrived_at FROM ergon_fanin_item
-                 WHERE consumer = ?1 AND tag = ?2 AND group_key = ?3
-                     AND batch_id IS NULL AND included
-                 ORDER BY position LIMIT 1",
-            )?
-            .query_row(params![group.consumer, group.tag, group.key], |row| {
-                row.get(0)
-            })
+            .prepare_cached(&tables::OLDEST_UNBATCHED.replace('$', "?"))?
+            .query_row(
+                params![group.consumer, group.tag, group.key, touched.next_position],
+                |row| row.get(0),
+            )
             .optional()?;
         let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
         Ok(oldest.map(|at| at.saturating_add(timeout)))
@@ -259,16 +272,7 @@ impl Transition<'_> {
     fn store_group(&self, group: &GroupKey, touched: &Touched) -> rusqlite::Result<()> {
         let state = &touched.state;
         self.db
-            .prepare_cached(
-                "INSERT INTO ergon_fanin_group (consumer, tag, group_key, root_id, arrived,
-                     unbatched, expected, deep, closed, next_seq, deadline_ms, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 ON CONFLICT (consumer, tag, group_key) DO UPDATE SET
-                     arrived = excluded.arrived, unbatched = excluded.unbatched,
-                     expected = excluded.expected, deep = excluded.deep,
-                     closed = excluded.closed, next_seq = excluded.next_seq,
-                     deadline_ms = excluded.deadline_ms, updated_at = excluded.updated_at",
-            )?
+            .prepare_cached(&tables::STORE_GROUP.replace('$', "?"))?
             .execute(params![
                 group.consumer,
                 group.tag,
@@ -282,6 +286,7 @@ impl Transition<'_> {
                 state.next_seq,
                 touched.deadline_ms,
                 self.now,
+                touched.next_position,
             ])?;
         Ok(())
     }

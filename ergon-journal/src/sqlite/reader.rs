@@ -71,6 +71,7 @@ pub(super) fn purge_before(db: &Database, before_ms: i64) -> rusqlite::Result<us
     )?;
     write.execute("DELETE FROM ergon_wait WHERE fired_at < ?1", [before_ms])?;
     write.execute(&tables::PURGE_FAN_IN_ITEMS.replace('$', "?"), [before_ms])?;
+    write.execute(&tables::PURGE_FAN_IN_BATCHES.replace('$', "?"), [before_ms])?;
     write.execute(&tables::PURGE_FAN_IN_GROUPS.replace('$', "?"), [before_ms])?;
     write.commit()?;
     Ok(nodes)
