@@ -21,6 +21,9 @@ use ergon_core::{Category, Connector, Settlement, Transaction};
 use ergon_journal::{Consumes, DurableJournal, GroupBy, Record, Routes, Settings};
 use serde_json::json;
 
+#[cfg(feature = "postgres")]
+mod common;
+
 /// The producer's task: it produces the tag `items`.
 const PRODUCER: &str = "split";
 /// The task whose terminal transactions are collected.
@@ -295,13 +298,7 @@ mod postgres {
     use ergon_journal::{DurableJournal, Settings};
     use serde_json::json;
 
-    use super::{CONSUMER, DIGEST, TASKS, Tables};
-
-    /// The PostgreSQL the tests use.
-    fn url() -> String {
-        std::env::var("ERGON_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
+    use super::{CONSUMER, DIGEST, TASKS, Tables, common};
 
     /// A journal with `settings` on a fresh schema named after `test`, relaying to
     /// in-process queues; its tables (through a connection of their own); and the inputs
@@ -315,8 +312,8 @@ mod postgres {
         BTreeMap<String, Arc<dyn Connector>>,
     ) {
         let schema = format!("{test}_{}", std::process::id());
-        let admin = connect().await;
-        drop_schemas(&admin, test).await;
+        let admin = common::connect().await;
+        common::drop_schemas(&admin, test).await;
         let queues: BTreeMap<String, Arc<dyn MakeConnector>> = TASKS
             .into_iter()
             .map(|task| (task.to_owned(), memory_queue(task)))
@@ -326,7 +323,7 @@ mod postgres {
             let input = queues[consumer].connect(0).await.unwrap();
             inputs.insert(consumer.to_owned(), input);
         }
-        let journal = DurableJournal::postgres(&url(), &schema, settings, queues)
+        let journal = DurableJournal::postgres(&common::postgres_url(), &schema, settings, queues)
             .await
             .unwrap();
         (
@@ -345,37 +342,6 @@ mod postgres {
         let maker = MemoryKind.configure(json!({}), &env).unwrap();
         assert!(maker.takes_dispatches());
         maker
-    }
-
-    /// A connection to the tests' PostgreSQL (its driver runs in the background).
-    async fn connect() -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|err| panic!("PostgreSQL at {} is not reachable: {err}", url()));
-        tokio::spawn(async move { drop(connection.await) });
-        client
-    }
-
-    /// Drops the schemas of `test` left by runs whose process is gone (this one's
-    /// included: a fresh start).
-    async fn drop_schemas(admin: &tokio_postgres::Client, test: &str) {
-        let schemas = admin
-            .query(
-                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
-                &[&format!("{test}_")],
-            )
-            .await
-            .unwrap();
-        for row in schemas {
-            let schema: &str = row.get(0);
-            let pid = schema.rsplit('_').next().unwrap_or_default();
-            let alive = pid != std::process::id().to_string()
-                && std::path::Path::new(&format!("/proc/{pid}")).exists();
-            if !alive {
-                let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-                admin.batch_execute(&drop).await.unwrap();
-            }
-        }
     }
 }
 

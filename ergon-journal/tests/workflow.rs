@@ -20,6 +20,8 @@ use ergon_journal::{
 };
 use serde_json::{Value, json};
 
+mod common;
+
 /// The backends every test runs on.
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -58,12 +60,6 @@ on_both_backends!(
     in_step_waits_return_results_or_time_out_and_unknown_targets_are_refused,
 );
 
-/// The PostgreSQL the tests use.
-fn postgres_url() -> String {
-    std::env::var("ERGON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
 /// A journal whose tasks read local queues of their own name in `queue.db`.
 struct Flow {
     backend: Backend,
@@ -92,7 +88,7 @@ impl Flow {
         let dir = tempfile::tempdir().unwrap();
         let schema = format!("{test}_{}", std::process::id());
         if let Backend::Postgres = backend {
-            drop_schemas(test).await;
+            common::drop_schemas(&common::connect().await, test).await;
         }
         Self::open(backend, dir, schema, more).await
     }
@@ -129,12 +125,16 @@ impl Flow {
                     .iter()
                     .map(|task| (task.to_string(), queue_maker(dir.path(), task)))
                     .collect();
-                let journal =
-                    DurableJournal::postgres(&postgres_url(), &schema, settings(routes), relays)
-                        .await
-                        .unwrap();
+                let journal = DurableJournal::postgres(
+                    &common::postgres_url(),
+                    &schema,
+                    settings(routes),
+                    relays,
+                )
+                .await
+                .unwrap();
                 let journal = Arc::new(journal);
-                let (admin, _) = connect().await;
+                let admin = common::connect().await;
                 Self {
                     backend,
                     metrics: journal.metrics().clone(),
@@ -232,29 +232,6 @@ async fn open_queue(path: &std::path::Path, name: &str) -> Arc<LocalConnector> {
     )
 }
 
-/// Drops the schemas of `test` left by runs whose process is gone (this one's included:
-/// a fresh start).
-async fn drop_schemas(test: &str) {
-    let (admin, _) = connect().await;
-    let schemas = admin
-        .query(
-            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
-            &[&format!("{test}_")],
-        )
-        .await
-        .unwrap();
-    for row in schemas {
-        let schema: &str = row.get(0);
-        let pid = schema.rsplit('_').next().unwrap_or_default();
-        let alive = pid != std::process::id().to_string()
-            && std::path::Path::new(&format!("/proc/{pid}")).exists();
-        if !alive {
-            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-            admin.batch_execute(&drop).await.unwrap();
-        }
-    }
-}
-
 /// How the relay opens `task`'s queue: as the runner does, from its `[connectors]` table.
 fn queue_maker(dir: &std::path::Path, task: &str) -> Arc<dyn MakeConnector> {
     let table = json!({ "path": "queue.db", "queue": task, "ack_interval": "1ms" });
@@ -265,14 +242,6 @@ fn queue_maker(dir: &std::path::Path, task: &str) -> Arc<dyn MakeConnector> {
     let maker = LocalKind.configure(table, &env).unwrap();
     assert!(maker.takes_dispatches());
     maker
-}
-
-/// A connection to the tests' PostgreSQL, and its driver.
-async fn connect() -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
-    let (client, connection) = tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|err| panic!("PostgreSQL at {} is not reachable: {err}", postgres_url()));
-    (client, tokio::spawn(async move { drop(connection.await) }))
 }
 
 /// Spawns `{"children": n}` (default 5) items `ID/0…`, parks `fan_in` on all of them.

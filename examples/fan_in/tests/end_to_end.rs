@@ -1,7 +1,10 @@
 //! The fan_in example end to end through its binary: 1,003 tagged items squared, cut
-//! into 100 full batches and a last one of 3 without a timer, their sums totalled once.
+//! into 100 full batches and a last one of 3 without a timer, their sums totalled once
+//! (`common::every_item_once_and_one_total`), and the batches in `trace`.
 
 use example_support::Example;
+
+mod common;
 
 #[test]
 fn a_thousand_and_three_items_make_a_hundred_and_one_batches_and_one_total() {
@@ -12,27 +15,8 @@ fn a_thousand_and_three_items_make_a_hundred_and_one_batches_and_one_total() {
     );
     example.enqueue("batches", "batches.jsonl");
     let summary = example.run(&[]);
-    for line in [
-        "task split: processed=1 succeeded=1",
-        "task work: processed=1003 succeeded=1003",
-        "task aggregate: processed=101 succeeded=101",
-        "task total: processed=1 succeeded=1",
-    ] {
-        assert!(summary.contains(line), "{line}: {summary}");
-    }
-
-    // 1² + 2² + … + 1003² = 1003·1004·2007 / 6
-    assert_eq!(
-        example.json_lines("out/totals.jsonl"),
-        [
-            serde_json::json!({"order": "order-1", "batches": 101, "reason": "complete", "total": 336_845_514_u64})
-        ]
-    );
-
-    let batches = example.children("order-1", "aggregate", "succeeded", 2_000);
-    assert_eq!(batches, 101, "each batch id once in the journal");
-    let last = example.run(&["get", "order-1/aggregate/batch/items/100", "--json"]);
-    assert!(last.contains(r#""status":"succeeded""#), "{last}");
+    common::one_run_did_it_all(&summary, 1_003);
+    common::every_item_once_and_one_total(&example, 1_003, "complete");
 
     // Batches hang under their group's transaction with the items they hold.
     let trace = example.run(&["trace", "order-1"]);

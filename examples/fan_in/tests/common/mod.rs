@@ -1,6 +1,7 @@
-//! What the fan_in crash tests check once their runs are over, whatever the transport:
-//! the journal read through the example's own commands (`list`, `get`), and the totals
-//! file.
+//! What the fan_in tests check once their runs are over, whatever the transport: the
+//! run's summary, the journal read through the example's own commands (`list`, `get`),
+//! and the totals file.
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +29,20 @@ pub fn items_journaled(example: &Example, status: &str, items: u64) -> usize {
 /// to spare so that a duplicate would show.
 fn limit(items: u64) -> usize {
     usize::try_from(items * 2 + 100).unwrap()
+}
+
+/// The summary of one run that did the whole order of `items` items, `BATCH_SIZE` at a
+/// time, in one total.
+pub fn one_run_did_it_all(summary: &str, items: u64) {
+    let batches = items.div_ceil(BATCH_SIZE);
+    for line in [
+        "task split: processed=1 succeeded=1".to_owned(),
+        format!("task work: processed={items} succeeded={items}"),
+        format!("task aggregate: processed={batches} succeeded={batches}"),
+        "task total: processed=1 succeeded=1".to_owned(),
+    ] {
+        assert!(summary.contains(&line), "{line}: {summary}");
+    }
 }
 
 /// 1² + 2² + … + items².
