@@ -6,9 +6,10 @@
 //! completion fixes how many items its groups expect once the commit's spawns are known,
 //! and a batch group that closed fixes it for the fan-ins of its consumer's results. The
 //! groups touched are held in memory for the commit and decided one by one at its end
-//! ([`Commit::cut_batches`], before the hand-over): every batch due is cut — its items
-//! marked with the batch's id, its transaction queued to the consumer like a
-//! continuation, through the outbox — and each group written back once, however many of
+//! ([`Commit::cut_batches`], before the hand-over): every batch due is cut — the range
+//! of positions it took recorded (items are written once, never marked), its
+//! transaction queued to the consumer like a continuation, through the outbox — and each
+//! group written back once, however many of
 //! its items arrived in the commit. Groups whose timeout passed are cut by the writer's
 //! deadline pass ([`Commit::cut_due`]).
 

@@ -6,9 +6,9 @@
 //! closed, fixes how many items a group expects. The groups touched are held in memory
 //! for the commit and decided once at its end ([`Transition::cut_batches`]): every batch
 //! due is cut — the range of positions it took recorded (items are written once, never
-//! marked), its transaction queued to the consumer — and each group written back once, however many of its items arrived in the
-//! commit. Groups whose timeout passed are cut by the writer's deadline pass
-//! ([`Transition::cut_due`]).
+//! marked), its transaction queued to the consumer — and each group written back once,
+//! however many of its items arrived in the commit. Groups whose timeout passed are cut
+//! by the writer's deadline pass ([`Transition::cut_due`]).
 
 use ergon_core::journal::ConsumedResult;
 use rusqlite::{OptionalExtension, params};
