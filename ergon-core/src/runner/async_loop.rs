@@ -312,6 +312,8 @@ impl<L: Lifecycle> ConsumeLoop<L> {
             _ => None,
         };
         let mut drain_deadline: Option<Pin<Box<Sleep>>> = None;
+        // Another loop of the run stopping work may have handed this one some: look again.
+        let run = quiet.as_ref().map(|quiet| quiet.run().clone());
 
         loop {
             if stop.is_none() {
@@ -464,6 +466,9 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                 }
                 () = settling.freed.notified(), if journaled => {}
                 () = async { waiting.as_mut().expect("guarded").await }, if waiting.is_some() => {
+                    waiting = None;
+                }
+                () = async { run.as_ref().expect("guarded").rested().await }, if waiting.is_some() && run.is_some() => {
                     waiting = None;
                 }
                 () = self.shutdown.cancelled(), if stop.is_none() => {}

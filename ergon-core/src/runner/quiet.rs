@@ -21,6 +21,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
 use crate::sync::lock;
 
 /// The loops of one run, counted while busy. Share one among the loops with
@@ -28,6 +31,10 @@ use crate::sync::lock;
 #[derive(Debug, Default)]
 pub struct RunQuiet {
     state: Mutex<State>,
+    /// Notified whenever a loop stops being busy, and when the run is found quiet: idle
+    /// loops look at their input again at once instead of after their empty-fetch
+    /// backoff (up to `backoff_cap`), and end together.
+    rested: Notify,
 }
 
 /// Where the run's loops stand.
@@ -73,7 +80,14 @@ impl RunQuiet {
                 members: loops,
                 ..State::default()
             }),
+            rested: Notify::new(),
         })
+    }
+
+    /// Completes when a loop of the run stops being busy or finds the run quiet (see
+    /// [`Participant::idle`]).
+    pub(crate) fn rested(&self) -> Notified<'_> {
+        self.rested.notified()
     }
 
     /// Joins a loop to the run, busy (counted already when it was expected).
@@ -116,14 +130,26 @@ impl Participant {
     /// worked: that work may be in its input now).
     pub fn idle(&mut self) -> bool {
         let mut state = lock(&self.run.state);
-        if !std::mem::replace(&mut self.idle, true) {
+        let rested = !std::mem::replace(&mut self.idle, true);
+        if rested {
             state.rest();
         }
         if self.confirmed_at != Some(state.epoch) {
             self.confirmed_at = Some(state.epoch);
             state.confirmed += 1;
         }
-        state.busy == 0 && state.confirmed >= state.members
+        let quiet = state.busy == 0 && state.confirmed >= state.members;
+        drop(state);
+        if rested || quiet {
+            // The others look again: for work this loop may have handed them, or to end.
+            self.run.rested.notify_waiters();
+        }
+        quiet
+    }
+
+    /// The run this loop takes part in.
+    pub fn run(&self) -> &Arc<RunQuiet> {
+        &self.run
     }
 }
 
@@ -136,6 +162,10 @@ impl Drop for Participant {
             state.confirmed -= 1;
         }
         state.members -= 1;
+        drop(state);
+        if !self.idle {
+            self.run.rested.notify_waiters();
+        }
     }
 }
 
@@ -185,6 +215,32 @@ mod tests {
         assert!(!late.idle(), "a's and b's answers predate late's work");
         assert!(!b.idle());
         assert!(a.idle(), "all three looked after the last work");
+    }
+
+    #[tokio::test]
+    async fn idle_loops_are_woken_when_another_rests_and_when_the_run_is_quiet() {
+        let run = RunQuiet::expecting(2);
+        let (mut split, mut work) = (run.join(), run.join());
+        let rested = run.rested();
+        tokio::pin!(rested);
+        rested.as_mut().enable();
+        assert!(!split.idle(), "work is busy");
+        tokio::time::timeout(std::time::Duration::from_secs(1), rested)
+            .await
+            .expect("split resting wakes the idle loops");
+
+        let work_rested = run.rested();
+        tokio::pin!(work_rested);
+        work_rested.as_mut().enable();
+        assert!(!work.idle(), "split looked before work's last task ended");
+        let ended = run.rested();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        work_rested.await;
+        assert!(split.idle(), "split looks again: quiet");
+        tokio::time::timeout(std::time::Duration::from_secs(1), ended)
+            .await
+            .expect("the loop that finds the run quiet wakes the others to end");
     }
 
     #[test]
