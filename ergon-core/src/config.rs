@@ -167,6 +167,19 @@ pub trait MakeConnector: Send + Sync + 'static {
     fn takes_dispatches(&self) -> bool {
         false
     }
+
+    /// The administration of this connector's queue and dead letters (the `queue stats`,
+    /// `dead-letters` and `requeue-dead` commands), for a transport that keeps dead
+    /// letters; `None` (the default) for one that does not. Opening it consumes nothing.
+    ///
+    /// # Errors
+    ///
+    /// The transport cannot be reached.
+    async fn admin(
+        &self,
+    ) -> Result<Option<std::sync::Arc<dyn crate::queue_admin::QueueAdmin>>, crate::TaskError> {
+        Ok(None)
+    }
 }
 
 /// A kind of service the TOML can name with `type = "..."` in `[services.NAME]`.

@@ -27,7 +27,8 @@
 //!   [`context`]: what a task can reach.
 //! * [`connector`]: the [`Connector`] trait and the [`Settlement`] the engine decides;
 //!   [`delivery`]: a fetched [`Transaction`] with the receipt it is settled by;
-//!   [`memory`]: the in-process connector.
+//!   [`memory`]: the in-process connector; [`queue_admin`]: stats and dead letters of a
+//!   connector's queue, for the `queue` commands.
 //! * [`step`] (fetch, dispatch), [`lifecycle`] (each role's steps), [`journal`] (the
 //!   durable record of each completion, written before it is settled), [`settle`]: one
 //!   transaction's path.
@@ -55,6 +56,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod observe;
 pub mod policy;
+pub mod queue_admin;
 pub mod runner;
 pub mod service;
 pub mod settle;

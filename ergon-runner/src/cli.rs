@@ -74,7 +74,7 @@ enum Command {
         #[command(subcommand)]
         action: JournalAction,
     },
-    /// Feed and inspect the local queues (`type = "local"`) of the file.
+    /// Feed and inspect the queues and dead letters of the file's connectors.
     Queue {
         #[command(subcommand)]
         action: QueueAction,
@@ -141,9 +141,9 @@ enum QueueAction {
         #[arg(long)]
         strict: bool,
     },
-    /// Show ready, in-flight, expired and dead transactions per local queue.
+    /// Show each queue's counts (local: ready, in flight, expired, dead).
     Stats {
-        /// Connectors; every local one when none is named.
+        /// Connectors; every one that keeps dead letters when none is named.
         connectors: Vec<String>,
     },
     /// List dead letters with their failure, one JSON object per line.
@@ -229,7 +229,7 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
             Ok(plan) => commands::run::run(&plan, &names, &|name| std::env::var(name).ok()).await,
             Err(err) => Err(err),
         },
-        Command::Queue { action } => queue(&cli.config, action),
+        Command::Queue { action } => queue(&cli.config, registry, action).await,
         Command::Process { name, payload, id } => match load(&cli.config, registry) {
             Ok(plan) => commands::process::run(&plan, &name, &id, &payload).await,
             Err(err) => Err(err),
@@ -238,34 +238,49 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
     result.unwrap_or_else(|err| config_error(&err))
 }
 
-#[cfg(feature = "local")]
-fn queue(file: &std::path::Path, action: QueueAction) -> Result<u8, ConfigError> {
+async fn queue(
+    file: &std::path::Path,
+    registry: &Registry,
+    action: QueueAction,
+) -> Result<u8, ConfigError> {
     let loaded = config::load(file)?;
-    let out = match action {
+    let (out, code) = match action {
         QueueAction::Enqueue {
             connector,
             file,
             strict,
-        } => commands::queue::enqueue(&loaded, &connector, file.as_deref(), strict)?,
-        QueueAction::Stats { connectors } => commands::queue::stats(&loaded, &connectors)?,
-        QueueAction::DeadLetters { connector, limit } => {
-            commands::queue::dead_letters(&loaded, &connector, limit)?
+        } => (enqueue(&loaded, &connector, file.as_deref(), strict)?, 0),
+        QueueAction::Stats { connectors } => {
+            commands::queue::stats(&loaded, registry, &connectors).await?
         }
-        QueueAction::RequeueDead { connector } => {
-            commands::queue::requeue_dead(&loaded, &connector)?
-        }
+        QueueAction::DeadLetters { connector, limit } => (
+            commands::queue::dead_letters(&loaded, registry, &connector, limit).await?,
+            0,
+        ),
+        QueueAction::RequeueDead { connector } => (
+            commands::queue::requeue_dead(&loaded, registry, &connector).await?,
+            0,
+        ),
     };
     print!("{out}");
-    Ok(0)
+    Ok(code)
 }
 
-/// Without the `local` feature there are no local queues to work on.
+#[cfg(feature = "local")]
+use commands::queue::enqueue;
+
+/// Without the `local` feature there are no local queues to enqueue into.
 #[cfg(not(feature = "local"))]
-fn queue(file: &std::path::Path, _action: QueueAction) -> Result<u8, ConfigError> {
+fn enqueue(
+    loaded: &config::LoadedConfig,
+    _connector: &str,
+    _source: Option<&std::path::Path>,
+    _strict: bool,
+) -> Result<String, ConfigError> {
     Err(ConfigError::new(
-        file,
+        &loaded.file,
         "connectors",
-        "the `queue` command works on local queues (`type = \"local\"`), and this binary \
+        "`queue enqueue` writes into local queues (`type = \"local\"`), and this binary \
          was built without ergon-runner's `local` feature",
     ))
 }

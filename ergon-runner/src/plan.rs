@@ -161,19 +161,7 @@ impl Plan {
                     })
             },
         )?;
-        let connectors = configure_all(
-            file,
-            "connector",
-            &config.connectors,
-            &registry.connectors,
-            |kind, table, name| {
-                kind.configure(table, &env(name)).map(|make| ConnectorRef {
-                    name: name.to_owned(),
-                    kind: kind.name(),
-                    make,
-                })
-            },
-        )?;
+        let connectors = configure_connectors(loaded, registry)?;
 
         let tasks = config
             .tasks
@@ -414,6 +402,35 @@ fn check_threads(model: Model, workers: usize, policy: &LoopPolicy) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// Configures every `[connectors.NAME]` of the file (no I/O), by name: what the plan's
+/// tasks use, and what the `queue` commands open on their own.
+///
+/// # Errors
+///
+/// A table whose `type` is unknown or whose keys its kind rejects.
+pub(crate) fn configure_connectors(
+    loaded: &LoadedConfig,
+    registry: &Registry,
+) -> Result<BTreeMap<String, ConnectorRef>, ConfigError> {
+    configure_all(
+        &loaded.file,
+        "connector",
+        &loaded.config.connectors,
+        &registry.connectors,
+        |kind, table, name| {
+            let env = ConfigEnv {
+                name: name.to_owned(),
+                base_dir: loaded.base_dir.clone(),
+            };
+            kind.configure(table, &env).map(|make| ConnectorRef {
+                name: name.to_owned(),
+                kind: kind.name(),
+                make,
+            })
+        },
+    )
 }
 
 /// Configures every `[connectors.X]` or `[services.X]` table with the kind its `type`

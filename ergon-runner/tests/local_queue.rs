@@ -156,7 +156,7 @@ fn queue_commands_enqueue_show_and_requeue() {
         "{stdout}"
     );
     assert_eq!(stats(&config), (5, 0, 0, 0));
-    // stdin works too; `queue` refuses a connector that is not local.
+    // stdin works too; `queue` refuses a connector that keeps no dead letters.
     let mut child = runner(&config, &["queue", "enqueue", "inbox"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -177,6 +177,13 @@ fn queue_commands_enqueue_show_and_requeue() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("connectors.done.type"),
         "{out:?}"
+    );
+    // Without names, `stats` shows every connector that keeps dead letters, and only those.
+    let out = run(&config, &["queue", "stats"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.starts_with("inbox ") && listed.contains("ready=6") && !listed.contains("done"),
+        "{listed}"
     );
     let out = run(&config, &["queue", "dead-letters", "inbox"]);
     assert!(out.stdout.is_empty());

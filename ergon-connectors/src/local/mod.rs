@@ -30,6 +30,7 @@
 //! The `ergon-runner queue` command enqueues JSON lines, shows depths and dead letters,
 //! and requeues dead letters.
 
+mod admin;
 mod config;
 mod database;
 mod store;
@@ -42,6 +43,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
+use ergon_core::queue_admin::QueueAdmin;
 use ergon_core::sync::lock;
 use ergon_core::transaction::Metadata;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
@@ -107,6 +109,12 @@ impl MakeConnector for MakeLocal {
     fn takes_dispatches(&self) -> bool {
         true
     }
+
+    /// The queue's depths and its dead-letter table.
+    async fn admin(&self) -> Result<Option<Arc<dyn QueueAdmin>>, TaskError> {
+        let admin = admin::LocalAdmin::open(self.path.clone(), self.queue.clone()).await?;
+        Ok(Some(Arc::new(admin)))
+    }
 }
 
 /// One worker's connection to a local queue (see the module docs).
@@ -139,13 +147,7 @@ impl LocalConnector {
         queue: String,
         config: &LocalConfig,
     ) -> Result<LocalConnector, TaskError> {
-        let opened = path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&opened))
-            .await
-            .map_err(|err| {
-                TaskError::system(format!("opening {} panicked: {err}", path.display()))
-            })?
-            .map_err(|err| fail(&path, "cannot open", err).non_retryable())?;
+        let store = open_store(&path).await?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             path,
@@ -177,22 +179,44 @@ impl LocalConnector {
     }
 }
 
+/// Opens the store of the file at `path` on the blocking pool.
+async fn open_store(path: &std::path::Path) -> Result<Store, TaskError> {
+    let opened = path.to_path_buf();
+    tokio::task::spawn_blocking(move || Store::open(&opened))
+        .await
+        .map_err(|err| TaskError::system(format!("opening {} panicked: {err}", path.display())))?
+        .map_err(|err| fail(path, "cannot open", err).non_retryable())
+}
+
 /// Runs `op` on the store off the async workers.
 async fn on_store<T: Send + 'static>(
     shared: &Arc<Shared>,
     what: &'static str,
     op: impl FnOnce(&mut Store) -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<T, TaskError> {
-    let inner = shared.clone();
-    tokio::task::spawn_blocking(move || op(&mut lock(&inner.store)))
+    off_thread(shared.clone(), &shared.path, what, move |shared| {
+        op(&mut lock(&shared.store))
+    })
+    .await
+}
+
+/// Runs `op` on `owner` (what holds the store of the file at `path`) on the blocking pool,
+/// naming the file and `what` in its error.
+async fn off_thread<S: Send + Sync + 'static, T: Send + 'static>(
+    owner: Arc<S>,
+    path: &std::path::Path,
+    what: &'static str,
+    op: impl FnOnce(&S) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, TaskError> {
+    tokio::task::spawn_blocking(move || op(&owner))
         .await
         .map_err(|err| {
             TaskError::system(format!(
                 "local queue {}: {what} panicked: {err}",
-                shared.path.display()
+                path.display()
             ))
         })?
-        .map_err(|err| fail(&shared.path, what, err))
+        .map_err(|err| fail(path, what, err))
 }
 
 #[async_trait]

@@ -261,14 +261,7 @@ impl Store {
         failure: &Failure,
     ) -> rusqlite::Result<bool> {
         let tx = self.db.write()?;
-        let described = serde_json::json!({
-            "task": &*failure.task,
-            "step": failure.step,
-            "category": failure.category.as_str(),
-            "error": failure.message,
-            "attempts": failure.attempts,
-        })
-        .to_string();
+        let described = failure.to_json().to_string();
         let moved = tx.execute(
             "INSERT INTO ergon_dead_letters (seq, queue, id, payload, metadata, deliveries, failure, failed_at)
              SELECT seq, queue, id, payload, metadata, deliveries, ?3, ?4 FROM ergon_queue

@@ -4,7 +4,6 @@
 pub mod journal;
 pub mod list;
 pub mod process;
-#[cfg(feature = "local")]
 pub mod queue;
 pub mod run;
 #[cfg(feature = "journal")]

@@ -1,22 +1,13 @@
-//! `queue`: feed and inspect the local queues (`type = "local"`) of the config file.
-//!
-//! ```text
-//! ergon-runner queue enqueue CONNECTOR [--file FILE] [--strict]
-//!                                                       lines from FILE or stdin, as read
-//! ergon-runner queue stats [CONNECTOR...]               ready, in flight, expired, dead
-//! ergon-runner queue dead-letters CONNECTOR [--limit N] the failures, one JSON line each
-//! ergon-runner queue requeue-dead CONNECTOR             put the dead letters back
-//! ```
+//! `queue enqueue`: lines into a local queue, byte for byte.
 
 use std::io::BufRead as _;
 use std::path::Path;
 
-use ergon_connectors::jsonl::{self, Payload};
+use ergon_connectors::jsonl;
 use ergon_connectors::local::{LocalConfig, NewRow, Store};
 use ergon_core::config::{ConfigEnv, decode};
-use serde::Serialize;
-use serde_json::value::RawValue;
 
+use super::failed;
 use crate::config::{ConfigError, LoadedConfig};
 
 /// Rows written per SQLite transaction while enqueueing.
@@ -69,32 +60,6 @@ fn open(loaded: &LoadedConfig, name: &str) -> Result<Named, ConfigError> {
         )
     })?;
     Ok(Named { store, queue })
-}
-
-/// Turns a database error of `connector` into a config error naming its table.
-fn failed<'a, E: std::fmt::Display>(
-    loaded: &'a LoadedConfig,
-    connector: &'a str,
-    what: &'a str,
-) -> impl FnOnce(E) -> ConfigError + 'a {
-    move |err| {
-        ConfigError::new(
-            &loaded.file,
-            format!("connectors.{connector}"),
-            format!("{what}: {err}"),
-        )
-    }
-}
-
-/// The local connectors of the file, by name.
-fn local_connectors(loaded: &LoadedConfig) -> Vec<String> {
-    loaded
-        .config
-        .connectors
-        .iter()
-        .filter(|(_, table)| table.get("type").and_then(|t| t.as_str()) == Some("local"))
-        .map(|(name, _)| name.clone())
-        .collect()
 }
 
 /// Enqueues the lines of `source` (a file, or stdin when `None` or `-`) into
@@ -191,101 +156,4 @@ pub fn enqueue(
         ));
     }
     Ok(report)
-}
-
-/// One line per local connector (all of them when `connectors` is empty): ready, in
-/// flight, expired leases (to be delivered again) and dead letters.
-///
-/// # Errors
-///
-/// An unknown or non-local connector, or a database that cannot be read.
-pub fn stats(loaded: &LoadedConfig, connectors: &[String]) -> Result<String, ConfigError> {
-    let names = if connectors.is_empty() {
-        local_connectors(loaded)
-    } else {
-        connectors.to_vec()
-    };
-    let mut out = String::new();
-    for name in names {
-        let named = open(loaded, &name)?;
-        let depths =
-            named
-                .store
-                .depths(&named.queue)
-                .map_err(failed(loaded, &name, "cannot read"))?;
-        out.push_str(&format!(
-            "{name:<20} queue={} ready={} in_flight={} expired={} dead={}\n",
-            named.queue, depths.ready, depths.in_flight, depths.expired, depths.dead
-        ));
-    }
-    Ok(out)
-}
-
-/// One line of `queue dead-letters`.
-#[derive(Serialize)]
-struct Listed<'a> {
-    id: &'a str,
-    deliveries: u32,
-    /// The failure as stored (a JSON object), or null if it is not JSON.
-    failure: Option<&'a RawValue>,
-    failed_at_ms: i64,
-    payload: Payload<'a>,
-    payload_encoding: &'static str,
-}
-
-/// The dead letters of `connector`, oldest first, one JSON object per line; the payload
-/// is written as the file connector writes dead letters, so that its exact bytes can be
-/// decoded back ([`jsonl::decode`]).
-///
-/// # Errors
-///
-/// An unknown or non-local connector, or a database that cannot be read.
-pub fn dead_letters(
-    loaded: &LoadedConfig,
-    connector: &str,
-    limit: usize,
-) -> Result<String, ConfigError> {
-    let named = open(loaded, connector)?;
-    let dead = named
-        .store
-        .dead_letters(&named.queue, limit)
-        .map_err(failed(loaded, connector, "cannot read"))?;
-    let mut out = String::new();
-    for letter in &dead {
-        let payload = Payload::of(&letter.payload);
-        let listed = Listed {
-            id: &letter.id,
-            deliveries: letter.deliveries,
-            failure: serde_json::from_str(&letter.failure).ok(),
-            failed_at_ms: letter.failed_at,
-            payload_encoding: payload.encoding(),
-            payload,
-        };
-        let line = serde_json::to_string(&listed).map_err(failed(
-            loaded,
-            connector,
-            "cannot encode a dead letter",
-        ))?;
-        out.push_str(&line);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-/// Puts every dead letter of `connector` back at the end of its queue.
-///
-/// # Errors
-///
-/// An unknown or non-local connector, or a database that cannot be written.
-pub fn requeue_dead(loaded: &LoadedConfig, connector: &str) -> Result<String, ConfigError> {
-    let mut named = open(loaded, connector)?;
-    let moved = named.store.requeue_dead(&named.queue).map_err(failed(
-        loaded,
-        connector,
-        "cannot requeue",
-    ))?;
-    Ok(format!(
-        "requeued {moved} dead letter(s) into {connector} (queue {})\n",
-        named.queue
-    ))
 }
