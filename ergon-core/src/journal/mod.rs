@@ -28,6 +28,7 @@
 //! and in-step waits, cancellation.
 
 mod batch;
+pub mod dag;
 mod engine;
 mod wait;
 
