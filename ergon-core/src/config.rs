@@ -1,6 +1,7 @@
 //! Config plumbing shared by policies, connectors and services: the [`ConfigIssue`] error,
 //! typed decoding of a TOML table, and the kinds the TOML can name with `type = "..."`.
 
+pub mod secret;
 mod strict;
 
 use std::fmt;
