@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ergon_connectors::rabbitmq::{
-    DeadLetterConfig, QueueKind, RabbitConfig, RabbitConnector, meta,
+    DeadLetterConfig, QueueKind, RabbitConfig, RabbitConnector, RabbitKind, meta,
 };
+use ergon_core::config::{ConfigEnv, ConnectorKind};
 use ergon_core::lifecycle::HybridLifecycle;
 use ergon_core::runner::{ConsumeLoop, LoopEnd};
 use ergon_core::{
@@ -206,6 +207,82 @@ async fn dead_letters_go_to_their_queue_with_the_error_in_headers() {
     delete(&channel, &[&queue, &dead]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_admin_lists_and_requeues_the_dead_letter_queue() {
+    let queue = unique("adm");
+    let dead = unique("adm-dead");
+    let env = ConfigEnv {
+        name: "orders".into(),
+        base_dir: ".".into(),
+    };
+    let table = serde_json::json!({
+        "url": URL, "queue": queue, "fetch_wait": "100ms", "dead_letter": { "queue": dead },
+    });
+    let make = RabbitKind.configure(table.clone(), &env).unwrap();
+    let input = make.connect(0).await.unwrap();
+    input.dispatch(&transactions(3)).await.unwrap();
+    for tx in fetch_n(input.as_ref(), 3).await {
+        input
+            .settle(&tx, &Settlement::DeadLetter(failure()))
+            .await
+            .unwrap();
+    }
+    input.close().await.unwrap();
+
+    let admin = make
+        .admin()
+        .await
+        .unwrap()
+        .expect("a dead-letter queue of its own");
+    let stats = admin.stats().await.unwrap();
+    assert_eq!(
+        stats.to_string(),
+        format!("queue={queue} ready=0 consumers=0 dead=3")
+    );
+    let letters = admin.dead_letters(10).await.unwrap();
+    let ids: BTreeSet<&str> = letters.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, BTreeSet::from(["t-0", "t-1", "t-2"]));
+    let letter = letters.iter().find(|l| l.id == "t-1").unwrap();
+    assert_eq!(letter.payload, b"{\"n\":1}");
+    assert_eq!(letter.deliveries, 1);
+    assert!(letter.failed_at_ms.is_some());
+    let failure = letter.failure.as_ref().unwrap();
+    assert_eq!(failure["error"], "total is negative");
+    assert_eq!(failure["attempts"], 1);
+    assert_eq!(failure["task"], "orders");
+    assert!(
+        admin.stats().await.unwrap().to_string().ends_with("dead=3"),
+        "listing moves nothing"
+    );
+
+    assert_eq!(admin.requeue_dead().await.unwrap(), 3);
+    let stats = admin.stats().await.unwrap();
+    assert_eq!(
+        stats.to_string(),
+        format!("queue={queue} ready=3 consumers=0 dead=0")
+    );
+    let input = make.connect(0).await.unwrap();
+    let back = fetch_n(input.as_ref(), 3).await;
+    assert_eq!(back.len(), 3);
+    for tx in &back {
+        assert_eq!(tx.deliveries(), 1, "the count starts over");
+        assert!(
+            tx.meta("x-ergon-error-message").is_none(),
+            "{:?}",
+            tx.metadata()
+        );
+        assert_eq!(tx.meta("ergon.parent_id"), Some("parent-1"), "lineage kept");
+        input.settle(tx, &Settlement::Ack).await.unwrap();
+    }
+    input.close().await.unwrap();
+    // Without a dead-letter queue of its own, there is nothing for `queue` to administer.
+    let mut plain = table;
+    plain.as_object_mut().unwrap().remove("dead_letter");
+    let make = RabbitKind.configure(plain, &env).unwrap();
+    assert!(make.admin().await.unwrap().is_none());
+    delete(&raw().await, &[&queue, &dead]).await;
+}
+
 #[tokio::test]
 async fn without_a_dead_letter_queue_a_rejected_delivery_takes_the_queues_dead_letter_exchange() {
     let queue = unique("dlx");
@@ -324,6 +401,48 @@ async fn an_unroutable_dispatch_is_an_error() {
     assert!(!err.is_retryable());
     connector.close().await.unwrap();
     delete(&raw().await, &[config.queue.as_deref().unwrap()]).await;
+}
+
+/// Unroutable dispatches and requeues (published again, routable) going out at the same
+/// time: each learns its own outcome (a broker's return carries no delivery tag, see the
+/// connector's `publish` module), and every requeued message is in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_each_get_their_own_outcome() {
+    const N: usize = 200;
+    let queue = unique("outcomes");
+    let filler = connector(config(&queue)).await;
+    filler.dispatch(&transactions(N)).await.unwrap();
+    filler.close().await.unwrap();
+    let mut mixed = config(&queue);
+    mixed.prefetch = N as u16;
+    mixed.publish.routing_key = Some(unique("nowhere"));
+    let connector = Arc::new(connector(mixed).await);
+    let deliveries = fetch_n(&*connector, N).await;
+    assert_eq!(deliveries.len(), N);
+    let mut publishes = tokio::task::JoinSet::new();
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        let requeuer = connector.clone();
+        publishes.spawn(async move {
+            let requeued = requeuer.settle(&delivery, &Settlement::Requeue).await;
+            ("requeue", requeued.map(drop))
+        });
+        let dispatcher = connector.clone();
+        let tx = Transaction::new(format!("unroutable-{i}"), "{}");
+        publishes.spawn(async move { ("dispatch", dispatcher.dispatch(&[tx]).await) });
+    }
+    while let Some(joined) = publishes.join_next().await {
+        match joined.unwrap() {
+            ("requeue", outcome) => outcome.unwrap(),
+            (_, outcome) => {
+                let err = outcome.unwrap_err();
+                assert!(err.to_string().contains("unroutable"), "{err}");
+            }
+        }
+    }
+    connector.close().await.unwrap();
+    let channel = raw().await;
+    assert_eq!(depth(&channel, &queue).await, N as u32);
+    delete(&channel, &[&queue]).await;
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! The `[connectors.NAME]` table of `type = "rabbitmq"`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use ergon_core::config::ConfigIssue;
+use ergon_core::config::secret::SecretUrl;
 use serde::{Deserialize, Serialize};
 
 /// `type = "rabbitmq"`: one RabbitMQ queue to consume from, and where dispatched
@@ -30,7 +30,7 @@ pub struct RabbitConfig {
     /// The broker, `amqp://user:password@host:port/vhost` or `amqps://…` (TLS, verified
     /// against the system's certificates and `tls.ca_file`). Never printed with its
     /// password. Default: `amqp://guest:guest@127.0.0.1:5672/%2f`.
-    pub url: AmqpUrl,
+    pub url: SecretUrl,
     /// TLS settings of an `amqps://` URL.
     pub tls: TlsConfig,
     /// The queue consumed from (as an input), and the default routing key of dispatches
@@ -66,7 +66,7 @@ pub struct RabbitConfig {
 impl Default for RabbitConfig {
     fn default() -> Self {
         Self {
-            url: AmqpUrl("amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+            url: SecretUrl::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             tls: TlsConfig::default(),
             queue: None,
             prefetch: 256,
@@ -121,7 +121,8 @@ impl RabbitConfig {
     ///
     /// A URL that is not `amqp://` or `amqps://`, a zero prefetch, an empty name.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        if !(self.url.0.starts_with("amqp://") || self.url.0.starts_with("amqps://")) {
+        if !(self.url.expose().starts_with("amqp://") || self.url.expose().starts_with("amqps://"))
+        {
             return Err(ConfigIssue::new(
                 "url",
                 format!("must start with amqp:// or amqps://, got {}", self.url),
@@ -284,58 +285,9 @@ impl ReconnectConfig {
     }
 }
 
-/// An AMQP URL whose password never appears in `Debug` or `Display` output.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AmqpUrl(String);
-
-impl AmqpUrl {
-    /// The URL as given, password included: only for connecting.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for AmqpUrl {
-    fn from(url: &str) -> Self {
-        Self(url.to_owned())
-    }
-}
-
-impl fmt::Display for AmqpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // scheme://user:password@rest → scheme://user:***@rest
-        let url = &self.0;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return f.write_str("(not a URL)");
-        };
-        match rest.rsplit_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split_once(':').map_or(credentials, |(u, _)| u);
-                write!(f, "{scheme}://{user}:***@{host}")
-            }
-            None => write!(f, "{scheme}://{rest}"),
-        }
-    }
-}
-
-impl fmt::Debug for AmqpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{self}\"")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_never_show_their_password() {
-        let url = AmqpUrl::from("amqps://app:s3cr3t@rabbit:5671/prod");
-        assert_eq!(url.to_string(), "amqps://app:***@rabbit:5671/prod");
-        assert!(!format!("{url:?}").contains("s3cr3t"));
-        assert_eq!(AmqpUrl::from("amqp://rabbit").to_string(), "amqp://rabbit");
-    }
 
     #[test]
     fn reconnect_backoff_doubles_up_to_its_cap() {
@@ -351,9 +303,9 @@ mod tests {
             ..RabbitConfig::default()
         };
         c.validate().unwrap();
-        c.url = AmqpUrl::from("http://x");
+        c.url = SecretUrl::from("http://x");
         assert_eq!(c.validate().unwrap_err().path, "url");
-        c.url = AmqpUrl::from("amqp://x");
+        c.url = SecretUrl::from("amqp://x");
         c.dead_letter = Some(DeadLetterConfig {
             queue: "orders".into(),
         });

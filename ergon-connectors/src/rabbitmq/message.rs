@@ -94,8 +94,9 @@ pub(crate) fn transaction(delivery: Delivery, generation: u64) -> (Transaction, 
     (transaction, tag)
 }
 
-/// The properties a transaction is published with: persistent, its id as `message_id`,
-/// its metadata (lineage, `traceparent`, …) as headers, plus `extra` headers.
+/// The properties a transaction is published with: persistent, its id as `message_id`
+/// (by which a returned message is recognised), its metadata (lineage, `traceparent`, …)
+/// as headers, plus `extra` headers (no header table when there are none).
 pub(crate) fn properties(tx: &Transaction, extra: &[(&str, String)]) -> BasicProperties {
     let mut headers = FieldTable::default();
     for (key, value) in tx.metadata() {
@@ -114,8 +115,10 @@ pub(crate) fn properties(tx: &Transaction, extra: &[(&str, String)]) -> BasicPro
     }
     let mut properties = BasicProperties::default()
         .with_delivery_mode(2)
-        .with_message_id(ShortString::from(tx.id()))
-        .with_headers(headers);
+        .with_message_id(ShortString::from(tx.id()));
+    if !headers.inner().is_empty() {
+        properties = properties.with_headers(headers);
+    }
     if let Some(content_type) = tx.meta(meta::CONTENT_TYPE) {
         properties = properties.with_content_type(ShortString::from(content_type));
     }
@@ -123,7 +126,7 @@ pub(crate) fn properties(tx: &Transaction, extra: &[(&str, String)]) -> BasicPro
 }
 
 /// A header value as metadata text; tables and arrays are left out.
-fn text(value: &AMQPValue) -> Option<String> {
+pub(crate) fn text(value: &AMQPValue) -> Option<String> {
     Some(match value {
         AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
         AMQPValue::ShortString(s) => s.to_string(),

@@ -20,9 +20,16 @@
 //!   redelivery, so a message that kills its consumer every time is seen at most one
 //!   delivery past its last requeue — use a quorum queue (`declare.kind = "quorum"`) when
 //!   poison messages must be bounded across crashes.
-//! * **Dispatch**: persistent, `mandatory` publishes with publisher confirms, pipelined;
-//!   a dispatch is done when the broker confirmed every message; a nack or a returned
-//!   (unroutable) message is an error.
+//! * **Dispatch**: persistent, `mandatory` publishes with publisher confirms; a dispatch
+//!   is done when the broker confirmed every message of it; a nack or a returned
+//!   (unroutable) message is an error. Publishing goes through the `publish` module:
+//!   dispatches (and the republishes of requeues and dead letters) queue their messages,
+//!   and four channels (*lanes*) each take everything queued as one *round*, publish all
+//!   of it before awaiting any confirm, then await the round's confirms, so many
+//!   concurrent dispatches share a few pipelined channels. One lane publishes one round
+//!   at a time because a broker's return names no delivery tag: that is how each
+//!   dispatch gets its own outcome (a return is matched by `message_id`, the transaction
+//!   id every message carries).
 //! * **Connection loss**: the connection is reopened with capped backoff, the topology
 //!   declared again and consuming resumed. Deliveries of the lost channel are redelivered
 //!   by the broker; settling one of them is a [stale](SettleOutcome::Stale) no-op, never a
@@ -36,11 +43,14 @@
 //!   reconnecting: a finite run waits for the broker, bounded by its `loop.timeout`.
 //!
 //! Files: `config.rs` (the TOML table, [`RabbitConfig`]), `session.rs` (a connection, its
-//! topology and channels), `acks.rs` (which acks to send), `message.rs` (deliveries to
-//! transactions and back), this file (the connector and its supervising task).
+//! topology and channels), `publish.rs` (confirmed publishing in rounds), `acks.rs`
+//! (which acks to send), `message.rs` (deliveries to transactions and back), this file
+//! (the connector and its supervising task).
 mod acks;
+mod admin;
 mod config;
 mod message;
+mod publish;
 mod session;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -49,23 +59,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{FutureExt as _, StreamExt as _};
-use lapin::Confirmation;
-use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions, QueueDeclareOptions};
 use lapin::types::{FieldTable, ShortString};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use ergon_core::config::{ConfigEnv, ConfigIssue, ConnectorKind, MakeConnector, decode};
+use ergon_core::queue_admin::QueueAdmin;
 use ergon_core::sync::lock;
 use ergon_core::{Connector, Delivery, Failure, SettleOutcome, Settlement, TaskError, Transaction};
 
 pub use config::{
-    AmqpUrl, DeadLetterConfig, DeclareConfig, ExchangeConfig, PublishConfig, QueueKind,
-    RabbitConfig, ReconnectConfig,
+    DeadLetterConfig, DeclareConfig, ExchangeConfig, PublishConfig, QueueKind, RabbitConfig,
+    ReconnectConfig,
 };
 pub use message::meta;
+use publish::{Outbound, Refusal};
 use session::Session;
 
 /// The `rabbitmq` connector kind.
@@ -114,6 +123,23 @@ impl MakeConnector for MakeRabbit {
         config.queue.is_some()
             && config.exchange.is_none()
             && config.publish == PublishConfig::default()
+    }
+
+    /// With a dead-letter queue of its own (`dead_letter.queue`); dead letters rejected
+    /// to the queue's dead-letter exchange go where the broker routes them, out of sight.
+    async fn admin(&self) -> Result<Option<Arc<dyn QueueAdmin>>, TaskError> {
+        let config = &self.config;
+        let (Some(queue), Some(dead)) = (&config.queue, &config.dead_letter) else {
+            return Ok(None);
+        };
+        let admin = admin::RabbitAdmin::open(
+            config.clone(),
+            &self.name,
+            queue.clone(),
+            dead.queue.clone(),
+        )
+        .await?;
+        Ok(Some(Arc::new(admin)))
     }
 }
 
@@ -198,7 +224,8 @@ impl RabbitConnector {
         ))
     }
 
-    /// Publishes `transactions` to `exchange` / `routing_key` and waits for every confirm.
+    /// Publishes `transactions` to `exchange` / `routing_key` and waits for every confirm
+    /// (the `publish` module).
     async fn publish(
         &self,
         session: &Session,
@@ -207,47 +234,43 @@ impl RabbitConnector {
         transactions: &[Transaction],
         extra: &[(&str, String)],
     ) -> Result<(), TaskError> {
-        let lost = |err: lapin::Error| {
-            session.lost.cancel();
-            broker_error(&self.shared.config, "publish failed", &err)
-        };
-        let mut confirms = Vec::with_capacity(transactions.len());
-        for tx in transactions {
-            let confirm = session
-                .publish
-                .basic_publish(
-                    ShortString::from(exchange),
-                    ShortString::from(routing_key),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    tx.payload(),
-                    message::properties(tx, extra),
-                )
-                .await
-                .map_err(lost)?;
-            confirms.push((tx.id(), confirm));
-        }
-        for (id, confirm) in confirms {
-            match confirm.await.map_err(lost)? {
-                Confirmation::Ack(None) | Confirmation::NotRequested => {}
-                Confirmation::Ack(Some(returned)) => {
-                    return Err(TaskError::system(format!(
-                        "rabbitmq: message {id} returned as unroutable by exchange `{exchange}` \
-                         with routing key `{routing_key}`: {} {}",
-                        returned.reply_code, returned.reply_text
-                    ))
-                    .non_retryable());
-                }
-                Confirmation::Nack(_) => {
-                    return Err(TaskError::system(format!(
-                        "rabbitmq: the broker refused message {id} (nack)"
-                    )));
-                }
+        let (exchange_name, key) = (ShortString::from(exchange), ShortString::from(routing_key));
+        let messages = transactions
+            .iter()
+            .map(|tx| Outbound {
+                id: tx.id().to_owned(),
+                exchange: exchange_name.clone(),
+                routing_key: key.clone(),
+                payload: tx.payload().clone(),
+                properties: message::properties(tx, extra),
+            })
+            .collect();
+        match session.publisher.publish(messages).await {
+            Ok(()) => Ok(()),
+            Err(Refusal::Returned {
+                id,
+                exchange,
+                routing_key,
+                reply,
+            }) => Err(TaskError::system(format!(
+                "rabbitmq: message {id} returned as unroutable by exchange `{exchange}` \
+                 with routing key `{routing_key}`: {reply}"
+            ))
+            .non_retryable()),
+            Err(Refusal::Unconfirmed) => Err(TaskError::system(format!(
+                "rabbitmq {}: not confirmed: the broker refused (nack) a message published \
+                 with these to exchange `{exchange}` with routing key `{routing_key}`",
+                self.shared.config.url
+            ))),
+            Err(Refusal::Lost(err)) => {
+                session.lost.cancel();
+                Err(broker_error(&self.shared.config, "publish failed", &err))
+            }
+            Err(Refusal::Closed) => {
+                session.lost.cancel();
+                Err(self.not_connected())
             }
         }
-        Ok(())
     }
 }
 
@@ -374,7 +397,7 @@ impl Connector for RabbitConnector {
             }
             Settlement::DeadLetter(failure) => match &config.dead_letter {
                 Some(dead) => {
-                    let headers = dead_letter_headers(failure);
+                    let headers = dead_letter_headers(tx, failure);
                     let batch = std::slice::from_ref(tx);
                     self.publish(session, "", &dead.queue, batch, &headers)
                         .await?;
@@ -626,14 +649,19 @@ fn flush_threshold(config: &RabbitConfig) -> usize {
     usize::from(config.prefetch).div_ceil(2).min(100)
 }
 
-/// The headers a dead letter carries.
-fn dead_letter_headers(failure: &Failure) -> Vec<(&'static str, String)> {
+/// The headers a dead letter of `tx` carries: its failure, its delivery count and when.
+fn dead_letter_headers(tx: &Transaction, failure: &Failure) -> Vec<(&'static str, String)> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     vec![
-        ("x-ergon-error-category", failure.category.to_string()),
-        ("x-ergon-error-message", failure.message.clone()),
-        ("x-ergon-attempts", failure.attempts.to_string()),
-        ("x-ergon-task", failure.task.to_string()),
-        ("x-ergon-step", failure.step.to_owned()),
+        (admin::header::CATEGORY, failure.category.to_string()),
+        (admin::header::MESSAGE, failure.message.clone()),
+        (admin::header::ATTEMPTS, failure.attempts.to_string()),
+        (admin::header::TASK, failure.task.to_string()),
+        (admin::header::STEP, failure.step.to_owned()),
+        (message::DELIVERIES_HEADER, tx.deliveries().to_string()),
+        (admin::header::FAILED_AT, now_ms.to_string()),
     ]
 }
 

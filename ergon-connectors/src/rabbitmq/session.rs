@@ -1,13 +1,14 @@
-//! One connection to the broker and what lives on it: the topology declared, a publishing
-//! channel in confirm mode and, for an input, a consuming channel. A lost connection ends
+//! One connection to the broker and what lives on it: the topology declared, publishing
+//! channels in confirm mode (the `publish` module's lanes) and, for an input, a consuming
+//! channel. A lost connection ends
 //! its session for good; the connector opens a new one, with a new *generation*, so that
 //! no delivery tag of the old channel is ever sent on the new one.
 
 use std::sync::Mutex;
 
 use lapin::options::{
-    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::acks::AckWindow;
 use super::config::{QueueKind, RabbitConfig};
 use super::message;
+use super::publish::Publisher;
 
 /// A live connection with its channels.
 pub(crate) struct Session {
@@ -23,7 +25,7 @@ pub(crate) struct Session {
     pub generation: u64,
     connection: Connection,
     /// Publishing, with publisher confirms.
-    pub publish: Channel,
+    pub publisher: Publisher,
     /// Consuming, for an input: started by the first fetch.
     consume: tokio::sync::OnceCell<Consume>,
     /// Cancelled once the session cannot be used any more.
@@ -40,42 +42,20 @@ pub(crate) struct Consume {
 }
 
 impl Session {
-    /// Connects, declares the topology and opens the publishing channel.
+    /// Connects, declares the topology and opens the publishing channels.
     pub(crate) async fn open(
         config: &RabbitConfig,
         name: &str,
         generation: u64,
     ) -> Result<Session, lapin::Error> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name(LongString::from(format!("ergon {name} #{generation}")));
-        let connection = match config.tls.ca_pem() {
-            Ok(None) => Connection::connect(config.url.expose(), properties).await?,
-            Ok(Some(pem)) => {
-                let tls = lapin::tcp::OwnedTLSConfig {
-                    identity: None,
-                    cert_chain: Some(pem),
-                };
-                let runtime = lapin::runtime::default_runtime()?;
-                Connection::connect_with_config(config.url.expose(), properties, tls, runtime)
-                    .await?
-            }
-            Err(message) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("tls.ca_file: {message}"),
-                )
-                .into());
-            }
-        };
-        let publish = connection.create_channel().await?;
-        declare(config, &publish).await?;
-        publish
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let connection = connect(config, &format!("ergon {name} #{generation}")).await?;
+        let channel = connection.create_channel().await?;
+        declare(config, &channel).await?;
+        let publisher = Publisher::open(&connection, channel).await?;
         Ok(Session {
             generation,
             connection,
-            publish,
+            publisher,
             consume: tokio::sync::OnceCell::new(),
             lost: CancellationToken::new(),
         })
@@ -115,8 +95,33 @@ impl Session {
     }
 }
 
+/// Connects to the broker of `config` (with its TLS settings), the connection named
+/// `label` in the broker's management views.
+pub(crate) async fn connect(
+    config: &RabbitConfig,
+    label: &str,
+) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name(LongString::from(label));
+    match config.tls.ca_pem() {
+        Ok(None) => Connection::connect(config.url.expose(), properties).await,
+        Ok(Some(pem)) => {
+            let tls = lapin::tcp::OwnedTLSConfig {
+                identity: None,
+                cert_chain: Some(pem),
+            };
+            let runtime = lapin::runtime::default_runtime()?;
+            Connection::connect_with_config(config.url.expose(), properties, tls, runtime).await
+        }
+        Err(message) => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("tls.ca_file: {message}"),
+        )
+        .into()),
+    }
+}
+
 /// Declares the queue, the dead-letter queue, the exchange and its bindings.
-async fn declare(config: &RabbitConfig, channel: &Channel) -> Result<(), lapin::Error> {
+pub(crate) async fn declare(config: &RabbitConfig, channel: &Channel) -> Result<(), lapin::Error> {
     let declare = &config.declare;
     let mut arguments = FieldTable::default();
     for (key, value) in &declare.arguments {

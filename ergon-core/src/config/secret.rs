@@ -146,8 +146,14 @@ mod tests {
     #[test]
     fn passwords_never_show() {
         for (url, shown) in [
-            ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
-            ("postgres://app:pw@db/orders", "postgres://app:***@db/orders"),
+            (
+                "redis://:pw@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            (
+                "postgres://app:pw@db/orders",
+                "postgres://app:***@db/orders",
+            ),
             ("postgres://app@db/orders", "postgres://app@db/orders"),
             ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672"),
             ("amqp://a:b:c@h/v", "amqp://a:***@h/v"),
