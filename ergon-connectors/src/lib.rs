@@ -74,6 +74,56 @@
 //! prefetch = 500
 //! ```
 //!
+//! ## `type = "postgres"` ([`postgres`](mod@postgres))
+//!
+//! A queue in a PostgreSQL table, shared by runners on many machines: claims with
+//! `FOR UPDATE SKIP LOCKED` under leases (an expired lease makes the row claimable again),
+//! coalesced acks (`on_ack = "delete"` or `"mark_done"`), a dead-letter table with the
+//! failure, batched dispatches that `NOTIFY` waiting fetches (a `LISTEN`ing connection
+//! wakes them instead of polling). The schema and tables are created on first use. The
+//! keys are documented on [`postgres::PostgresConfig`].
+//!
+//! ```toml
+//! [connectors.orders]
+//! type = "postgres"
+//! url = "postgres://app:${PG_PASSWORD}@db:5432/app"
+//! schema = "ergon"
+//! lease = "30s"
+//! ```
+//!
+//! ## `type = "redis_streams"` ([`redis_streams`])
+//!
+//! A Redis stream as a work queue: read through a consumer group (`XREADGROUP`), entries
+//! acknowledged with coalesced `XACK`s (and deleted), those of a dead consumer taken over
+//! after `claim_idle` (`XAUTOCLAIM`) with their delivery count, dead letters added to a
+//! dead-letter stream with the failure; dispatches added with pipelined `XADD`s. The keys
+//! are documented on [`redis_streams::RedisStreamsConfig`].
+//!
+//! ```toml
+//! [connectors.orders]
+//! type = "redis_streams"
+//! url = "redis://127.0.0.1:6379"
+//! stream = "orders"
+//! claim_idle = "30s"
+//! ```
+//!
+//! ## `type = "http"` ([`http`](mod@http))
+//!
+//! An HTTP endpoint: dispatches are `POST`ed (or `PUT`) one transaction per request, or
+//! a JSON array per dispatch (`batch = true`), with the id in an idempotency header and
+//! confirmed on 2xx; an input polls the endpoint with `GET` for a JSON array, page by
+//! page, the cursor advanced once a page is settled (kept in `cursor_file` across
+//! restarts). 4xx is a business error, 5xx / 429 / no answer a retryable system error,
+//! as for the `http` service. The keys are documented on [`http::HttpConnectorConfig`].
+//!
+//! ```toml
+//! [connectors.partner]
+//! type = "http"
+//! url = "https://partner.example.com/v1/orders"
+//! auth = { bearer = "${PARTNER_TOKEN}" }
+//! cursor = { param = "after", from = "last_id" }
+//! ```
+//!
 //! ## Feature flags
 //!
 //! All are on by default; turn default features off to build only what you use.
@@ -83,18 +133,30 @@
 //! * `local`: the [`local`] connector (adds `rusqlite` with SQLite bundled).
 //! * `rabbitmq`: the [`rabbitmq`] connector (adds `lapin`, with rustls on `ring` for
 //!   `amqps://`).
+//! * `redis-streams`: the [`redis_streams`] connector (adds `redis` with its tokio
+//!   connection manager, no TLS).
+//! * `http`: the [`http`](mod@http) connector (adds `ergon-services`' HTTP client:
+//!   `reqwest` with rustls on `ring`; needs `file` for its dead letters).
+//! * `postgres`: the [`postgres`](mod@postgres) connector (adds `tokio-postgres` and
+//!   `deadpool-postgres`, no TLS).
 //!
 //! [`ConnectorKind`]: ergon_core::config::ConnectorKind
 
 #[cfg(feature = "file")]
 pub mod file;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod jsonl;
 #[cfg(feature = "local")]
 pub mod local;
 #[cfg(feature = "memory")]
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "redis-streams")]
+pub mod redis_streams;
 
 use std::sync::Arc;
 
@@ -107,7 +169,7 @@ use ergon_core::config::ConnectorKind;
 /// ```
 /// let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
 /// # #[cfg(all(feature = "memory", feature = "file", feature = "local", feature = "rabbitmq"))]
-/// assert_eq!(names, ["memory", "file", "local", "rabbitmq"]);
+/// assert_eq!(names[..4], ["memory", "file", "local", "rabbitmq"]);
 /// ```
 pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
     let kinds: Vec<Arc<dyn ConnectorKind>> = vec![
@@ -119,6 +181,12 @@ pub fn kinds() -> Vec<Arc<dyn ConnectorKind>> {
         Arc::new(local::LocalKind),
         #[cfg(feature = "rabbitmq")]
         Arc::new(rabbitmq::RabbitKind),
+        #[cfg(feature = "http")]
+        Arc::new(http::HttpKind),
+        #[cfg(feature = "redis-streams")]
+        Arc::new(redis_streams::RedisStreamsKind),
+        #[cfg(feature = "postgres")]
+        Arc::new(postgres::PostgresKind),
     ];
     kinds
 }

@@ -23,11 +23,25 @@ fn configure_err(kind: &dyn ConnectorKind, table: serde_json::Value) -> ConfigIs
     feature = "memory",
     feature = "file",
     feature = "local",
-    feature = "rabbitmq"
+    feature = "rabbitmq",
+    feature = "http",
+    feature = "redis-streams",
+    feature = "postgres"
 ))]
 fn the_kinds_of_this_build() {
     let names: Vec<&str> = ergon_connectors::kinds().iter().map(|k| k.name()).collect();
-    assert_eq!(names, ["memory", "file", "local", "rabbitmq"]);
+    assert_eq!(
+        names,
+        [
+            "memory",
+            "file",
+            "local",
+            "rabbitmq",
+            "http",
+            "redis_streams",
+            "postgres"
+        ]
+    );
 }
 
 #[test]

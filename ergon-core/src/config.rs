@@ -105,6 +105,27 @@ pub fn decode<T: serde::de::DeserializeOwned>(table: serde_json::Value) -> Resul
     })
 }
 
+/// Whether `name` can be written into SQL unquoted (a PostgreSQL schema, say): lower-case
+/// letters, digits and `_`, not starting with a digit, at most 48 characters (short
+/// enough to be part of a notification channel's name too).
+///
+/// # Examples
+///
+/// ```
+/// use ergon_core::config::plain_sql_name;
+///
+/// assert!(plain_sql_name("ergon_queue"));
+/// assert!(!plain_sql_name("Orders") && !plain_sql_name("1st") && !plain_sql_name("a;drop"));
+/// ```
+pub fn plain_sql_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 48
+}
+
 /// What a kind needs to know about where its table came from.
 #[derive(Debug, Clone)]
 pub struct ConfigEnv {

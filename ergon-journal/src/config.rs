@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ergon_core::config::{ConfigIssue, check_count};
+use ergon_core::config::{ConfigIssue, check_count, plain_sql_name};
 use serde::{Deserialize, Serialize};
 
 use crate::routes::Routes;
@@ -102,7 +102,7 @@ impl JournalConfig {
                         "is required with `type = \"postgres\"` (postgres://user@host:port/database)",
                     ));
                 }
-                if !valid_schema(self.schema()) {
+                if !plain_sql_name(self.schema()) {
                     return Err(ConfigIssue::new(
                         "schema",
                         format!(
@@ -123,18 +123,6 @@ impl JournalConfig {
     pub fn schema(&self) -> &str {
         self.schema.as_deref().unwrap_or("public")
     }
-}
-
-/// Whether `schema` is a plain lower-case SQL name short enough to name the journal's
-/// notification channel too (it is written into `CREATE SCHEMA`, the connections'
-/// `search_path` and `LISTEN`, unquoted).
-pub fn valid_schema(schema: &str) -> bool {
-    let mut chars = schema.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && schema.len() <= 48
 }
 
 /// The hard cap of `max_output`: 4 MiB.

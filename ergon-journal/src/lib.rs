@@ -44,7 +44,7 @@ mod rows;
 pub mod sqlite;
 mod tables;
 
-pub use config::{JournalConfig, JournalKind, Record, Settings, valid_schema};
+pub use config::{JournalConfig, JournalKind, Record, Settings};
 pub use durable::DurableJournal;
 pub use fan_in::{Consumes, GroupBy};
 pub use metrics::JournalMetrics;

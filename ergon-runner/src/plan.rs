@@ -462,8 +462,13 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
     ("connector", "file", "file"),
     ("connector", "local", "local"),
     ("connector", "rabbitmq", "rabbitmq"),
+    ("connector", "postgres", "postgres"),
+    ("connector", "redis_streams", "redis-streams"),
+    ("connector", "http", "http-connector"),
     ("service", "memory_kv", "memory-kv"),
     ("service", "http", "http"),
+    ("service", "postgres", "postgres"),
+    ("service", "llm", "llm"),
 ];
 
 /// Splits `type` off a component table and checks it names a registered kind.

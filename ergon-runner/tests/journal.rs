@@ -375,7 +375,7 @@ fn journal_mistakes_are_config_errors_naming_the_key() {
     let (code, _, stderr) = output(&config, &["trace", "x"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("journal postgres 127.0.0.1:1/db schema public: cannot connect"),
+        stderr.contains("journal postgres://u@127.0.0.1:1/db schema public: cannot connect"),
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");

@@ -9,6 +9,8 @@
 //! |-------------|-------------------------|-------------|
 //! | `memory_kv` | [`kv::MemoryKv`]        | `memory-kv` |
 //! | `http`      | [`http::Http`]          | `http`      |
+//! | `llm`       | [`llm::Llm`]            | `llm`       |
+//! | `postgres`  | [`postgres::Postgres`]  | `postgres`  |
 //!
 //! Services that call out put each call behind a [`stack`] of tower layers (deadline,
 //! retry, circuit breaker, rate limit, concurrency limit, timeout), in one fixed order,
@@ -36,6 +38,10 @@ use ergon_core::config::ServiceKind;
 pub mod http;
 #[cfg(feature = "memory-kv")]
 pub mod kv;
+#[cfg(feature = "llm")]
+pub mod llm;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod stack;
 
 /// The built-in service kinds enabled by this build's features (the runner registers them).
@@ -45,5 +51,9 @@ pub fn kinds() -> Vec<Arc<dyn ServiceKind>> {
         Arc::new(kv::MemoryKvKind),
         #[cfg(feature = "http")]
         Arc::new(http::HttpKind),
+        #[cfg(feature = "llm")]
+        Arc::new(llm::LlmKind),
+        #[cfg(feature = "postgres")]
+        Arc::new(postgres::PostgresKind),
     ]
 }

@@ -65,10 +65,10 @@
 //! ```
 
 mod config;
-mod dead_letter;
+pub(crate) mod dead_letter;
 mod health;
-mod reader;
-mod writer;
+pub(crate) mod reader;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

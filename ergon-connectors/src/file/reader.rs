@@ -191,7 +191,7 @@ impl Input {
 
 /// The value of the top-level `field` of a JSON object line, when it is a string or an
 /// integer; the rest of the line is skipped without being built.
-fn id_from_field(line: &[u8], field: &str) -> Option<String> {
+pub(crate) fn id_from_field(line: &[u8], field: &str) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(line);
     let id = FieldOf(field).deserialize(&mut de).ok()?;
     de.end().ok()?;

@@ -26,20 +26,18 @@ mod writer;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use ergon_core::config::MakeConnector;
+use deadpool_postgres::Pool;
+use ergon_core::config::{MakeConnector, plain_sql_name};
 use ergon_core::journal::{Member, MemberState};
 use ergon_core::{Settlement, TaskError, Transaction};
+use ergon_services::postgres::connect;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 
-use crate::config::{Settings, valid_schema};
+use crate::config::Settings;
 use crate::durable::{DurableJournal, Shared, Store};
 use crate::node::{Filter, Node};
 use crate::read::JournalReader;
@@ -216,43 +214,27 @@ impl PostgresReader {
     ///
     /// A malformed URL or schema name, or a database that cannot be reached.
     pub async fn open(url: &str, schema: &str) -> Result<Self, TaskError> {
-        if !valid_schema(schema) {
+        if !plain_sql_name(schema) {
             return Err(TaskError::system(format!(
                 "journal: schema `{schema}` is not a plain SQL name (lower-case letters, digits \
                  and `_`, at most 48 characters, not starting with a digit)"
             ))
             .non_retryable());
         }
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|err| {
-            TaskError::system("journal: the PostgreSQL url is malformed")
-                .with_source(err)
-                .non_retryable()
-        })?;
+        let mut config =
+            connect::settings(url, &format!("ergon-journal {schema}")).map_err(|message| {
+                TaskError::system(format!("journal: the PostgreSQL url {message}")).non_retryable()
+            })?;
         config.options(format!("-c search_path={schema}"));
-        // `pg_stat_activity` tells which journal a connection serves.
-        config.application_name(format!("ergon-journal {schema}"));
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
         let place = Arc::new(Place {
-            description: describe(&config, schema),
+            description: format!("{} schema {schema}", connect::describe(&config)),
             channel: format!("ergon_journal_{schema}"),
         });
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .build()
-            .map_err(|err| {
-                place
-                    .error("cannot build a connection pool", err)
-                    .non_retryable()
-            })?;
+        let pool = connect::pool(&config, POOL_SIZE).map_err(|err| {
+            place
+                .error("cannot build a connection pool", err)
+                .non_retryable()
+        })?;
         let reader = Self {
             pool,
             config,
@@ -369,22 +351,4 @@ impl JournalReader for PostgresReader {
     async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {
         PostgresReader::purge_before(self, before_ms).await
     }
-}
-
-/// `postgres HOST:PORT/DATABASE schema SCHEMA`: what errors and logs name.
-fn describe(config: &tokio_postgres::Config, schema: &str) -> String {
-    let host = config.get_hosts().first().map_or_else(
-        || "localhost".to_owned(),
-        |host| match host {
-            tokio_postgres::config::Host::Tcp(name) => name.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-        },
-    );
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let database = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("postgres {host}:{port}/{database} schema {schema}")
 }

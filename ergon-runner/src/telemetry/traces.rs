@@ -351,6 +351,10 @@ impl<S: Subscriber> Layer<S> for Gate {
 ///
 /// The client cannot be built.
 pub fn blocking_client() -> Result<reqwest::blocking::Client, String> {
+    // With TLS built in (rustls without a bundled provider) reqwest needs a process-wide
+    // rustls provider: `ring`, as every TLS client of ergon uses.
+    #[cfg(any(feature = "http", feature = "http-connector", feature = "llm"))]
+    ergon_services::http::client::install_ring();
     std::thread::spawn(|| reqwest::blocking::Client::builder().build())
         .join()
         .map_err(|_| "building the OTLP HTTP client panicked".to_string())?

@@ -1,9 +1,13 @@
 //! `[services.NAME]` with `type = "http"`.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use ergon_core::config::ConfigIssue;
 
+use super::client::{Auth, ClientOptions, validate_url};
 use crate::stack::StackConfig;
 
 /// Configuration of an `http` service.
@@ -11,8 +15,10 @@ use crate::stack::StackConfig;
 /// ```toml
 /// [services.rates]
 /// type = "http"
-/// base_url = "http://rates.internal:8080/api"
+/// base_url = "https://rates.internal:8443/api"
 /// health_path = "/health"
+/// headers = { "x-client" = "ergon" }
+/// auth = { bearer = "${RATES_TOKEN}" }
 ///
 /// [services.rates.stack]
 /// timeout = "2s"
@@ -22,12 +28,22 @@ use crate::stack::StackConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Prefix of every request's URL (`http://host:port/path`); request paths are appended
-    /// to it. Required. Plain HTTP: this build has no TLS.
+    /// Prefix of every request's URL (`http://host:port/path` or `https://…`); request
+    /// paths are appended to it. Required. `https://` is verified against the platform's
+    /// roots and `ca_file`. No credentials in it: use `auth`.
     pub base_url: String,
     /// Path asked by the health check (`validate --connect`, `/health/ready`); any answer
     /// below 500 is healthy. Default: `"/"`.
     pub health_path: String,
+    /// Headers sent with every request (`{ "x-client" = "ergon" }`). Default: none.
+    pub headers: BTreeMap<String, String>,
+    /// Credentials sent with every request as `Authorization`: `{ bearer = "${TOKEN}" }`
+    /// or `{ basic = { user = "…", password = "${PASSWORD}" } }`. Never logged. Default:
+    /// none.
+    pub auth: Option<Auth>,
+    /// A PEM file of CA certificates trusted besides the platform's roots (a private CA),
+    /// relative to the config file. Default: none.
+    pub ca_file: Option<PathBuf>,
     /// The layers each call runs behind (see [`crate::stack`]).
     pub stack: StackConfig,
 }
@@ -37,6 +53,9 @@ impl Default for HttpConfig {
         Self {
             base_url: String::new(),
             health_path: "/".into(),
+            headers: BTreeMap::new(),
+            auth: None,
+            ca_file: None,
             stack: StackConfig::default(),
         }
     }
@@ -47,26 +66,20 @@ impl HttpConfig {
     ///
     /// # Errors
     ///
-    /// `base_url` missing or not `http://`, or a bad stack value.
+    /// `base_url` missing, not `http://` or `https://`, or with credentials; a bad header,
+    /// `auth` or stack value.
     pub fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.base_url.is_empty() {
-            return Err(ConfigIssue::new(
-                "base_url",
-                "is required, e.g. \"http://127.0.0.1:8080\"",
-            ));
-        }
-        let Ok(url) = reqwest::Url::parse(&self.base_url) else {
-            return Err(ConfigIssue::new("base_url", "is not a URL"));
-        };
-        if url.scheme() != "http" {
-            return Err(ConfigIssue::new(
-                "base_url",
-                format!(
-                    "scheme `{}` is not supported: this build speaks plain http://",
-                    url.scheme()
-                ),
-            ));
-        }
+        validate_url("base_url", &self.base_url)?;
+        self.client_options().validate()?;
         self.stack.validate().map_err(|issue| issue.under("stack"))
+    }
+
+    /// The client's options: `headers`, `auth`, `ca_file`.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            headers: self.headers.clone(),
+            auth: self.auth.clone(),
+            ca_file: self.ca_file.clone(),
+        }
     }
 }

@@ -1,7 +1,8 @@
-//! `http`: an HTTP/1.1 client service (reqwest) whose every call runs behind the service
-//! [`crate::stack`].
+//! `http`: an HTTP/1.1 client service (reqwest, rustls on `ring` for `https://`) whose
+//! every call runs behind the service [`crate::stack`].
 //!
-//! Answers become results so the stack and the step envelope can decide:
+//! Every request carries the service's `headers` and `auth` ([`client`]). Answers become
+//! results so the stack and the step envelope can decide ([`answer`]):
 //!
 //! | answer                               | result |
 //! |--------------------------------------|--------|
@@ -10,9 +11,12 @@
 //! | 5xx, 408, no answer (connect, reset) | retryable system error |
 //! | other 4xx                            | business error (never retried) |
 //!
-//! `Retry-After` is read in seconds (`"2"`; fractions such as `"0.5"` are accepted); the
-//! HTTP-date form is ignored.
+//! The JSON helpers ([`Http::get_json`], [`Http::post_json`], [`Http::put_json`],
+//! [`HttpResponse::json`]) encode and decode with serde; an answer that does not decode is
+//! a business error naming the type and quoting the body.
 
+pub mod answer;
+pub mod client;
 mod config;
 
 use std::sync::Arc;
@@ -29,6 +33,8 @@ use ergon_core::{Service, TaskError};
 
 use crate::stack::{self, BreakerState, CircuitBreakerLayer, Stack};
 
+pub use answer::HttpResponse;
+pub use client::{Auth, ClientOptions};
 pub use config::HttpConfig;
 pub use reqwest::Method;
 
@@ -41,7 +47,8 @@ pub use reqwest::Method;
 ///
 /// let request = HttpRequest::post("/orders")
 ///     .header("x-request-id", "o-7")
-///     .json(&serde_json::json!({ "id": "o-7" }));
+///     .json(&serde_json::json!({ "id": "o-7" }))
+///     .unwrap();
 /// assert_eq!(request.path, "/orders");
 /// ```
 #[derive(Debug, Clone)]
@@ -77,6 +84,11 @@ impl HttpRequest {
         Self::new(Method::POST, path)
     }
 
+    /// A `PUT`.
+    pub fn put(path: impl Into<String>) -> Self {
+        Self::new(Method::PUT, path)
+    }
+
     /// Adds a header.
     #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -85,38 +97,24 @@ impl HttpRequest {
     }
 
     /// Sets a JSON body (and its `content-type`).
-    #[must_use]
-    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Self {
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let mut this = self.header("content-type", "application/json");
-        this.body = Some(bytes.into());
-        this
-    }
-}
-
-/// A successful answer.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    /// The status code (2xx).
-    pub status: u16,
-    /// The body.
-    pub body: Bytes,
-}
-
-impl HttpResponse {
-    /// The body decoded as JSON.
     ///
     /// # Errors
     ///
-    /// A business error naming the target type when the body does not decode.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, TaskError> {
-        serde_json::from_slice(&self.body).map_err(|err| {
+    /// A business error naming the type when `body` cannot be written as JSON (a map with
+    /// keys that are not strings, say).
+    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Result<Self, TaskError> {
+        let bytes = serde_json::to_vec(body).map_err(|err| {
             TaskError::business(format!(
-                "the answer is not a {}",
+                "{} {}: the body is not JSON ({})",
+                self.method,
+                self.path,
                 std::any::type_name::<T>()
             ))
             .with_source(err)
-        })
+        })?;
+        let mut this = self.header("content-type", "application/json");
+        this.body = Some(bytes.into());
+        Ok(this)
     }
 }
 
@@ -130,7 +128,8 @@ impl HttpResponse {
 ///
 /// # async fn enrich(cx: &Context) -> Result<(), TaskError> {
 /// let rates = cx.service::<Http>("rates")?;
-/// let eur: f64 = rates.get("/rates/EUR").await?.json()?;
+/// let eur: f64 = rates.get_json("/rates/EUR").await?;
+/// rates.put_json("/seen/o-7", &serde_json::json!({ "rate": eur })).await?;
 /// # let _ = eur; Ok(()) }
 /// ```
 pub struct Http {
@@ -158,11 +157,9 @@ impl Http {
     ///
     /// The HTTP client cannot be created.
     pub fn new(config: &HttpConfig, cx: &BuildContext) -> Result<Self, TaskError> {
-        let client = reqwest::Client::builder().build().map_err(|err| {
-            TaskError::system("cannot create the HTTP client")
-                .with_source(err)
-                .non_retryable()
-        })?;
+        let client = config
+            .client_options()
+            .build(&format!("service `{}`", cx.name()))?;
         let base_url = config.base_url.trim_end_matches('/').to_owned();
         let one_try = OneTry {
             client: client.clone(),
@@ -198,17 +195,42 @@ impl Http {
         self.call(HttpRequest::get(path)).await
     }
 
+    /// `GET path`, the answer decoded as JSON into `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Http::call`], and [`HttpResponse::json`]'s business error.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, TaskError> {
+        self.get(path).await?.json()
+    }
+
     /// `POST path` with a JSON body.
     ///
     /// # Errors
     ///
-    /// As [`Http::call`].
+    /// As [`Http::call`] and [`HttpRequest::json`].
     pub async fn post_json<T: serde::Serialize + ?Sized>(
         &self,
         path: &str,
         body: &T,
     ) -> Result<HttpResponse, TaskError> {
-        self.call(HttpRequest::post(path).json(body)).await
+        self.call(HttpRequest::post(path).json(body)?).await
+    }
+
+    /// `PUT path` with a JSON body.
+    ///
+    /// # Errors
+    ///
+    /// As [`Http::call`] and [`HttpRequest::json`].
+    pub async fn put_json<T: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+    ) -> Result<HttpResponse, TaskError> {
+        self.call(HttpRequest::put(path).json(body)?).await
     }
 
     /// The state of the circuit breaker, when one is configured.
@@ -222,16 +244,7 @@ impl Service for Http {
     /// Unhealthy while the circuit is open; else `GET health_path` (outside the stack)
     /// must answer below 500.
     async fn health(&self) -> Result<(), TaskError> {
-        if let Some(left) = self
-            .breaker
-            .as_ref()
-            .and_then(CircuitBreakerLayer::open_for)
-        {
-            return Err(TaskError::system(format!(
-                "service `{}`: circuit breaker open for {left:?} more",
-                self.name
-            )));
-        }
+        stack::breaker::closed(self.breaker.as_ref(), &self.name)?;
         let url = format!("{}{}", self.base_url, self.health_path);
         let answer = self
             .client
@@ -239,7 +252,9 @@ impl Service for Http {
             .timeout(Duration::from_secs(5))
             .send()
             .await
-            .map_err(|err| TaskError::system(format!("GET {url}")).with_source(err))?;
+            .map_err(|err| {
+                TaskError::system(format!("GET {url}")).with_source(err.without_url())
+            })?;
         if answer.status().is_server_error() {
             return Err(TaskError::system(format!(
                 "GET {url}: HTTP {}",
@@ -276,53 +291,8 @@ impl tower::Service<HttpRequest> for OneTry {
             builder = builder.body(body);
         }
         let what = format!("{} {url}", request.method);
-        async move {
-            let answer = builder
-                .send()
-                .await
-                .map_err(|err| TaskError::system(what.clone()).with_source(err))?;
-            let status = answer.status().as_u16();
-            let retry_after = answer
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let body = answer.bytes().await.map_err(|err| {
-                TaskError::system(format!("{what}: reading the answer")).with_source(err)
-            })?;
-            classify(&what, status, retry_after, body)
-        }
-        .boxed()
+        async move { answer::exchange(&what, builder).await }.boxed()
     }
-}
-
-/// An answer as a result (see the module docs).
-fn classify(
-    what: &str,
-    status: u16,
-    retry_after: Option<Duration>,
-    body: Bytes,
-) -> Result<HttpResponse, TaskError> {
-    if status < 400 {
-        return Ok(HttpResponse { status, body });
-    }
-    let excerpt = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-    let message = format!("{what}: HTTP {status} {excerpt}");
-    if status == 429 || status == 408 || status >= 500 {
-        let err = TaskError::system(message);
-        Err(match retry_after {
-            Some(wait) => err.with_retry_after(wait),
-            None => err,
-        })
-    } else {
-        Err(TaskError::business(message))
-    }
-}
-
-/// `Retry-After` in seconds, fractions accepted.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 /// The `http` service kind.
@@ -337,10 +307,11 @@ impl ServiceKind for HttpKind {
     fn configure(
         &self,
         table: serde_json::Value,
-        _env: &ConfigEnv,
+        env: &ConfigEnv,
     ) -> Result<ConfiguredService, ConfigIssue> {
-        let config: HttpConfig = decode(table)?;
+        let mut config: HttpConfig = decode(table)?;
         config.validate()?;
+        config.ca_file = config.ca_file.map(|path| env.resolve(&path));
         Ok(ConfiguredService::new(config))
     }
 }
@@ -358,26 +329,19 @@ impl BuildService for HttpConfig {
 mod tests {
     use super::*;
 
-    #[test]
-    fn answers_map_to_categories_and_hints() {
-        let err = classify("GET x", 429, Some(Duration::from_secs(1)), Bytes::new()).unwrap_err();
-        assert!(err.is_retryable());
-        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
-        let err = classify("GET x", 502, None, Bytes::new()).unwrap_err();
-        assert!(err.is_retryable());
-        let err = classify("GET x", 404, None, Bytes::from_static(b"no such rate")).unwrap_err();
-        assert_eq!(err.category(), ergon_core::Category::Business);
-        assert!(err.to_string().contains("HTTP 404 no such rate"), "{err}");
-        assert_eq!(
-            classify("GET x", 204, None, Bytes::new()).unwrap().status,
-            204
-        );
-        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            parse_retry_after(" 0.25 "),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    #[tokio::test]
+    async fn an_https_service_with_headers_and_auth_builds() {
+        let config = HttpConfig {
+            base_url: "https://rates.example.invalid/api".into(),
+            headers: [("x-client".to_owned(), "ergon".to_owned())].into(),
+            auth: Some(Auth::Bearer(ergon_core::config::secret::Secret::new(
+                "t0ken",
+            ))),
+            ..HttpConfig::default()
+        };
+        config.validate().unwrap();
+        let http = Http::new(&config, &BuildContext::new("rates")).unwrap();
+        assert!(!format!("{http:?} {config:?}").contains("t0ken"));
     }
 
     #[test]
@@ -389,8 +353,16 @@ mod tests {
         let issue = |table| HttpKind.configure(table, &env).unwrap_err().path;
         assert_eq!(issue(serde_json::json!({})), "base_url");
         assert_eq!(
-            issue(serde_json::json!({ "base_url": "https://x" })),
+            issue(serde_json::json!({ "base_url": "ftp://x" })),
             "base_url"
+        );
+        assert_eq!(
+            issue(serde_json::json!({ "base_url": "https://x", "auth": { "bearer": "" } })),
+            "auth.bearer"
+        );
+        assert_eq!(
+            issue(serde_json::json!({ "base_url": "https://x", "auth": { "token": "t" } })),
+            "auth"
         );
         assert_eq!(
             issue(

@@ -175,6 +175,21 @@ impl CircuitBreakerLayer {
     }
 }
 
+/// The first thing a service's health check asks: an error naming `service` while its
+/// circuit `breaker` (if it has one) is open, else `Ok`.
+///
+/// # Errors
+///
+/// The circuit is open (a system error saying for how long).
+pub fn closed(breaker: Option<&CircuitBreakerLayer>, service: &str) -> Result<(), TaskError> {
+    match breaker.and_then(CircuitBreakerLayer::open_for) {
+        Some(left) => Err(TaskError::system(format!(
+            "service `{service}`: circuit breaker open for {left:?} more"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl<S> tower::Layer<S> for CircuitBreakerLayer {
     type Service = Breaker<S>;
 

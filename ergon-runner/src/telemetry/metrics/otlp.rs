@@ -123,6 +123,10 @@ pub async fn export_every(
     board: Arc<WorkerBoard>,
     stop: CancellationToken,
 ) {
+    // With TLS built in (rustls without a bundled provider) reqwest needs a process-wide
+    // rustls provider: `ring`, as every TLS client of ergon uses.
+    #[cfg(any(feature = "http", feature = "http-connector", feature = "llm"))]
+    ergon_services::http::client::install_ring();
     let client = reqwest::Client::new();
     let start = SystemTime::now();
     let mut ticks = tokio::time::interval(interval);
