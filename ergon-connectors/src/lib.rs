@@ -142,6 +142,8 @@
 //!
 //! [`ConnectorKind`]: ergon_core::config::ConnectorKind
 
+#[cfg(any(feature = "local", feature = "postgres", feature = "redis-streams"))]
+mod ack_flusher;
 #[cfg(feature = "file")]
 pub mod file;
 #[cfg(feature = "http")]

@@ -392,16 +392,17 @@ fn write_appends(shared: &Shared) {
 
 /// Deletes acked rows every `ack_interval`, or at once when a batch is waiting.
 async fn flush_acks(shared: Arc<Shared>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(shared.config.ack_interval) => {}
-            () = shared.flush_now.notified() => {}
-            () = shared.closed.cancelled() => return,
-        }
-        if let Err(err) = flush(&shared).await {
-            tracing::warn!(queue = %shared.queue, error = %err.chain(), "Acks not written; those transactions will be delivered again when their lease runs out");
-        }
-    }
+    let failed = |err: &TaskError| {
+        tracing::warn!(queue = %shared.queue, error = %err.chain(), "Acks not written; those transactions will be delivered again when their lease runs out");
+    };
+    crate::ack_flusher::run(
+        shared.config.ack_interval,
+        &shared.flush_now,
+        &shared.closed,
+        || flush(&shared),
+        failed,
+    )
+    .await;
 }
 
 async fn flush(shared: &Arc<Shared>) -> Result<(), TaskError> {

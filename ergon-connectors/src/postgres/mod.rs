@@ -357,16 +357,17 @@ impl Connector for PostgresConnector {
 
 /// Writes acks every `ack_interval`, or at once when a batch is waiting.
 async fn flush_acks(shared: Arc<Shared>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(shared.config.ack_interval) => {}
-            () = shared.flush_now.notified() => {}
-            () = shared.closed.cancelled() => return,
-        }
-        if let Err(err) = flush(&shared).await {
-            tracing::warn!(queue = %shared.db.place, error = %err.chain(), "Acks not written yet; trying again");
-        }
-    }
+    let failed = |err: &TaskError| {
+        tracing::warn!(queue = %shared.db.place, error = %err.chain(), "Acks not written yet; trying again");
+    };
+    crate::ack_flusher::run(
+        shared.config.ack_interval,
+        &shared.flush_now,
+        &shared.closed,
+        || flush(&shared),
+        failed,
+    )
+    .await;
 }
 
 /// Writes the pending acks and drops: one statement for deletes, one for marks. On

@@ -515,14 +515,15 @@ impl Connector for RedisStreamsConnector {
 
 /// Sends acknowledgements every `ack_interval`, or at once when a batch is waiting.
 async fn flush_acks(shared: Arc<Shared>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(shared.config.ack_interval) => {}
-            () = shared.flush_now.notified() => {}
-            () = shared.closed.cancelled() => return,
-        }
-        if let Err(err) = shared.flush().await {
-            tracing::warn!(connector = %shared.name, error = %err.chain(), "Redis acknowledgements not sent; they are sent with the next flush");
-        }
-    }
+    let failed = |err: &TaskError| {
+        tracing::warn!(connector = %shared.name, error = %err.chain(), "Redis acknowledgements not sent; they are sent with the next flush");
+    };
+    crate::ack_flusher::run(
+        shared.config.ack_interval,
+        &shared.flush_now,
+        &shared.closed,
+        || shared.flush(),
+        failed,
+    )
+    .await;
 }
