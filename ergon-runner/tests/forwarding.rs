@@ -4,8 +4,6 @@
 //! (`local.*` receipts, AMQP delivery tags, redelivery flags, delivery counts). Needs the
 //! local broker (`amqp://guest:guest@127.0.0.1:5672`).
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use ergon_connectors::local::Store;
@@ -13,22 +11,11 @@ use lapin::options::{BasicGetOptions, BasicNackOptions, QueueDeleteOptions};
 use lapin::types::ShortString;
 use lapin::{Connection, ConnectionProperties};
 
-const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+mod common;
 
-fn runner(config: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ergon-runner"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ergon-runner {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::run_ok;
+
+const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Whether `key` names the state of one delivery rather than the message.
 fn delivery_state(key: &str) -> bool {
@@ -78,7 +65,7 @@ output = "outbox"
         .collect();
     std::fs::write(dir.path().join("orders.jsonl"), lines).unwrap();
     let orders = dir.path().join("orders.jsonl");
-    runner(
+    run_ok(
         &config,
         &[
             "queue",
@@ -90,7 +77,7 @@ output = "outbox"
     );
 
     // First hop: the messages on the broker carry no header of the local queue's.
-    runner(&config, &["run", "to_rabbit"]);
+    run_ok(&config, &["run", "to_rabbit"]);
     let connection = Connection::connect(URL, ConnectionProperties::default())
         .await
         .unwrap_or_else(|err| panic!("RabbitMQ at {URL}: {err}"));
@@ -122,7 +109,7 @@ output = "outbox"
     channel.close(200, ShortString::from("done")).await.unwrap();
 
     // Second hop: the rows of the other local queue carry none of RabbitMQ's either.
-    runner(&config, &["run", "from_rabbit"]);
+    run_ok(&config, &["run", "from_rabbit"]);
     let mut store = Store::open(&dir.path().join("out.db")).unwrap();
     let rows = store
         .lease("outbox", 100, Duration::from_secs(30), 1)

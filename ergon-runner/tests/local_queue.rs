@@ -4,8 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{run_ok as run, runner};
 
 /// A directory with `tasks.toml`: `drain` forwards the local queue `inbox` (lease
 /// `lease`) into `done.jsonl`.
@@ -37,23 +41,6 @@ concurrency = 64
     )
     .unwrap();
     (dir, config)
-}
-
-fn runner(config: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ergon-runner"));
-    command.arg("--config").arg(config).args(args);
-    command
-}
-
-fn run(config: &Path, args: &[&str]) -> Output {
-    let out = runner(config, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ergon-runner {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn enqueue(dir: &Path, config: &Path, n: usize) {

@@ -6,28 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{run_ok as run, runner};
 
 fn url() -> String {
     std::env::var("ERGON_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn run(config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ergon-runner"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ergon-runner {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The `queue stats` line of the queue.
@@ -152,10 +140,7 @@ fn two_runners_share_a_queue_and_a_kill_loses_nothing() {
     run(&config, &["run", "feed"]);
 
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_ergon-runner"))
-            .arg("--config")
-            .arg(&config)
-            .args(["run", "drain"])
+        runner(&config, &["run", "drain"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,27 +2,12 @@
 //! (`127.0.0.1:6379`, or `ERGON_TEST_REDIS_URL`): `validate --connect`, a finite run that
 //! forwards every entry to a file and ends when the group is drained, and `queue stats`.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::run_ok as run;
 
 fn url() -> String {
     std::env::var("ERGON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn run(config: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_ergon-runner"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ergon-runner {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 #[test]
