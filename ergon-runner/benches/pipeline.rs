@@ -1255,6 +1255,21 @@ mod amqp {
     pub(super) const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
     /// Every message's body.
     pub(super) const BODY: [u8; 100] = [b'x'; 100];
+
+    /// Dispatches `n` transactions of [`BODY`] (ids `0`, `1`, …) into `queue`, 5,000 per
+    /// dispatch: how the consume cases of the other transports fill their input.
+    pub(super) async fn fill(queue: &dyn ergon_core::Connector, n: u64) -> Result<(), String> {
+        let all: Vec<Transaction> = (0..n)
+            .map(|i| Transaction::new(i.to_string(), &BODY[..]))
+            .collect();
+        for chunk in all.chunks(5_000) {
+            queue
+                .dispatch(chunk)
+                .await
+                .map_err(|e| e.chain().to_string())?;
+        }
+        Ok(())
+    }
     /// Transactions in flight in the engine when consuming.
     const CONCURRENCY: usize = 64;
     /// Transactions in flight in the engine when publishing: each waits for its confirm,
@@ -1386,7 +1401,8 @@ mod amqp {
         Ok(left)
     }
 
-    fn sample(n: u64, elapsed: Duration) -> Sample {
+    /// `msgs` and `msgs_per_s` of a run that moved `n` messages in `elapsed`.
+    pub(super) fn sample(n: u64, elapsed: Duration) -> Sample {
         let mut sample = Sample::new();
         sample.insert("msgs".into(), n as f64);
         sample.insert("msgs_per_s".into(), n as f64 / elapsed.as_secs_f64());

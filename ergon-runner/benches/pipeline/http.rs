@@ -46,10 +46,7 @@ pub(super) fn child(variant: &str) -> Result<Sample, String> {
         };
         run(WARM_UP.min(n)).await?;
         let elapsed = run(n).await?;
-        let mut sample = Sample::new();
-        sample.insert("msgs".into(), n as f64);
-        sample.insert("msgs_per_s".into(), n as f64 / elapsed.as_secs_f64());
-        Ok(sample)
+        Ok(amqp::sample(n, elapsed))
     })
 }
 

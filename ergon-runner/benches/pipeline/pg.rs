@@ -49,7 +49,7 @@ pub(super) fn child(variant: &str) -> Result<Sample, String> {
             .map_err(|e| e.chain().to_string())?;
         let mut elapsed = Duration::ZERO;
         for run in [WARM_UP.min(n), n] {
-            fill(&filler, run).await?;
+            amqp::fill(&filler, run).await?;
             elapsed = match variant {
                 "engine" => engine(&queue, run).await?,
                 "raw" => raw(&queue, run).await?,
@@ -61,25 +61,8 @@ pub(super) fn child(variant: &str) -> Result<Sample, String> {
             }
         }
         filler.close().await.map_err(|e| e.chain().to_string())?;
-        let mut sample = Sample::new();
-        sample.insert("msgs".into(), n as f64);
-        sample.insert("msgs_per_s".into(), n as f64 / elapsed.as_secs_f64());
-        Ok(sample)
+        Ok(amqp::sample(n, elapsed))
     })
-}
-
-/// Enqueues `n` rows of [`amqp::BODY`], 5,000 per dispatch.
-async fn fill(queue: &PostgresConnector, n: u64) -> Result<(), String> {
-    let all: Vec<Transaction> = (0..n)
-        .map(|i| Transaction::new(i.to_string(), &amqp::BODY[..]))
-        .collect();
-    for chunk in all.chunks(5_000) {
-        queue
-            .dispatch(chunk)
-            .await
-            .map_err(|e| e.chain().to_string())?;
-    }
-    Ok(())
 }
 
 /// The engine: one consume loop, concurrency 64, batches of 256, until `n` are acked

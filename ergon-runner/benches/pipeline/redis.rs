@@ -61,7 +61,7 @@ pub(super) fn child(variant: &str) -> Result<Sample, String> {
             .map_err(|e| e.chain().to_string())?;
         let mut elapsed = Duration::ZERO;
         for run in [WARM_UP.min(n), n] {
-            fill(&filler, run).await?;
+            amqp::fill(&filler, run).await?;
             elapsed = match variant {
                 "engine" => engine(&stream, run).await?,
                 "raw" => raw(&mut conn, &stream, run).await?,
@@ -80,25 +80,8 @@ pub(super) fn child(variant: &str) -> Result<Sample, String> {
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        let mut sample = Sample::new();
-        sample.insert("msgs".into(), n as f64);
-        sample.insert("msgs_per_s".into(), n as f64 / elapsed.as_secs_f64());
-        Ok(sample)
+        Ok(amqp::sample(n, elapsed))
     })
-}
-
-/// Adds `n` entries of [`amqp::BODY`], 5,000 per dispatch.
-async fn fill(stream: &RedisStreamsConnector, n: u64) -> Result<(), String> {
-    let all: Vec<Transaction> = (0..n)
-        .map(|i| Transaction::new(i.to_string(), &amqp::BODY[..]))
-        .collect();
-    for chunk in all.chunks(5_000) {
-        stream
-            .dispatch(chunk)
-            .await
-            .map_err(|e| e.chain().to_string())?;
-    }
-    Ok(())
 }
 
 /// Entries left in the stream, and entries pending in the group.
