@@ -27,6 +27,14 @@ pub mod meta {
     pub const TRACEPARENT: &str = "traceparent";
     /// W3C trace state (`tracestate` header), inherited by children.
     pub const TRACESTATE: &str = "tracestate";
+    /// The DAG run a transaction is a node (or an expansion item) of.
+    pub const RUN_ID: &str = "ergon.run_id";
+    /// The node of that run it is.
+    pub const NODE: &str = "ergon.node";
+    /// Its index among the items of an expanded node.
+    pub const ITEM: &str = "ergon.item";
+    /// Its key among those items.
+    pub const ITEM_KEY: &str = "ergon.item_key";
     /// Keys a child inherits from its parent as they are.
     pub const INHERITED: [&str; 3] = [TAGS, TRACEPARENT, TRACESTATE];
 }
@@ -123,6 +131,15 @@ impl Transaction {
     pub fn delivered(mut self, n: u32) -> Self {
         self.deliveries = n.max(1);
         self
+    }
+
+    /// The payload as a JSON value when it parses, else as a JSON string (lossy UTF-8):
+    /// how the journal hands a payload on (a continuation's `previous_input`, a run's
+    /// `input`).
+    pub fn payload_value(&self) -> serde_json::Value {
+        serde_json::from_slice(self.payload()).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(self.payload()).into_owned())
+        })
     }
 
     /// Decodes the payload as JSON.

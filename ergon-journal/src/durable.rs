@@ -8,18 +8,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ergon_connectors::local::Lease;
+use ergon_core::journal::dag::{PlannedNode, RunPlan, RunStart};
 use ergon_core::journal::{Completion, Counts, Journal, Member, MemberState, Park, Quorum, Waited};
 use ergon_core::lifecycle::TransactionOutcome;
+use ergon_core::transaction::meta;
 use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::events::RunSettings;
 use crate::in_step;
 use crate::metrics::JournalMetrics;
 use crate::read::JournalReader;
 use crate::recording::Recording;
 use crate::request::Request;
 use crate::routes::Routes;
+use crate::run::{self, RunStatus};
 
 /// What a store does for its journal.
 #[async_trait]
@@ -71,6 +75,7 @@ pub struct DurableJournal {
     routes: Arc<Routes>,
     committed: Arc<Notify>,
     metrics: Arc<JournalMetrics>,
+    runs: RunSettings,
 }
 
 /// What a store's writer shares with its journal: the routes, the commit signal in-step
@@ -103,7 +108,15 @@ impl DurableJournal {
             routes: shared.routes,
             committed: shared.committed,
             metrics: shared.metrics,
+            runs: settings.runs,
         }
+    }
+
+    /// `plan` checked for a run (`call` names it in the error).
+    fn check_plan(&self, call: &str, plan: &RunPlan) -> Result<(), TaskError> {
+        run::check(plan, &self.routes, &self.runs.expanders, self.runs.limits)
+            .map(drop)
+            .map_err(|err| TaskError::business(format!("{call}: {err}")).non_retryable())
     }
 
     /// What the journal counted: read by the runner's metrics.
@@ -190,6 +203,49 @@ impl Journal for DurableJournal {
             states,
         )
         .await
+    }
+
+    async fn start_run(&self, start: RunStart) -> Result<bool, TaskError> {
+        let call = format!("run {} of {}", start.run_id, start.workflow);
+        self.check_plan(&call, &start.plan)?;
+        if let Some(task) = &start.on_complete {
+            self.routes.check(&format!("{call}: on_complete"), task)?;
+        }
+        self.recording.parent(start.owner.id());
+        let new = self.store.write(Request::StartRun(Box::new(start))).await?;
+        Ok(new == 1)
+    }
+
+    async fn extend_run(
+        &self,
+        node: &Transaction,
+        nodes: Vec<PlannedNode>,
+    ) -> Result<(), TaskError> {
+        let not_a_node = || {
+            TaskError::business(format!(
+                "extend_run: transaction {} is not a node of a running run",
+                node.id()
+            ))
+            .non_retryable()
+        };
+        let run_id = node.meta(meta::RUN_ID).ok_or_else(not_a_node)?;
+        let stored = self.reader().run(run_id).await?.ok_or_else(not_a_node)?;
+        if stored.summary.status != RunStatus::Running.as_str() {
+            return Err(not_a_node());
+        }
+        let mut plan = stored.plan;
+        plan.nodes.extend(nodes.iter().cloned());
+        self.check_plan(&format!("extend_run of run {run_id}"), &plan)?;
+        let request = Request::ExtendRun {
+            run_id: run_id.to_owned(),
+            nodes,
+        };
+        match self.store.write(request).await? {
+            1 => Ok(()),
+            _ => Err(TaskError::system(format!(
+                "extend_run of run {run_id}: the run ended or changed meanwhile"
+            ))),
+        }
     }
 
     async fn owes(&self) -> Result<bool, TaskError> {

@@ -21,6 +21,8 @@ pub(crate) enum Edge {
     Then,
     /// A tagged fan-in batch of its parent's (or its root's) results.
     Batch,
+    /// A node (or an item) of a DAG run its parent started.
+    Node,
 }
 
 impl Edge {
@@ -30,6 +32,7 @@ impl Edge {
             Edge::Spawn => "spawn",
             Edge::Then => "then",
             Edge::Batch => "batch",
+            Edge::Node => "node",
         }
     }
 }
@@ -67,9 +70,7 @@ pub(crate) fn capped_output(c: &Completion, max_output: usize) -> Option<&str> {
 /// its input (as JSON when it is JSON, else as text), its output and its error.
 pub(crate) fn continuation(c: &Completion, next: &str, output: Option<&str>) -> Transaction {
     let (status, failure) = status_of(&c.settlement);
-    let payload = c.transaction.payload();
-    let input = serde_json::from_slice::<Value>(payload)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
+    let input = c.transaction.payload_value();
     let body = json!({
         "previous_task_id": c.transaction.id(),
         "previous_task": &*c.task,

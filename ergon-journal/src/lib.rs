@@ -29,6 +29,7 @@
 
 pub mod config;
 mod durable;
+pub mod events;
 pub mod fan_in;
 mod handover;
 mod in_step;
@@ -41,11 +42,13 @@ mod recording;
 mod request;
 pub mod routes;
 mod rows;
+pub mod run;
 pub mod sqlite;
 mod tables;
 
 pub use config::{JournalConfig, JournalKind, Record, Settings};
 pub use durable::DurableJournal;
+pub use events::{EventSink, RunSettings};
 pub use fan_in::{Consumes, GroupBy};
 pub use metrics::JournalMetrics;
 pub use node::{Filter, Node, NodeError, Status};

@@ -2,6 +2,7 @@
 //! requests, checked before they are sent, and the wait for their commit.
 
 use ergon_connectors::local::Lease;
+use ergon_core::journal::dag::{PlannedNode, RunStart};
 use ergon_core::journal::{Completion, Park};
 use ergon_core::{TaskError, Transaction};
 use tokio::sync::oneshot;
@@ -23,6 +24,13 @@ pub(crate) enum Request {
     Park(Park),
     /// The cancellation of `parent`'s queued children.
     Cancel { parent: String },
+    /// A DAG run to start (its plan checked).
+    StartRun(Box<RunStart>),
+    /// Nodes to add to a running run (checked against its plan).
+    ExtendRun {
+        run_id: String,
+        nodes: Vec<PlannedNode>,
+    },
 }
 
 impl Request {

@@ -5,6 +5,8 @@
 use ergon_core::journal::MemberState;
 
 use crate::node::{Filter, Node, NodeError, Status};
+use crate::run::ItemResult;
+use crate::run::view::RunSummary;
 
 /// The columns [`node`] reads, in its order. A node's children are those its output
 /// confirmed (`children`) and those it spawned, counted when read so that a completion
@@ -52,6 +54,45 @@ pub(crate) trait Columns {
     fn text(&self, index: usize) -> Result<Option<String>, Self::Error>;
     /// An integer column.
     fn int(&self, index: usize) -> Result<i64, Self::Error>;
+    /// An integer column that may be NULL.
+    fn maybe_int(&self, index: usize) -> Result<Option<i64>, Self::Error>;
+}
+
+/// The runs `runs` lists, newest first: `status` (or every status when `$1` is NULL),
+/// with `mark` before each value's number.
+pub(crate) fn runs_query(mark: char, limit: usize) -> String {
+    format!(
+        "SELECT {} FROM ergon_run WHERE CAST({mark}1 AS TEXT) IS NULL OR status = {mark}1
+         ORDER BY created_at DESC, run_id LIMIT {}",
+        crate::tables::RUN_COLUMNS,
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    )
+}
+
+/// One run by id, with `mark` before the value's number.
+pub(crate) fn run_query(mark: char) -> String {
+    format!(
+        "SELECT {} FROM ergon_run WHERE run_id = {mark}1",
+        crate::tables::RUN_COLUMNS
+    )
+}
+
+/// The summary of a row of [`crate::tables::RUN_COLUMNS`], and its definition and state.
+pub(crate) fn run<R: Columns>(row: &R) -> Result<(RunSummary, String, String), R::Error> {
+    let text = |index| row.text(index).map(Option::unwrap_or_default);
+    let count = |index| row.int(index).map(|n| u64::try_from(n).unwrap_or(0));
+    let summary = RunSummary {
+        run_id: text(0)?,
+        workflow: text(1)?,
+        status: text(2)?,
+        nodes_total: count(3)?,
+        nodes_done: count(4)?,
+        nodes_failed: count(5)?,
+        created_at: row.int(6)?,
+        finished_at: row.maybe_int(7)?,
+        deadline_ms: row.maybe_int(8)?,
+    };
+    Ok((summary, text(9)?, text(10)?))
 }
 
 /// The node of a row of [`NODE_COLUMNS`].
@@ -142,5 +183,15 @@ pub(crate) fn settlement<R: Columns>(
         Settlement::Drop(failure)
     } else {
         Settlement::DeadLetter(failure)
+    })
+}
+
+/// An item of an expanded node, from a row of [`crate::tables::RUN_ITEMS`]: key, status
+/// (NULL while its node is not recorded), output.
+pub(crate) fn item_result<R: Columns>(row: &R) -> Result<ItemResult, R::Error> {
+    Ok(ItemResult {
+        key: row.text(0)?.unwrap_or_default(),
+        succeeded: row.text(1)?.as_deref() == Some("succeeded"),
+        output: row.text(2)?.and_then(|o| serde_json::from_str(&o).ok()),
     })
 }

@@ -16,6 +16,10 @@
 //! ergon_fanin_batch  a batch cut: the range of its group's positions it took (a batch
 //!                    takes the oldest unbatched items, so a range: items are written
 //!                    once, never marked)
+//! ergon_run          a DAG run: its owner, definition (plan, input, on_complete) and
+//!                    the state of each node (JSON, read and written by each commit that
+//!                    advances it), status, progress counters, deadline
+//! ergon_run_item     an item of an expanded node: its index and key
 //! ```
 
 /// How a backend spells what SQL dialects do not share.
@@ -131,7 +135,60 @@ CREATE TABLE IF NOT EXISTS ergon_fanin_batch (
     end_position BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 ){keyed_table};
+CREATE TABLE IF NOT EXISTS ergon_run (
+    run_id TEXT NOT NULL PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    owner_task TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    owner_metadata TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    state TEXT NOT NULL,
+    nodes_total BIGINT NOT NULL,
+    nodes_done BIGINT NOT NULL,
+    nodes_failed BIGINT NOT NULL,
+    deadline_ms BIGINT,
+    created_at BIGINT NOT NULL,
+    finished_at BIGINT
+){keyed_table};
+CREATE INDEX IF NOT EXISTS ergon_run_due ON ergon_run (deadline_ms)
+    WHERE status = 'running' AND deadline_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ergon_run_created ON ergon_run (created_at);
+CREATE TABLE IF NOT EXISTS ergon_run_item (
+    run_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    idx BIGINT NOT NULL,
+    item_key TEXT NOT NULL,
+    PRIMARY KEY (run_id, node, idx)
+){keyed_table};
 ";
+
+/// The items of an expanded node (run `$1`, node `$2`, task `$3`) in item order: key,
+/// status and output, as the node's join reads them (`$` to be replaced by the
+/// dialect's mark).
+pub(crate) const RUN_ITEMS: &str = "SELECT i.item_key, n.status, n.output FROM ergon_run_item i
+    LEFT JOIN ergon_node n ON n.tx_id = $1 || '/' || i.node || '/' || CAST(i.idx AS TEXT)
+        AND n.task = $3
+    WHERE i.run_id = $1 AND i.node = $2 ORDER BY i.idx";
+
+/// The columns `runs` and `trace` read of a run, in [`crate::run::view::RunSummary`]'s
+/// order, then its definition and state.
+pub(crate) const RUN_COLUMNS: &str = "run_id, workflow, status, nodes_total, nodes_done,
+    nodes_failed, created_at, finished_at, deadline_ms, definition, state";
+
+/// Writes a run's row back after a transition (`$` to be replaced by the dialect's
+/// mark): run id, status, definition, state, nodes total, done, failed, when it ended.
+pub(crate) const SAVE_RUN: &str = "UPDATE ergon_run SET status = $2, definition = $3,
+    state = $4, nodes_total = $5, nodes_done = $6, nodes_failed = $7,
+    finished_at = COALESCE($8, finished_at)
+    WHERE run_id = $1";
+
+/// Deletes the items of the runs that ended before `$1`.
+pub(crate) const PURGE_RUN_ITEMS: &str = "DELETE FROM ergon_run_item WHERE run_id IN
+    (SELECT run_id FROM ergon_run WHERE finished_at < $1)";
+
+/// Deletes the runs that ended before `$1` (after their items).
+pub(crate) const PURGE_RUNS: &str = "DELETE FROM ergon_run WHERE finished_at < $1";
 
 /// The items batch `$1` holds (task, transaction id), in the order they arrived (`$` to
 /// be replaced by the dialect's mark).

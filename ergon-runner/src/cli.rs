@@ -1,5 +1,5 @@
 //! The command line: `ergon-runner [--config FILE] [run [NAME...] | validate [--connect] | list |
-//! process | queue | get | trace | journal]`.
+//! process | queue | get | trace | runs | journal]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,13 +60,28 @@ enum Command {
         json: bool,
     },
     #[cfg(feature = "journal")]
-    /// Draw the lineage tree of a journaled transaction, from its root.
+    /// Draw the lineage tree of a journaled transaction, from its root; for a DAG run's id,
+    /// the run's nodes in dependency order first.
     Trace {
-        /// The transaction id (any in the lineage).
+        /// The transaction id (any in the lineage), or a run id.
         id: String,
-        /// `tree` (large fan-outs folded) or `json` (nothing folded).
+        /// `tree` (large fan-outs folded) or `json` (nothing folded; a run's detail with
+        /// its lineage under `lineage`).
         #[arg(long, value_enum, default_value = "tree")]
         format: commands::trace::TraceFormat,
+    },
+    #[cfg(feature = "journal")]
+    /// List the DAG runs, newest first, with their progress.
+    Runs {
+        /// Only the runs in this status.
+        #[arg(long, value_parser = commands::runs::STATUSES)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// `text` (one line per run) or `json` (an array of run summaries).
+        #[arg(long, value_enum, default_value = "text")]
+        format: commands::runs::RunsFormat,
     },
     #[cfg(feature = "journal")]
     /// Maintain the journal (`[journal]`).
@@ -198,6 +213,12 @@ async fn execute(cli: Cli, registry: &Registry) -> u8 {
         #[cfg(feature = "journal")]
         Command::Trace { id, format } => journal::trace(&cli.config, &id, format).await,
         #[cfg(feature = "journal")]
+        Command::Runs {
+            status,
+            limit,
+            format,
+        } => journal::runs(&cli.config, status.as_deref(), limit, format).await,
+        #[cfg(feature = "journal")]
         Command::Journal {
             action: JournalAction::Purge { older_than },
         } => journal::purge(&cli.config, older_than).await,
@@ -311,6 +332,7 @@ mod journal {
 
     use super::ListNodes;
     use crate::commands::journal::{self as command, JournalFile};
+    use crate::commands::runs::{self, RunsFormat};
     use crate::commands::trace::{self, TraceFormat};
     use crate::config::{self, ConfigError};
 
@@ -364,6 +386,19 @@ mod journal {
         format: TraceFormat,
     ) -> Result<u8, ConfigError> {
         Ok(print(trace::trace(&open(file).await?, id, format).await?))
+    }
+
+    pub(super) async fn runs(
+        file: &Path,
+        status: Option<&str>,
+        limit: usize,
+        format: RunsFormat,
+    ) -> Result<u8, ConfigError> {
+        print!(
+            "{}",
+            runs::runs(&open(file).await?, status, limit, format).await?
+        );
+        Ok(0)
     }
 
     pub(super) async fn purge(

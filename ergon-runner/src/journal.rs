@@ -16,13 +16,16 @@ use std::time::Duration;
 use ergon_core::TaskError;
 use ergon_core::config::{ConfigEnv, ConfigIssue, MakeConnector, decode};
 use ergon_journal::fan_in::MAX_BATCH_SIZE;
+use ergon_journal::run::Expanders;
 use ergon_journal::{
     Consumes, DurableJournal, JournalConfig, JournalKind, JournalReader, OnComplete, Record,
-    Routes, Settings, SqliteReader,
+    Routes, RunSettings, Settings, SqliteReader,
 };
 
 use crate::config::{ConfigError, LoadedConfig};
 use crate::plan::ConnectorRef;
+#[cfg(feature = "run-events")]
+use crate::run_events::RedisEvents;
 
 /// Where a journal lives.
 #[derive(Debug, Clone)]
@@ -122,6 +125,11 @@ pub struct JournalPlan {
     /// PostgreSQL: how the relay opens each relayed task's input.
     #[cfg(feature = "journal-postgres")]
     relays: BTreeMap<String, Arc<dyn MakeConnector>>,
+    /// What DAG runs need: the binary's expanders, the event sink, the plan limits.
+    runs: RunSettings,
+    /// `[journal.events]`: the publisher in `runs`, started by `open`.
+    #[cfg(feature = "run-events")]
+    events: Option<Arc<RedisEvents>>,
 }
 
 impl JournalPlan {
@@ -156,6 +164,23 @@ impl JournalPlan {
         };
         let routes = continuations(loaded, &store, routes)?;
         let routes = fan_ins(loaded, &store, routes)?;
+        #[cfg(not(feature = "run-events"))]
+        if config.events.is_some() {
+            return Err(ConfigError::new(
+                &loaded.file,
+                "journal.events",
+                "this binary was built without ergon-runner's `run-events` feature",
+            ));
+        }
+        #[cfg(feature = "run-events")]
+        let events = run_events(loaded, &config)?;
+        let runs = RunSettings {
+            #[cfg(feature = "run-events")]
+            events: events
+                .clone()
+                .map(|sink| sink as Arc<dyn ergon_journal::EventSink>),
+            ..RunSettings::default()
+        };
         Ok(Some(JournalPlan {
             store,
             record: config.record,
@@ -164,7 +189,17 @@ impl JournalPlan {
             routes,
             #[cfg(feature = "journal-postgres")]
             relays,
+            runs,
+            #[cfg(feature = "run-events")]
+            events,
         }))
+    }
+
+    /// The plan with the binary's `expanders` (`expand = { custom = "NAME" }`).
+    #[must_use]
+    pub fn expanders(mut self, expanders: Expanders) -> Self {
+        self.runs.expanders = expanders;
+        self
     }
 
     /// Opens the journal for a run of `running` (task names; empty: every task), whose
@@ -175,12 +210,17 @@ impl JournalPlan {
     ///
     /// The database cannot be opened, created or reached.
     pub async fn open(&self, running: &[String]) -> Result<Arc<DurableJournal>, TaskError> {
+        #[cfg(feature = "run-events")]
+        if let Some(events) = &self.events {
+            events.start();
+        }
         let settings = Settings {
             record: self.record,
             retention: self.retention,
             max_output: self.max_output,
             routes: self.routes.clone(),
             running: running.to_vec(),
+            runs: self.runs.clone(),
         };
         let journal = match &self.store {
             JournalStore::Sqlite(path) => DurableJournal::sqlite(path, settings)?,
@@ -193,6 +233,41 @@ impl JournalPlan {
         };
         Ok(Arc::new(journal))
     }
+
+    /// Waits, at most `within`, for the progress events published so far to reach
+    /// `[journal.events]` (at once without it), so that a run's last events are not lost
+    /// when the process ends; warns when some did not make it.
+    #[cfg(feature = "run-events")]
+    pub async fn flush_events(&self, within: Duration) {
+        if let Some(events) = &self.events
+            && !events.flush(within).await
+        {
+            tracing::warn!(
+                within = ?within,
+                "Some progress events were not published to Redis before the end"
+            );
+        }
+    }
+}
+
+/// The publisher of `[journal.events]`, if the table is there (not started).
+#[cfg(feature = "run-events")]
+fn run_events(
+    loaded: &LoadedConfig,
+    config: &JournalConfig,
+) -> Result<Option<Arc<RedisEvents>>, ConfigError> {
+    let Some(events) = &config.events else {
+        return Ok(None);
+    };
+    let publisher = RedisEvents::new(events).map_err(|err| {
+        // redis-rs names the problem, never the URL.
+        ConfigError::new(
+            &loaded.file,
+            "journal.events.url",
+            format!("{}: {err}", events.url),
+        )
+    })?;
+    Ok(Some(Arc::new(publisher)))
 }
 
 /// Each task that reads a local queue in the SQLite journal's file (`journal`), by its

@@ -12,8 +12,11 @@
 //! * [`config`]: loading the file, overrides and interpolation, [`ConfigError`].
 //! * [`Registry`]: what this binary can run; [`plan`]: the file checked against it.
 //! * [`manager`]: the [`TaskManager`], signals and drains; [`report`]: progress, summary.
-//! * [`journal`] (feature `journal`): `[journal]`, the durable record of completions.
-//! * [`commands`]: `run`, `validate`, `list`, `process`, `queue`, `get`, `trace`, `journal`.
+//! * [`journal`] (feature `journal`): `[journal]`, the durable record of completions;
+//!   [`workflows`]: `[workflows.NAME]`, DAG runs started by a connector;
+//!   [`run_events`] (feature `run-events`): `[journal.events]`, their progress on Redis.
+//! * [`commands`]: `run`, `validate`, `list`, `process`, `queue`, `get`, `trace`, `runs`,
+//!   `journal`.
 //!
 //! A user crate gets the whole CLI with its own tasks from one call:
 //!
@@ -40,9 +43,13 @@ pub mod manager;
 pub mod plan;
 pub mod registry;
 pub mod report;
+#[cfg(feature = "run-events")]
+pub mod run_events;
 pub mod services;
 pub mod signal;
 pub mod telemetry;
+#[cfg(feature = "journal")]
+pub mod workflows;
 
 pub use cli::{EXIT_CONFIG, run};
 pub use config::ConfigError;

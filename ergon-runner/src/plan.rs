@@ -163,9 +163,24 @@ impl Plan {
         )?;
         let connectors = configure_connectors(loaded, registry)?;
 
-        let tasks = config
+        #[cfg(feature = "journal")]
+        let workflows = crate::workflows::workflows(loaded)?;
+        #[cfg(feature = "journal")]
+        let start_tasks = crate::workflows::start_tasks(loaded, &workflows)?;
+        #[cfg(not(feature = "journal"))]
+        let start_tasks: Vec<(String, TaskConfig)> = Vec::new();
+        #[cfg(not(feature = "journal"))]
+        if let Some(name) = config.workflows.keys().next() {
+            return Err(ConfigError::new(
+                file,
+                format!("workflows.{name}"),
+                "this binary was built without ergon-runner's `journal` feature",
+            ));
+        }
+        let mut tasks = config
             .tasks
             .iter()
+            .chain(start_tasks.iter().map(|(name, task)| (name, task)))
             .map(|(name, task)| {
                 plan_task(
                     file,
@@ -179,6 +194,7 @@ impl Plan {
                 .map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        tasks.sort_by(|a, b| a.name.cmp(&b.name));
         config
             .telemetry
             .check()
@@ -192,7 +208,10 @@ impl Plan {
             ));
         }
         #[cfg(feature = "journal")]
-        let journal = crate::journal::JournalPlan::from_config(loaded, &connectors)?;
+        let journal = crate::journal::JournalPlan::from_config(loaded, &connectors)?
+            .map(|journal| journal.expanders(registry.expanders.clone()));
+        #[cfg(feature = "journal")]
+        crate::workflows::check_journal(loaded, &workflows, journal.as_ref(), &registry.expanders)?;
         let needs_journal = config.tasks.iter().find_map(|(name, task)| {
             let key = |what| Some((format!("tasks.{name}.{what}"), what));
             match (&task.on_complete, &task.consumes) {

@@ -39,6 +39,9 @@ pub struct Registry {
     pub(crate) tasks: BTreeMap<String, Arc<dyn Launch>>,
     pub(crate) connectors: BTreeMap<&'static str, Arc<dyn ConnectorKind>>,
     pub(crate) services: BTreeMap<&'static str, Arc<dyn ServiceKind>>,
+    /// Custom expansions of DAG nodes (`expand = { custom = "NAME" }`).
+    #[cfg(feature = "journal")]
+    pub(crate) expanders: ergon_journal::run::Expanders,
 }
 
 impl Registry {
@@ -51,6 +54,13 @@ impl Registry {
     /// and service kinds of this build.
     pub fn with_builtins() -> Self {
         let mut registry = Self::new().consumer("forward", |_cx| Ok(crate::builtin::Forward));
+        #[cfg(feature = "journal")]
+        {
+            registry = registry.consumer(
+                crate::workflows::START_RUN,
+                crate::workflows::StartRun::from_context,
+            );
+        }
         for kind in ergon_connectors::kinds() {
             registry = registry.connector_kind(kind);
         }
@@ -172,6 +182,29 @@ impl Registry {
     {
         let launch = RoleLaunch::new(role, model, factory, bind);
         self.tasks.insert(name.to_owned(), Arc::new(launch));
+        self
+    }
+
+    /// Registers `expander` as `name`: a node declared `expand = { custom = "NAME" }`
+    /// runs once per item it returns. It receives the node's template context (`input`,
+    /// `results`, `run`) and returns the items, or an error that fails the node.
+    ///
+    /// ```
+    /// use ergon_runner::Registry;
+    /// use serde_json::Value;
+    ///
+    /// let registry = Registry::with_builtins().expander("by_paragraph", |context: &Value| {
+    ///     let text = context["input"]["text"].as_str().ok_or("the input has no text")?;
+    ///     Ok(text.split("\n\n").map(Value::from).collect())
+    /// });
+    /// ```
+    #[cfg(feature = "journal")]
+    #[must_use]
+    pub fn expander<F>(mut self, name: &str, expander: F) -> Self
+    where
+        F: Fn(&serde_json::Value) -> Result<Vec<serde_json::Value>, String> + Send + Sync + 'static,
+    {
+        self.expanders = self.expanders.with(name, Arc::new(expander));
         self
     }
 

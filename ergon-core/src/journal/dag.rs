@@ -22,10 +22,18 @@
 //! assert_eq!(valid.roots(), ["extract"]);
 //! ```
 
+mod expand;
+mod group;
+mod start;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use expand::{AllowFailures, DEFAULT_MAX_ITEMS, Expand, HARD_MAX_ITEMS, OnEmpty, OutputMode};
+pub use group::{GROUP_PREFIX, PlannedGroup};
+pub use start::RunStart;
 
 /// One node of a plan: a task to run once the nodes it depends on allow it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,9 +49,27 @@ pub struct PlannedNode {
     /// When it runs, given those outcomes (default: every one succeeded).
     #[serde(default)]
     pub trigger: Trigger,
-    /// Its input (a template over the run's input and upstream results), if any.
-    #[serde(default)]
+    /// Its input: JSON whose strings are templates over the run's input, the upstream
+    /// results and (expanded) the item. Default: `{"run_id", "node", "input", "results"}`
+    /// (and `"item"`, `"key"`, `"index"` for an item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
+    /// Runs the task once per item of this expansion instead of once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expand: Option<Expand>,
+    /// An expanded node's output, made of its items' outputs.
+    #[serde(default)]
+    pub output: OutputMode,
+    /// How many items of the expansion may fail without failing the node.
+    #[serde(default)]
+    pub allow_failures: AllowFailures,
+    /// What an expansion that yields no item does.
+    #[serde(default)]
+    pub on_empty: OnEmpty,
+    /// A group's join (`group:NAME`), made by [`RunPlan::validate`]: no task runs it; it
+    /// ends when its nodes have, failed when more than `allow_failures` of them failed.
+    #[serde(skip)]
+    join: bool,
 }
 
 impl PlannedNode {
@@ -55,7 +81,45 @@ impl PlannedNode {
             depends_on: Vec::new(),
             trigger: Trigger::default(),
             input: None,
+            expand: None,
+            output: OutputMode::default(),
+            allow_failures: AllowFailures::default(),
+            on_empty: OnEmpty::default(),
+            join: false,
         }
+    }
+
+    /// Whether it is a group's join rather than a task's node.
+    pub fn is_join(&self) -> bool {
+        self.join
+    }
+
+    /// Takes `input` (a template) as its input.
+    #[must_use]
+    pub fn input(mut self, input: serde_json::Value) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Runs once per item of `expand`.
+    #[must_use]
+    pub fn expand(mut self, expand: Expand) -> Self {
+        self.expand = Some(expand);
+        self
+    }
+
+    /// Makes its output as `output` says (an expanded node).
+    #[must_use]
+    pub fn output(mut self, output: OutputMode) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// Lets `allowed` items fail without failing the node.
+    #[must_use]
+    pub fn allow_failures(mut self, allowed: AllowFailures) -> Self {
+        self.allow_failures = allowed;
+        self
     }
 
     /// Depends on `nodes` as well.
@@ -174,12 +238,63 @@ impl Default for PlanLimits {
 pub struct RunPlan {
     /// The nodes, in any order.
     pub nodes: Vec<PlannedNode>,
+    /// Groups of nodes, by name: a node (or group) that depends on `group:NAME` waits
+    /// for all of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, PlannedGroup>,
 }
 
 impl RunPlan {
     /// A plan of `nodes`.
     pub fn new(nodes: Vec<PlannedNode>) -> Self {
-        Self { nodes }
+        Self {
+            nodes,
+            groups: BTreeMap::new(),
+        }
+    }
+
+    /// The JSON schema of a plan a model may write (`Llm::structured`'s schema): nodes
+    /// with a name, one of `tasks`, their dependencies and a trigger — every field
+    /// required and no other, as strict structured outputs want. Inputs are left out: a
+    /// node planned this way receives the run's input and its upstream results. What the
+    /// model returns still goes through [`RunPlan::validate`].
+    ///
+    /// ```
+    /// let schema = ergon_core::journal::dag::RunPlan::json_schema(&["summarize", "translate"]);
+    /// assert_eq!(schema["properties"]["nodes"]["items"]["properties"]["task"]["enum"][1], "translate");
+    /// ```
+    pub fn json_schema(tasks: &[&str]) -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["nodes"],
+            "properties": {
+                "nodes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["name", "task", "depends_on", "trigger"],
+                        "properties": {
+                            "name": { "type": "string", "pattern": "^[A-Za-z0-9_-]+$" },
+                            "task": { "type": "string", "enum": tasks },
+                            "depends_on": { "type": "array", "items": { "type": "string" } },
+                            "trigger": {
+                                "type": "string",
+                                "enum": ["all_succeeded", "all_done", "any_succeeded", "none_failed"]
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Adds group `name`.
+    #[must_use]
+    pub fn group(mut self, name: impl Into<String>, group: PlannedGroup) -> Self {
+        self.groups.insert(name.into(), group);
+        self
     }
 
     /// Checks the plan before anything runs: within `limits`, at least one node, names
@@ -204,17 +319,29 @@ impl RunPlan {
                 limit: limits.max_nodes,
             });
         }
-        let mut index = BTreeMap::new();
-        for (at, node) in self.nodes.iter().enumerate() {
+        for node in &self.nodes {
             if !is_name(&node.name) {
                 return Err(PlanError::BadName(node.name.clone()));
             }
+            expansion_problem(node)?;
+        }
+        let nodes = group::compile(self.nodes, self.groups)?;
+        let mut index = BTreeMap::new();
+        for (at, node) in nodes.iter().enumerate() {
             if index.insert(node.name.as_str(), at).is_some() {
                 return Err(PlanError::DuplicateNode(node.name.clone()));
             }
         }
-        for node in &self.nodes {
-            if !has_task(&node.task) {
+        for node in &nodes {
+            if let Some(upstream) = node.expand.as_ref().and_then(|e| e.each.as_ref())
+                && !node.depends_on.contains(upstream)
+            {
+                return Err(PlanError::BadExpansion {
+                    node: node.name.clone(),
+                    problem: format!("`each = \"{upstream}\"` must name a node it depends on"),
+                });
+            }
+            if !node.join && !has_task(&node.task) {
                 return Err(PlanError::UnknownTask {
                     node: node.name.clone(),
                     task: node.task.clone(),
@@ -236,13 +363,47 @@ impl RunPlan {
                 }
             }
         }
-        let order = topological_order(&self.nodes, &index)?;
-        Ok(ValidPlan {
-            nodes: self.nodes,
-            order,
-        })
+        let order = topological_order(&nodes, &index)?;
+        Ok(ValidPlan { nodes, order })
     }
 }
+
+/// Why `node`'s expansion (or its absence) is not one a run can use.
+fn expansion_problem(node: &PlannedNode) -> Result<(), PlanError> {
+    let problem = |problem: String| PlanError::BadExpansion {
+        node: node.name.clone(),
+        problem,
+    };
+    let Some(expand) = &node.expand else {
+        if node.output != OutputMode::Merge {
+            return Err(problem("`output` applies only to an expanded node".into()));
+        }
+        return Ok(());
+    };
+    if expand.sources() != 1 {
+        return Err(problem(
+            "`expand` needs exactly one of `over`, `matrix`, `items`, `each`, `custom`".into(),
+        ));
+    }
+    if expand.limit() > HARD_MAX_ITEMS {
+        return Err(problem(format!(
+            "max_items {} is above the hard cap of {HARD_MAX_ITEMS}",
+            expand.limit()
+        )));
+    }
+    if let Some(name) = &expand.name
+        && (!is_name(name) || RESERVED.contains(&name.as_str()))
+    {
+        return Err(problem(format!(
+            "`as = \"{name}\"` must be letters, digits, `_` or `-`, and not one of {}",
+            RESERVED.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The names templates give the run's values, which an item cannot take (`as`).
+const RESERVED: [&str; 7] = ["input", "results", "run", "item", "index", "key", "node"];
 
 /// Node names go into transaction ids (`<run>/<node>`): letters, digits, `_` and `-`.
 fn is_name(name: &str) -> bool {
@@ -354,6 +515,16 @@ impl ValidPlan {
             .map(|node| node.name.as_str())
             .collect()
     }
+
+    /// The nodes in dependency order.
+    pub fn in_order(&self) -> impl Iterator<Item = &PlannedNode> {
+        self.order.iter().map(|&at| &self.nodes[at])
+    }
+
+    /// Node `name`, if the plan has it.
+    pub fn node(&self, name: &str) -> Option<&PlannedNode> {
+        self.nodes.iter().find(|node| node.name == name)
+    }
 }
 
 /// Why a plan was refused.
@@ -395,6 +566,20 @@ pub enum PlanError {
     },
     /// Nodes that depend on each other: the path, its first node repeated at the end.
     Cycle(Vec<String>),
+    /// An expansion (or output mode) a run cannot use.
+    BadExpansion {
+        /// The node.
+        node: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A group a run cannot use.
+    BadGroup {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -424,6 +609,8 @@ impl fmt::Display for PlanError {
                 write!(f, "node `{node}` names `{upstream}` twice in depends_on")
             }
             PlanError::Cycle(path) => write!(f, "the plan has a cycle: {}", path.join(" → ")),
+            PlanError::BadExpansion { node, problem } => write!(f, "node `{node}`: {problem}"),
+            PlanError::BadGroup { group, problem } => write!(f, "group `{group}`: {problem}"),
         }
     }
 }

@@ -163,6 +163,26 @@ pub trait Journal: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Starts the DAG run `start` (after validating its plan against the tasks the
+    /// journal can hand work to): records it and queues its root nodes in one commit.
+    /// Returns whether it is new (a run id the journal knows starts nothing).
+    async fn start_run(&self, start: dag::RunStart) -> Result<bool, TaskError> {
+        let _ = start;
+        Err(unsupported("start_run"))
+    }
+
+    /// Adds `nodes` to the run that `node` (a running node's transaction) belongs to,
+    /// validated against the run's graph: they may depend on its nodes, and are started
+    /// as their triggers allow.
+    async fn extend_run(
+        &self,
+        node: &Transaction,
+        nodes: Vec<dag::PlannedNode>,
+    ) -> Result<(), TaskError> {
+        let _ = (node, nodes);
+        Err(unsupported("extend_run"))
+    }
+
     /// Marks the queued children of transaction `parent` cancelled and withdraws them from
     /// their queues, so they never run (children already running finish). Returns how
     /// many were cancelled.
@@ -183,6 +203,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
         })
+}
+
+/// `timeout` from now, in Unix milliseconds: a stored deadline.
+pub fn deadline_in(timeout: Duration) -> i64 {
+    let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    now_ms().saturating_add(timeout)
 }
 
 /// A failure as a journal reads it back: the `step` name stored becomes the engine's

@@ -20,6 +20,7 @@ mod listen;
 mod lookup;
 mod reader;
 mod relay;
+mod run;
 mod schema;
 mod workflow;
 mod writer;
@@ -40,8 +41,9 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 use crate::durable::{DurableJournal, Shared, Store};
 use crate::node::{Filter, Node};
-use crate::read::JournalReader;
+use crate::read::{JournalReader, detail};
 use crate::request::{Pending, Request};
+use crate::run::view::{RunDetail, RunSummary};
 
 /// Connections a process keeps to the journal: the writer's, the relay's, and lookups
 /// (redeliveries, children, in-step waits) and reads.
@@ -103,6 +105,7 @@ impl DurableJournal {
             notify_commit: schema::notify_and_commit(&place.channel, ""),
             notify_outbox: schema::notify_and_commit(&place.channel, schema::OUTBOX_PAYLOAD),
             metrics: shared.metrics.clone(),
+            runs: settings.runs.clone(),
         };
         let (sender, queue) = mpsc::unbounded_channel();
         tokio::spawn(writer.run(queue));
@@ -319,6 +322,35 @@ impl PostgresReader {
             .map_err(|err| self.place.error("cannot read", err))
     }
 
+    /// The DAG runs in `status` (every status when `None`), newest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read.
+    pub async fn runs(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, TaskError> {
+        let db = self.client().await?;
+        reader::runs(&db, status, limit)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))
+    }
+
+    /// Run `run_id` with its nodes, if the journal has it.
+    ///
+    /// # Errors
+    ///
+    /// The database cannot be read, or the run's row does not decode.
+    pub async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, TaskError> {
+        let db = self.client().await?;
+        let stored = reader::run(&db, run_id)
+            .await
+            .map_err(|err| self.place.error("cannot read", err))?;
+        detail(stored)
+    }
+
     /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds), the
     /// waits decided and the fan-in groups closed before then (with their items); returns
     /// how many records.
@@ -346,6 +378,14 @@ impl JournalReader for PostgresReader {
 
     async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
         PostgresReader::batch_items(self, batch_id).await
+    }
+
+    async fn runs(&self, status: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, TaskError> {
+        PostgresReader::runs(self, status, limit).await
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, TaskError> {
+        PostgresReader::run(self, run_id).await
     }
 
     async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {

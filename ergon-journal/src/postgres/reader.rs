@@ -7,6 +7,7 @@ use tokio_postgres::{Error, Row};
 
 use crate::node::{Filter, Node};
 use crate::rows::{self, Columns, NODE_COLUMNS};
+use crate::run::view::RunSummary;
 use crate::tables;
 
 impl Columns for Row {
@@ -17,6 +18,10 @@ impl Columns for Row {
     }
 
     fn int(&self, index: usize) -> Result<i64, Error> {
+        self.try_get(index)
+    }
+
+    fn maybe_int(&self, index: usize) -> Result<Option<i64>, Error> {
         self.try_get(index)
     }
 }
@@ -72,6 +77,8 @@ pub(super) async fn purge_before(db: &mut Client, before_ms: i64) -> Result<usiz
         .await?;
     tx.execute(tables::PURGE_FAN_IN_GROUPS, &[&before_ms])
         .await?;
+    tx.execute(tables::PURGE_RUN_ITEMS, &[&before_ms]).await?;
+    tx.execute(tables::PURGE_RUNS, &[&before_ms]).await?;
     tx.commit().await?;
     Ok(usize::try_from(nodes).unwrap_or(usize::MAX))
 }
@@ -89,7 +96,7 @@ pub(super) async fn batch_items(db: &Client, batch_id: &str) -> Result<Vec<Membe
 
 /// Whether a node of one of `tasks` is queued (handed over, in the outbox or in its
 /// input, and not yet terminal), a wait continuing into one of them is undecided, or a
-/// fan-in group of one of them holds items its timeout will cut.
+/// fan-in group of one of them holds items its timeout will cut, or a DAG run is running.
 pub(super) async fn owes(db: &Client, tasks: &[String]) -> Result<bool, Error> {
     let statement = db
         .prepare_cached(
@@ -97,7 +104,8 @@ pub(super) async fn owes(db: &Client, tasks: &[String]) -> Result<bool, Error> {
                  OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
                      AND then_task = ANY($1))
                  OR EXISTS (SELECT 1 FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
-                     AND consumer = ANY($1))",
+                     AND consumer = ANY($1))
+                 OR EXISTS (SELECT 1 FROM ergon_run WHERE status = 'running')",
         )
         .await?;
     Ok(db.query_one(&statement, &[&tasks]).await?.get(0))
@@ -128,4 +136,30 @@ pub(super) async fn states(db: &Client, members: &[Member]) -> Result<Vec<Member
             })
         })
         .collect()
+}
+
+/// The runs in `status` (every status when `None`), newest first, at most `limit`.
+pub(super) async fn runs(
+    db: &Client,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<RunSummary>, Error> {
+    let statement = db.prepare_cached(&rows::runs_query('$', limit)).await?;
+    db.query(&statement, &[&status])
+        .await?
+        .iter()
+        .map(|row| rows::run(row).map(|(summary, _, _)| summary))
+        .collect()
+}
+
+/// Run `run_id` as stored: its summary, definition and state.
+pub(super) async fn run(
+    db: &Client,
+    run_id: &str,
+) -> Result<Option<(RunSummary, String, String)>, Error> {
+    let statement = db.prepare_cached(&rows::run_query('$')).await?;
+    db.query_opt(&statement, &[&run_id])
+        .await?
+        .map(|row| rows::run(&row))
+        .transpose()
 }

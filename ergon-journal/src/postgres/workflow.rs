@@ -26,12 +26,14 @@ use ergon_core::journal::{Completion, Counts, MemberState, Park, WaitOutcome};
 use tokio_postgres::Error;
 
 use super::fan_in::{Expecting, Terminal};
+use crate::events::RunSettings;
 use crate::fan_in::Groups;
 use crate::fan_in::Lineage;
 use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
 use crate::rows;
+use crate::run::{NodeEnded, RunEvent};
 use crate::tables::{self, COMPLETION_COLUMNS, COMPLETION_CONFLICT};
 
 /// The error a node cancelled by its parent records: a cancelled child delivered later
@@ -57,6 +59,12 @@ pub(super) struct Commit<'a> {
     /// The producers completed in this commit whose groups learn how many items to
     /// expect once the commit's spawns are queued ([`Commit::cut_batches`]).
     pub(super) expecting: Vec<Expecting>,
+    /// Expanders and limits of DAG runs.
+    pub(super) runs: &'a RunSettings,
+    /// Nodes of runs this commit's completions ended, for [`Commit::advance_runs`].
+    pub(super) runs_ended: Vec<NodeEnded>,
+    /// The run and node transitions of this commit, published once it is durable.
+    pub(super) events: Vec<RunEvent>,
 }
 
 /// A membership to flip: task, transaction id, new state, whether its node has an
@@ -70,6 +78,7 @@ impl<'a> Commit<'a> {
         max_output: usize,
         now: i64,
         metrics: &'a JournalMetrics,
+        runs: &'a RunSettings,
     ) -> Self {
         Self {
             tx,
@@ -81,6 +90,9 @@ impl<'a> Commit<'a> {
             queued: Vec::new(),
             groups: Groups::new(),
             expecting: Vec::new(),
+            runs,
+            runs_ended: Vec::new(),
+            events: Vec::new(),
         }
     }
 
@@ -129,6 +141,7 @@ impl<'a> Commit<'a> {
                         .push((on_complete.task.clone(), next, Edge::Then, None));
                 }
             }
+            self.runs_ended.extend(NodeEnded::of(c, status, output));
             flips.push((task.to_owned(), id.to_owned(), status, output.is_some()));
             terminals.push(Terminal {
                 task,
@@ -219,6 +232,16 @@ impl<'a> Commit<'a> {
     /// delivered, without running (the journal looks children up:
     /// [`ergon_core::journal::Journal::looks_up`]).
     pub async fn cancel_children(&mut self, parent: &str) -> Result<usize, Error> {
+        self.cancel_queued(parent, None).await
+    }
+
+    /// [`Commit::cancel_children`] for the children of `parent` among `ids` (all when
+    /// `None`): a timed-out run withdraws its nodes so.
+    pub(super) async fn cancel_queued(
+        &mut self,
+        parent: &str,
+        ids: Option<&[String]>,
+    ) -> Result<usize, Error> {
         let cancelled: Vec<(String, String, String, String)> = self
             .tx
             .query(
@@ -226,8 +249,9 @@ impl<'a> Commit<'a> {
                      failed_step = 'process', error_category = 'business', error = $3,
                      finished_at = $2
                  WHERE parent_id = $1 AND status = 'queued'
+                     AND ($4::text[] IS NULL OR tx_id = ANY($4))
                  RETURNING task, tx_id, root_id, tags",
-                &[&parent, &self.now, &CANCELLED],
+                &[&parent, &self.now, &CANCELLED, &ids],
             )
             .await?
             .iter()
@@ -599,4 +623,6 @@ const OUTBOX: &str = "INSERT INTO ergon_outbox (task, tx_id, payload, metadata)
 pub(super) const NEXT_DEADLINE: &str = "SELECT LEAST(
     (SELECT MIN(deadline_ms) FROM ergon_wait WHERE fired_at IS NULL AND deadline_ms IS NOT NULL),
     (SELECT MIN(deadline_ms) FROM ergon_fanin_group
-         WHERE deadline_ms IS NOT NULL AND consumer = ANY($1)))";
+         WHERE deadline_ms IS NOT NULL AND consumer = ANY($1)),
+    (SELECT MIN(deadline_ms) FROM ergon_run
+         WHERE status = 'running' AND deadline_ms IS NOT NULL))";

@@ -25,6 +25,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::workflow::{Commit, NEXT_DEADLINE};
 use super::{Place, fan_in, reader};
+use crate::events::RunSettings;
 use crate::metrics::JournalMetrics;
 use crate::request::{Pending, Request};
 use crate::routes::Routes;
@@ -56,6 +57,8 @@ pub(super) struct Writer {
     /// Notifies the journal's channel of a commit that wrote to the outbox, and commits.
     pub notify_outbox: String,
     pub metrics: Arc<JournalMetrics>,
+    /// Expanders, limits and the event sink of DAG runs.
+    pub runs: RunSettings,
 }
 
 /// What failed: the pool (no connection) or a statement.
@@ -167,7 +170,14 @@ impl Writer {
     ) -> Result<(Vec<usize>, Option<i64>), Failed> {
         let db = self.connected(client).await?;
         db.batch_execute(&self.begin).await?;
-        let mut step = Commit::new(db, &self.routes, self.max_output, now, &self.metrics);
+        let mut step = Commit::new(
+            db,
+            &self.routes,
+            self.max_output,
+            now,
+            &self.metrics,
+            &self.runs,
+        );
         let completions: Vec<_> = group
             .iter()
             .filter_map(|pending| match &pending.request {
@@ -187,8 +197,16 @@ impl Writer {
                     next = earliest(next, park.deadline_ms);
                 }
                 Request::Cancel { parent } => counts[index] = step.cancel_children(parent).await?,
+                Request::StartRun(start) => {
+                    counts[index] = step.start_run(start).await?;
+                    next = earliest(next, start.deadline_ms);
+                }
+                Request::ExtendRun { run_id, nodes } => {
+                    counts[index] = step.extend_run(run_id, nodes).await?;
+                }
             }
         }
+        step.advance_runs().await?;
         step.decide().await?;
         let mut fired = 0;
         if due {
@@ -197,6 +215,10 @@ impl Writer {
                 tracing::info!(fired, "Waits past their deadline decided as timed out");
             }
             step.cut_due().await?;
+            let timed_out = step.time_out_runs().await?;
+            if timed_out > 0 {
+                tracing::info!(timed_out, "Runs past their deadline timed out");
+            }
         }
         let cut = step.cut_batches().await?;
         next = if due {
@@ -205,6 +227,7 @@ impl Writer {
         } else {
             earliest(next, cut)
         };
+        let events = std::mem::take(&mut step.events);
         let (spawned, handed_over) = step.hand_over().await?;
         for (index, new) in spawned {
             counts[index] = new;
@@ -217,6 +240,9 @@ impl Writer {
         db.batch_execute(end).await?;
         if handed_over > 0 {
             self.relay.notify_one();
+        }
+        if let Some(sink) = self.runs.events.as_ref().filter(|_| !events.is_empty()) {
+            sink.publish(events);
         }
         Ok((counts, next))
     }

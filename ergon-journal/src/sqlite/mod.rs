@@ -9,6 +9,7 @@
 
 mod fan_in;
 mod reader;
+mod run;
 mod schema;
 mod workflow;
 mod writer;
@@ -24,9 +25,10 @@ use ergon_core::{Delivery, Settlement, TaskError, Transaction};
 use crate::config::Settings;
 use crate::durable::{DurableJournal, Shared, Store};
 use crate::node::{Filter, Node};
-use crate::read::JournalReader;
+use crate::read::{JournalReader, detail};
 use crate::request::{Pending, Request};
 use crate::routes::Routes;
+use crate::run::view::{RunDetail, RunSummary};
 use writer::Writer;
 
 /// The SQLite store of a [`DurableJournal`]: its writer thread and a reader.
@@ -57,6 +59,7 @@ impl DurableJournal {
             retention: settings.retention,
             committed: shared.committed.clone(),
             metrics: shared.metrics.clone(),
+            runs: settings.runs.clone(),
         };
         let (sender, queue) = mpsc::channel();
         std::thread::Builder::new()
@@ -216,8 +219,29 @@ impl SqliteReader {
             .map_err(|err| fail(&self.path, "cannot read", err))
     }
 
+    /// The DAG runs in `status` (every status when `None`), newest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read.
+    pub fn runs(&self, status: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, TaskError> {
+        reader::runs(&self.db.read(), status, limit)
+            .map_err(|err| fail(&self.path, "cannot read", err))
+    }
+
+    /// Run `run_id` with its nodes, if the journal has it.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, or the run's row does not decode.
+    pub fn run(&self, run_id: &str) -> Result<Option<RunDetail>, TaskError> {
+        let stored = reader::run(&self.db.read(), run_id)
+            .map_err(|err| fail(&self.path, "cannot read", err))?;
+        detail(stored)
+    }
+
     /// Deletes the terminal records that ended before `before_ms` (Unix milliseconds), the
-    /// waits decided and the fan-in groups closed before then (with their items); returns
+    /// waits decided and the fan-in groups closed and the runs ended before then (with their items); returns
     /// how many records.
     ///
     /// # Errors
@@ -246,6 +270,14 @@ impl JournalReader for SqliteReader {
 
     async fn batch_items(&self, batch_id: &str) -> Result<Vec<Member>, TaskError> {
         SqliteReader::batch_items(self, batch_id)
+    }
+
+    async fn runs(&self, status: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, TaskError> {
+        SqliteReader::runs(self, status, limit)
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, TaskError> {
+        SqliteReader::run(self, run_id)
     }
 
     async fn purge_before(&self, before_ms: i64) -> Result<usize, TaskError> {

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::node::{Filter, Node};
 use crate::rows::{self, Columns, NODE_COLUMNS};
+use crate::run::view::RunSummary;
 use crate::tables;
 
 impl Columns for Row<'_> {
@@ -18,6 +19,10 @@ impl Columns for Row<'_> {
     }
 
     fn int(&self, index: usize) -> rusqlite::Result<i64> {
+        self.get(index)
+    }
+
+    fn maybe_int(&self, index: usize) -> rusqlite::Result<Option<i64>> {
         self.get(index)
     }
 }
@@ -73,13 +78,15 @@ pub(super) fn purge_before(db: &Database, before_ms: i64) -> rusqlite::Result<us
     write.execute(&tables::PURGE_FAN_IN_ITEMS.replace('$', "?"), [before_ms])?;
     write.execute(&tables::PURGE_FAN_IN_BATCHES.replace('$', "?"), [before_ms])?;
     write.execute(&tables::PURGE_FAN_IN_GROUPS.replace('$', "?"), [before_ms])?;
+    write.execute(&tables::PURGE_RUN_ITEMS.replace('$', "?"), [before_ms])?;
+    write.execute(&tables::PURGE_RUNS.replace('$', "?"), [before_ms])?;
     write.commit()?;
     Ok(nodes)
 }
 
 /// Whether a node of one of `tasks` (a JSON array of names) is queued, a wait
-/// continuing into one of them is undecided, or a fan-in group of one of them holds
-/// items its timeout will cut.
+/// continuing into one of them is undecided, a fan-in group of one of them holds
+/// items its timeout will cut, or a DAG run is running.
 pub(super) fn owes(db: &Connection, tasks: &str) -> rusqlite::Result<bool> {
     db.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM ergon_node WHERE status = 'queued'
@@ -87,7 +94,8 @@ pub(super) fn owes(db: &Connection, tasks: &str) -> rusqlite::Result<bool> {
             OR EXISTS (SELECT 1 FROM ergon_wait WHERE fired_at IS NULL
                 AND then_task IN (SELECT value FROM json_each(?1)))
             OR EXISTS (SELECT 1 FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
-                AND consumer IN (SELECT value FROM json_each(?1)))",
+                AND consumer IN (SELECT value FROM json_each(?1)))
+            OR EXISTS (SELECT 1 FROM ergon_run WHERE status = 'running')",
     )?
     .query_row([tasks], |row| row.get(0))
 }
@@ -136,4 +144,27 @@ pub(super) fn states(db: &Connection, members: &[Member]) -> rusqlite::Result<Ve
                 .unwrap_or_else(|| rows::pending(&member.task, &member.id)))
         })
         .collect()
+}
+
+/// The runs in `status` (every status when `None`), newest first, at most `limit`.
+pub(super) fn runs(
+    db: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<RunSummary>> {
+    db.prepare_cached(&rows::runs_query('?', limit))?
+        .query_map([status], |row| {
+            rows::run(row).map(|(summary, _, _)| summary)
+        })?
+        .collect()
+}
+
+/// Run `run_id` as stored: its summary, definition and state.
+pub(super) fn run(
+    db: &Connection,
+    run_id: &str,
+) -> rusqlite::Result<Option<(RunSummary, String, String)>> {
+    db.prepare_cached(&rows::run_query('?'))?
+        .query_row([run_id], |row| rows::run(row))
+        .optional()
 }

@@ -8,8 +8,10 @@
 //! * a **park** registers a wait, counting members that are terminal already (it may
 //!   fire at once: every child done before the wait, or zero children);
 //! * a **cancellation** withdraws a parent's queued children and flips them cancelled;
-//! * a **deadline** fires the waits whose time has come, as timed out, and cuts the
-//!   fan-in groups whose oldest item waited its timeout;
+//! * a **deadline** fires the waits whose time has come, as timed out, cuts the
+//!   fan-in groups whose oldest item waited its timeout, and times DAG runs out;
+//! * a **run** starts, is extended, and advances when its nodes complete
+//!   (`super::run`);
 //! * a terminal node of a task a tagged fan-in collects adds its items, and batches are
 //!   cut and queued to the consumer (`super::fan_in`).
 //!
@@ -31,10 +33,12 @@ use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::events::RunSettings;
 use crate::fan_in::{Groups, Lineage};
 use crate::handover::{self, Decided, Edge, LISTED};
 use crate::metrics::JournalMetrics;
 use crate::routes::Routes;
+use crate::run::RunEvent;
 use crate::tables::{COMPLETION_COLUMNS, COMPLETION_CONFLICT};
 
 /// One writer transaction's view: the connection inside `BEGIN IMMEDIATE`, the routes,
@@ -52,6 +56,10 @@ pub(super) struct Transition<'a> {
     /// ([`Transition::cut_batches`]).
     pub groups: RefCell<Groups>,
     pub metrics: &'a JournalMetrics,
+    /// Expanders and limits of DAG runs.
+    pub runs: &'a RunSettings,
+    /// The run and node transitions of this commit, published once it is durable.
+    pub events: RefCell<Vec<RunEvent>>,
 }
 
 /// Members of one wait flipped in this commit, by how they ended.
@@ -114,6 +122,7 @@ impl Transition<'_> {
         }
         self.flip(&c.task, t.id(), status, output.is_some())?;
         self.fan_in(&c.task, Lineage::of(t), status, c.children)?;
+        self.advance_run(c, status, output)?;
         Ok(acked)
     }
 
@@ -201,41 +210,55 @@ impl Transition<'_> {
     /// Withdraws the queued children of `parent` from their queues and flips them
     /// cancelled; returns how many. A child a worker holds is left to finish.
     pub fn cancel_children(&self, parent: &str) -> rusqlite::Result<usize> {
-        let queued: Vec<(String, String, String, String)> = self
+        let queued: Vec<(String, String)> = self
             .db
             .prepare_cached(
-                "SELECT tx_id, task, root_id, tags FROM ergon_node
-                 WHERE parent_id = ?1 AND status = 'queued'",
+                "SELECT tx_id, task FROM ergon_node WHERE parent_id = ?1 AND status = 'queued'",
             )?
-            .query_map([parent], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?
+            .query_map([parent], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?;
         let mut cancelled = 0;
-        for (id, task, root_id, tags) in queued {
-            let Some(queue) = self.routes.queue_of(&task) else {
-                continue;
-            };
-            if !local::withdraw(self.db, queue, &id)? {
-                continue;
-            }
-            self.db
-                .prepare_cached(
-                    "UPDATE ergon_node SET status = 'cancelled', settlement = 'drop',
-                         finished_at = ?3 WHERE tx_id = ?1 AND task = ?2",
-                )?
-                .execute(params![id, task, self.now])?;
-            self.flip(&task, &id, "cancelled", false)?;
-            let node = Lineage {
-                id: &id,
-                parent_id: Some(parent),
-                root_id: &root_id,
-                tags: &tags,
-            };
-            self.fan_in(&task, node, "cancelled", 0)?;
-            cancelled += 1;
+        for (id, task) in queued {
+            cancelled += usize::from(self.cancel_queued(&task, &id)?);
         }
         Ok(cancelled)
+    }
+
+    /// Withdraws transaction `id` from task `task`'s queue, if it is still queued there,
+    /// and flips it cancelled (in its waits and fan-ins too); returns whether it did.
+    pub(super) fn cancel_queued(&self, task: &str, id: &str) -> rusqlite::Result<bool> {
+        let node: Option<(Option<String>, String, String)> = self
+            .db
+            .prepare_cached(
+                "SELECT parent_id, root_id, tags FROM ergon_node
+                 WHERE tx_id = ?1 AND task = ?2 AND status = 'queued'",
+            )?
+            .query_row(params![id, task], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        let (Some((parent_id, root_id, tags)), Some(queue)) = (node, self.routes.queue_of(task))
+        else {
+            return Ok(false);
+        };
+        if !local::withdraw(self.db, queue, id)? {
+            return Ok(false);
+        }
+        self.db
+            .prepare_cached(
+                "UPDATE ergon_node SET status = 'cancelled', settlement = 'drop',
+                     finished_at = ?3 WHERE tx_id = ?1 AND task = ?2",
+            )?
+            .execute(params![id, task, self.now])?;
+        self.flip(task, id, "cancelled", false)?;
+        let node = Lineage {
+            id,
+            parent_id: parent_id.as_deref(),
+            root_id: &root_id,
+            tags: &tags,
+        };
+        self.fan_in(task, node, "cancelled", 0)?;
+        Ok(true)
     }
 
     /// Fires, as timed out, every wait whose deadline has passed; returns how many.
@@ -437,8 +460,8 @@ impl Transition<'_> {
     }
 }
 
-/// The earliest deadline of a wait not yet decided or of the oldest unbatched item in a
-/// group of a fan-in in `routes`.
+/// The earliest deadline of a wait not yet decided, of the oldest unbatched item in a
+/// group of a fan-in in `routes`, or of a running DAG run.
 pub(super) fn next_deadline(db: &Connection, routes: &Routes) -> rusqlite::Result<Option<i64>> {
     db.prepare_cached(
         "SELECT MIN(at) FROM (
@@ -446,7 +469,10 @@ pub(super) fn next_deadline(db: &Connection, routes: &Routes) -> rusqlite::Resul
                  WHERE fired_at IS NULL AND deadline_ms IS NOT NULL
              UNION ALL
              SELECT MIN(deadline_ms) FROM ergon_fanin_group WHERE deadline_ms IS NOT NULL
-                 AND consumer IN (SELECT value FROM json_each(?1)))",
+                 AND consumer IN (SELECT value FROM json_each(?1))
+             UNION ALL
+             SELECT MIN(deadline_ms) FROM ergon_run
+                 WHERE status = 'running' AND deadline_ms IS NOT NULL)",
     )?
     .query_row([routes.consumers_json()], |row| row.get(0))
 }

@@ -24,9 +24,11 @@ use ergon_core::journal::now_ms;
 use tokio::sync::Notify;
 
 use super::workflow::{self, Transition};
+use crate::events::RunSettings;
 use crate::metrics::JournalMetrics;
 use crate::request::{Pending, Request};
 use crate::routes::Routes;
+use crate::run::RunEvent;
 
 /// The most requests one commit takes.
 pub(super) const MAX_GROUP: usize = 1_024;
@@ -47,6 +49,8 @@ pub(super) struct Writer {
     /// Woken after each commit: in-step waiters read their members again.
     pub committed: Arc<Notify>,
     pub metrics: Arc<JournalMetrics>,
+    /// Expanders, limits and the event sink of DAG runs.
+    pub runs: RunSettings,
 }
 
 impl Writer {
@@ -80,9 +84,15 @@ impl Writer {
                 deadline = self.next_deadline();
                 continue;
             }
+            let mut events = Vec::new();
             let committed = self
-                .commit(&group, now, due)
+                .commit(&group, now, due, &mut events)
                 .map_err(|err| format!("journal {}: cannot commit: {err}", self.path.display()));
+            if let (Ok(_), Some(sink)) = (&committed, &self.runs.events)
+                && !events.is_empty()
+            {
+                sink.publish(events);
+            }
             for (index, pending) in group.drain(..).enumerate() {
                 let reply = committed
                     .as_ref()
@@ -97,7 +107,13 @@ impl Writer {
     }
 
     /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction.
-    fn commit(&mut self, group: &[Pending], now: i64, due: bool) -> rusqlite::Result<Vec<usize>> {
+    fn commit(
+        &mut self,
+        group: &[Pending],
+        now: i64,
+        due: bool,
+        events: &mut Vec<RunEvent>,
+    ) -> rusqlite::Result<Vec<usize>> {
         let tx = self.db.write()?;
         let step = Transition {
             db: &tx,
@@ -108,6 +124,8 @@ impl Writer {
             members_pending: Cell::default(),
             groups: RefCell::default(),
             metrics: &self.metrics,
+            runs: &self.runs,
+            events: RefCell::default(),
         };
         let mut counts = Vec::with_capacity(group.len());
         for pending in group {
@@ -116,6 +134,8 @@ impl Writer {
                 Request::Spawn { target, children } => step.spawn(target, children)?,
                 Request::Park(park) => step.park(park).map(|()| 0)?,
                 Request::Cancel { parent } => step.cancel_children(parent)?,
+                Request::StartRun(start) => step.start_run(start)?,
+                Request::ExtendRun { run_id, nodes } => step.extend_run(run_id, nodes)?,
             });
         }
         step.decide()?;
@@ -125,8 +145,13 @@ impl Writer {
                 tracing::info!(fired, "Waits past their deadline decided as timed out");
             }
             step.cut_due()?;
+            let timed_out = step.time_out_runs()?;
+            if timed_out > 0 {
+                tracing::info!(timed_out, "Runs past their deadline timed out");
+            }
         }
         step.cut_batches()?;
+        *events = step.events.take();
         tx.commit()?;
         Ok(counts)
     }

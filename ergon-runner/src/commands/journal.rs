@@ -1,9 +1,11 @@
 //! The journal's commands: `get ID`, `list --parent ID | --root ID [--status S]`,
-//! `journal purge`. (`trace` draws a whole lineage: [`super::trace`].)
+//! `journal purge`. (`trace` draws a whole lineage: [`super::trace`]; `runs` lists DAG
+//! runs: [`super::runs`].)
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use ergon_journal::run::view::{RunDetail, RunSummary};
 use ergon_journal::{Filter, JournalReader, Node};
 
 use crate::config::{ConfigError, LoadedConfig};
@@ -62,6 +64,24 @@ impl JournalFile {
         batch_id: &str,
     ) -> Result<Vec<ergon_core::journal::Member>, ConfigError> {
         let read = self.reader.batch_items(batch_id).await;
+        read.map_err(|err| self.error(&err))
+    }
+
+    /// The DAG runs in `status` (every status when `None`), newest first, at most
+    /// `limit`, naming the file's `[journal]` on error.
+    pub(crate) async fn runs(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, ConfigError> {
+        let read = self.reader.runs(status, limit).await;
+        read.map_err(|err| self.error(&err))
+    }
+
+    /// Run `run_id` with its nodes, if the journal has it, naming the file's `[journal]`
+    /// on error.
+    pub(crate) async fn run(&self, run_id: &str) -> Result<Option<RunDetail>, ConfigError> {
+        let read = self.reader.run(run_id).await;
         read.map_err(|err| self.error(&err))
     }
 

@@ -7,5 +7,7 @@ pub mod process;
 pub mod queue;
 pub mod run;
 #[cfg(feature = "journal")]
+pub mod runs;
+#[cfg(feature = "journal")]
 pub mod trace;
 pub mod validate;

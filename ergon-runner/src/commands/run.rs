@@ -18,6 +18,10 @@ use crate::telemetry::health::Health;
 use crate::telemetry::metrics;
 use crate::telemetry::{Settings, Telemetry, http};
 
+/// How long the end of a run waits for its last progress events to reach Redis.
+#[cfg(feature = "run-events")]
+const EVENTS_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the selected tasks with the telemetry of the plan (resolved against `env`) and
 /// prints the summary; returns the exit code.
 ///
@@ -96,6 +100,11 @@ pub async fn run(
     }
 
     let report = manager.run().await;
+    // The journal's last commits published their progress events: let them reach Redis.
+    #[cfg(feature = "run-events")]
+    if let Some(journal) = &plan.journal {
+        journal.flush_events(EVENTS_FLUSH).await;
+    }
     stop.cancel();
     for task in background {
         let _ = task.await;

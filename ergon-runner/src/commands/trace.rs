@@ -9,6 +9,12 @@
 //! rest by status (`… 997 more: 990 succeeded, 7 failed`), so a trace of 100,000 children
 //! stays readable; `list --parent ID --status failed` shows the failures it folded.
 //! The JSON format folds nothing.
+//!
+//! For a DAG run's id (the run's start transaction has the run's id), the run view of
+//! [`super::runs`] comes first: the run's nodes in dependency order with their phases,
+//! durations and errors, an expanded node's items counted on one line; then, after a
+//! blank line, the lineage as above, where each item is a transaction of its own. In JSON
+//! a run prints as its detail (summary and nodes) with the lineage under `lineage`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -18,6 +24,7 @@ use ergon_journal::{Filter, Node};
 use serde_json::{Value, json};
 
 use super::journal::{JournalFile, summary};
+use super::runs;
 use crate::config::ConfigError;
 
 /// How `trace` prints.
@@ -36,7 +43,8 @@ const SHOWN_WHEN_FOLDED: usize = 3;
 /// The most nodes one trace reads.
 const MAX_NODES: usize = 1_000_000;
 
-/// Renders the lineage of `id`; exit 1 when the journal knows nothing of it.
+/// Renders the lineage of `id` (after the run view when `id` is a run's); exit 1 when
+/// the journal knows nothing of it.
 ///
 /// # Errors
 ///
@@ -46,6 +54,7 @@ pub async fn trace(
     id: &str,
     format: TraceFormat,
 ) -> Result<(String, u8), ConfigError> {
+    let run = journal.run(id).await?;
     let own = journal.get(id).await?;
     // A root that was not journaled itself (record = "workflow" keeps only lineages)
     // still roots the nodes that name it.
@@ -59,7 +68,7 @@ pub async fn trace(
         ..Filter::default()
     };
     let nodes = journal.list(&filter).await?;
-    if nodes.is_empty() && own.is_empty() {
+    if nodes.is_empty() && own.is_empty() && run.is_none() {
         return Ok((format!("no transaction `{id}` in the journal\n"), 1));
     }
     let mut lineage = Lineage::new(own.iter().chain(&nodes));
@@ -69,16 +78,29 @@ pub async fn trace(
     }
     let out = match format {
         TraceFormat::Tree => {
-            let mut out = String::new();
+            let mut out = run
+                .as_ref()
+                .map(|run| runs::tree(run) + "\n")
+                .unwrap_or_default();
             lineage.tree(&root, "", "", &mut out, &mut HashSet::new());
             out
         }
         TraceFormat::Json => {
-            let document = lineage.json(&root, &mut HashSet::new());
+            let mut document = lineage.json(&root, &mut HashSet::new());
+            if let Some(run) = &run {
+                document = with_lineage(run, document);
+            }
             serde_json::to_string_pretty(&document).unwrap_or_default() + "\n"
         }
     };
     Ok((out, 0))
+}
+
+/// `run`'s detail as JSON, with `lineage` added.
+fn with_lineage(run: &ergon_journal::run::view::RunDetail, lineage: Value) -> Value {
+    let mut detail = serde_json::to_value(run).unwrap_or_default();
+    detail["lineage"] = lineage;
+    detail
 }
 
 /// How the children of one transaction are shown: fan-out children (the first few when

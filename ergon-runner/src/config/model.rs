@@ -21,6 +21,10 @@ pub struct FileConfig {
     /// absent: no journal.
     #[serde(default)]
     pub journal: Option<serde_json::Value>,
+    /// `[workflows.NAME]`: DAG runs started by a connector's transactions
+    /// (`crate::workflows::WorkflowConfig`; needs a `[journal]`).
+    #[serde(default)]
+    pub workflows: BTreeMap<String, serde_json::Value>,
     /// `[telemetry]`: traces, metrics, logs, health.
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
@@ -69,6 +73,28 @@ pub struct TaskConfig {
 }
 
 impl TaskConfig {
+    /// A task of built-in `implementation` reading `input`, with `policy` and `settings`
+    /// (a workflow's start task).
+    pub fn builtin(
+        implementation: &str,
+        input: &str,
+        policy: Option<serde_json::Value>,
+        settings: serde_json::Value,
+    ) -> Self {
+        Self {
+            implementation: implementation.to_owned(),
+            input: Some(input.to_owned()),
+            output: None,
+            services: Vec::new(),
+            workers: 1,
+            policy,
+            settings: Some(settings),
+            on_complete: None,
+            produces: Vec::new(),
+            consumes: None,
+        }
+    }
+
     /// Largest `workers`: each worker opens its own connectors (a file handle, a broker
     /// channel, a database connection), which operating systems and brokers bound.
     pub const MAX_WORKERS: usize = 1_024;

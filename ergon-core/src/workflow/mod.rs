@@ -19,19 +19,21 @@
 //! # }
 //! ```
 
+mod run;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::journal::{
-    Counts, Journal, Member, MemberState, Park, Quorum, WaitOutcome, Waited, now_ms,
+    Counts, Journal, Member, MemberState, Park, Quorum, WaitOutcome, Waited, deadline_in,
 };
 use crate::transaction::Transaction;
 
 impl Context {
     /// The journal, or an error saying that `call` needs one.
-    fn journal_for(&self, call: &str) -> Result<&Arc<dyn Journal>, TaskError> {
+    pub(crate) fn journal_for(&self, call: &str) -> Result<&Arc<dyn Journal>, TaskError> {
         self.journal().ok_or_else(|| {
             TaskError::system(format!(
                 "task {} calls `{call}`, which needs a `[journal]` in the config",
@@ -257,10 +259,7 @@ impl<'a> ParkBuilder<'a> {
         let key = self
             .key
             .unwrap_or_else(|| format!("{}/{owner_task}/then/{task}", self.owner.id()));
-        let deadline_ms = self.timeout.map(|timeout| {
-            let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-            now_ms().saturating_add(timeout)
-        });
+        let deadline_ms = self.timeout.map(deadline_in);
         journal
             .park(Park {
                 owner_task,
