@@ -11,18 +11,18 @@
 //! consumer's results expects one item per batch.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ergon_connectors::local::{LocalConfig, LocalConnector};
 use ergon_core::journal::{Batch, Completion, CutReason, Journal, now_ms};
 use ergon_core::{Category, Connector, Settlement, Transaction};
 use ergon_journal::{Consumes, DurableJournal, GroupBy, Record, Routes, Settings};
 use serde_json::json;
 
-#[cfg(feature = "postgres")]
-mod common;
+use backends::{Backend, Tables, TestJournal, on_both_backends};
+
+#[path = "common/backends.rs"]
+mod backends;
 
 /// The producer's task: it produces the tag `items`.
 const PRODUCER: &str = "split";
@@ -36,35 +36,6 @@ const DIGEST: &str = "digest";
 const TAG: &str = "items";
 /// The tasks the journal hands transactions to.
 const TASKS: [&str; 3] = [CONSUMER, WORKER, DIGEST];
-
-/// The backends every test runs on.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    /// The journal in an SQLite file, whose local queues the tasks read.
-    Sqlite,
-    /// The journal in PostgreSQL, relaying to in-process `memory` queues.
-    #[cfg(feature = "postgres")]
-    Postgres,
-}
-
-/// Runs each named test on both backends: `NAME::sqlite`, and `NAME::postgres` with the
-/// feature `postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread")]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-
-            #[cfg(feature = "postgres")]
-            #[tokio::test(flavor = "multi_thread")]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     a_producer_of_25_children_gives_batches_of_10_10_and_5,
@@ -87,27 +58,13 @@ fn consumes(batch_size: u32) -> Consumes {
     }
 }
 
-/// Where the journal's tables are read directly.
-enum Tables {
-    /// The journal's SQLite file.
-    Sqlite(PathBuf),
-    /// The test's schema, through a connection of its own.
-    #[cfg(feature = "postgres")]
-    Postgres {
-        admin: tokio_postgres::Client,
-        schema: String,
-    },
-}
-
-/// A journal with the fan-in `consumes` for the consumer, and the inputs of the
-/// consumers.
+/// A journal with the fan-in `consumes` for the consumer, and the inputs of the tasks it
+/// hands transactions to.
 struct Fan {
     journal: Arc<DurableJournal>,
     tables: Tables,
-    /// The inputs of the consumers, where their batches arrive.
+    /// The inputs of the tasks, where the consumers' batches arrive.
     inputs: BTreeMap<String, Arc<dyn Connector>>,
-    /// SQLite: holds the journal's file.
-    _dir: tempfile::TempDir,
 }
 
 impl Fan {
@@ -123,7 +80,6 @@ impl Fan {
         consumes: Consumes,
         more: impl FnOnce(Routes) -> Routes,
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let settings = |routes: Routes| Settings {
             record: Record::All,
             routes: more(
@@ -134,34 +90,15 @@ impl Fan {
             running: vec![CONSUMER.to_owned()],
             ..Settings::default()
         };
-        match backend {
-            Backend::Sqlite => {
-                let path = dir.path().join(format!("{test}.db"));
-                let routes = TASKS.iter().fold(Routes::new(), |r, t| r.queue(*t, *t));
-                let journal = DurableJournal::sqlite(&path, settings(routes)).unwrap();
-                let mut inputs = BTreeMap::new();
-                for consumer in [CONSUMER, DIGEST] {
-                    let input: Arc<dyn Connector> = open_queue(&path, consumer).await;
-                    inputs.insert(consumer.to_owned(), input);
-                }
-                Self {
-                    journal: Arc::new(journal),
-                    tables: Tables::Sqlite(path),
-                    inputs,
-                    _dir: dir,
-                }
-            }
-            #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                let routes = TASKS.iter().fold(Routes::new(), |r, t| r.relay(*t));
-                let (journal, tables, inputs) = postgres::open(test, settings(routes)).await;
-                Self {
-                    journal,
-                    tables,
-                    inputs,
-                    _dir: dir,
-                }
-            }
+        let TestJournal {
+            journal,
+            inputs,
+            tables,
+        } = TestJournal::open(backend, test, &TASKS, settings).await;
+        Self {
+            journal,
+            tables,
+            inputs,
         }
     }
 
@@ -191,7 +128,7 @@ impl Fan {
             got.extend(fetched.iter().map(|d| d.transaction().clone()));
         }
         assert_eq!(got.len(), n, "batches delivered in 10 s");
-        self.handed_over().await;
+        self.tables.handed_over().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let more = input.fetch(100).await.unwrap();
         assert!(more.is_empty(), "{} batches more than {n}", more.len());
@@ -199,37 +136,9 @@ impl Fan {
         got
     }
 
-    /// Waits until what the journal committed is in the inputs: at once on SQLite (the
-    /// same commit), once the relay has emptied the outbox on PostgreSQL.
-    async fn handed_over(&self) {
-        match &self.tables {
-            Tables::Sqlite(_) => {}
-            #[cfg(feature = "postgres")]
-            Tables::Postgres { .. } => {
-                for _ in 0..1_000 {
-                    if self.count("ergon_outbox", "true").await == 0 {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                panic!("the relay did not empty the outbox in 10 s");
-            }
-        }
-    }
-
-    /// The rows of `table` that match `condition` (SQL both dialects read alike).
+    /// The rows of `table` that match `condition` ([`Tables::count`]).
     async fn count(&self, table: &str, condition: &str) -> i64 {
-        match &self.tables {
-            Tables::Sqlite(path) => {
-                let sql = format!("SELECT count(*) FROM {table} WHERE {condition}");
-                read(path).query_row(&sql, [], |row| row.get(0)).unwrap()
-            }
-            #[cfg(feature = "postgres")]
-            Tables::Postgres { admin, schema } => {
-                let sql = format!("SELECT count(*) FROM {schema}.{table} WHERE {condition}");
-                admin.query_one(&sql, &[]).await.unwrap().get(0)
-            }
-        }
+        self.tables.count(table, condition).await
     }
 
     /// The stored counters of the consumer's group of `parent`: arrived, unbatched,
@@ -243,9 +152,9 @@ impl Fan {
         const GROUP: &str = "SELECT arrived, unbatched, expected, closed, next_seq
              FROM {schema}ergon_fanin_group WHERE consumer = $1 AND tag = $2 AND group_key = $3";
         match &self.tables {
-            Tables::Sqlite(path) => {
+            Tables::Sqlite { path, .. } => {
                 let sql = GROUP.replace("{schema}", "").replace('$', "?");
-                read(path)
+                backends::read(path)
                     .query_row(&sql, [consumer, TAG, parent], |row| {
                         Ok((
                             row.get(0)?,
@@ -267,81 +176,6 @@ impl Fan {
                 (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
             }
         }
-    }
-}
-
-/// A connection to the SQLite journal at `path`, beside its writer.
-fn read(path: &Path) -> rusqlite::Connection {
-    let db = rusqlite::Connection::open(path).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db
-}
-
-/// Local queue `name` in the SQLite journal's file at `path`.
-async fn open_queue(path: &Path, name: &str) -> Arc<LocalConnector> {
-    let connector =
-        LocalConnector::open(path.to_path_buf(), name.to_owned(), &LocalConfig::default())
-            .await
-            .unwrap();
-    Arc::new(connector)
-}
-
-/// The PostgreSQL journal of a test, and what reads it.
-#[cfg(feature = "postgres")]
-mod postgres {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use ergon_connectors::memory::MemoryKind;
-    use ergon_core::Connector;
-    use ergon_core::config::{ConfigEnv, ConnectorKind, MakeConnector};
-    use ergon_journal::{DurableJournal, Settings};
-    use serde_json::json;
-
-    use super::{CONSUMER, DIGEST, TASKS, Tables, common};
-
-    /// A journal with `settings` on a fresh schema named after `test`, relaying to
-    /// in-process queues; its tables (through a connection of their own); and the inputs
-    /// of the consumers.
-    pub(super) async fn open(
-        test: &str,
-        settings: Settings,
-    ) -> (
-        Arc<DurableJournal>,
-        Tables,
-        BTreeMap<String, Arc<dyn Connector>>,
-    ) {
-        let schema = format!("{test}_{}", std::process::id());
-        let admin = common::connect().await;
-        common::drop_schemas(&admin, test).await;
-        let queues: BTreeMap<String, Arc<dyn MakeConnector>> = TASKS
-            .into_iter()
-            .map(|task| (task.to_owned(), memory_queue(task)))
-            .collect();
-        let mut inputs = BTreeMap::new();
-        for consumer in [CONSUMER, DIGEST] {
-            let input = queues[consumer].connect(0).await.unwrap();
-            inputs.insert(consumer.to_owned(), input);
-        }
-        let journal = DurableJournal::postgres(&common::postgres_url(), &schema, settings, queues)
-            .await
-            .unwrap();
-        (
-            Arc::new(journal),
-            Tables::Postgres { admin, schema },
-            inputs,
-        )
-    }
-
-    /// An in-process queue for `task`, as the runner makes one from `type = "memory"`.
-    fn memory_queue(task: &str) -> Arc<dyn MakeConnector> {
-        let env = ConfigEnv {
-            name: task.to_owned(),
-            base_dir: ".".into(),
-        };
-        let maker = MemoryKind.configure(json!({}), &env).unwrap();
-        assert!(maker.takes_dispatches());
-        maker
     }
 }
 

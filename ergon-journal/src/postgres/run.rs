@@ -13,6 +13,9 @@ use crate::handover;
 use crate::run::{Definition, ItemResult, Run};
 use crate::{rows, tables};
 
+/// The error a node withdrawn by its run's timeout records.
+const TIMED_OUT: &str = "cancelled: its run timed out";
+
 impl<'a> Commit<'a> {
     /// Starts `start` unless its id is known; returns 1 if it is new.
     pub async fn start_run(&mut self, start: &RunStart) -> Result<usize, Error> {
@@ -185,7 +188,7 @@ impl<'a> Commit<'a> {
         }
         if !writes.withdraw.is_empty() {
             let ids: Vec<String> = writes.withdraw.iter().map(|(_, id)| id.clone()).collect();
-            self.cancel_queued(owner.id(), Some(&ids)).await?;
+            self.cancel_queued(owner.id(), Some(&ids), TIMED_OUT).await?;
         }
         let statement = self.tx.prepare_cached(tables::SAVE_RUN).await?;
         self.tx

@@ -232,15 +232,16 @@ impl<'a> Commit<'a> {
     /// delivered, without running (the journal looks children up:
     /// [`ergon_core::journal::Journal::looks_up`]).
     pub async fn cancel_children(&mut self, parent: &str) -> Result<usize, Error> {
-        self.cancel_queued(parent, None).await
+        self.cancel_queued(parent, None, CANCELLED).await
     }
 
     /// [`Commit::cancel_children`] for the children of `parent` among `ids` (all when
-    /// `None`): a timed-out run withdraws its nodes so.
+    /// `None`), recording `reason` as their error: a timed-out run withdraws its nodes so.
     pub(super) async fn cancel_queued(
         &mut self,
         parent: &str,
         ids: Option<&[String]>,
+        reason: &str,
     ) -> Result<usize, Error> {
         let cancelled: Vec<(String, String, String, String)> = self
             .tx
@@ -251,7 +252,7 @@ impl<'a> Commit<'a> {
                  WHERE parent_id = $1 AND status = 'queued'
                      AND ($4::text[] IS NULL OR tx_id = ANY($4))
                  RETURNING task, tx_id, root_id, tags",
-                &[&parent, &self.now, &CANCELLED, &ids],
+                &[&parent, &self.now, &reason, &ids],
             )
             .await?
             .iter()
