@@ -18,13 +18,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ergon_core::journal::dag::{Expand, OutputMode, PlannedNode, RunPlan, RunStart};
+use ergon_core::journal::dag::{
+    AllowFailures, Expand, OutputMode, PlannedGroup, PlannedNode, RunPlan, RunStart,
+};
 use ergon_core::journal::{Completion, Journal, failure, now_ms};
 use ergon_core::transaction::meta;
 use ergon_core::{Category, Connector, Delivery, Settlement, TaskError, Transaction};
-use ergon_journal::run::Phase;
 use ergon_journal::run::view::RunDetail;
-use ergon_journal::{DurableJournal, Record, Settings, Status};
+use ergon_journal::run::{Expanders, Phase};
+use ergon_journal::{DurableJournal, Record, RunSettings, Settings, Status};
 use serde_json::{Value, json};
 
 use backends::{Backend, Tables, TestJournal, on_both_backends};
@@ -58,6 +60,7 @@ on_both_backends!(
     a_run_past_its_deadline_times_out_and_withdraws_its_queued_nodes,
     a_plan_with_an_unknown_task_or_a_cycle_records_nothing,
     a_running_node_extends_its_run_with_a_node_that_then_runs,
+    a_custom_expander_and_a_matrix_feed_a_group_that_takes_a_failure_in,
 );
 
 /// What a node's task makes of its transaction: its output, or the message it fails
@@ -76,9 +79,18 @@ impl Runs {
     /// A journal whose [`TASKS`] each read an input of their name: on SQLite in a fresh
     /// file, on PostgreSQL in a fresh schema named after `test`.
     async fn open(backend: Backend, test: &str) -> Self {
+        Self::with_expanders(backend, test, Expanders::new()).await
+    }
+
+    /// [`Runs::open`], with `expanders` registered.
+    async fn with_expanders(backend: Backend, test: &str, expanders: Expanders) -> Self {
         let settings = |routes| Settings {
             record: Record::All,
             routes,
+            runs: RunSettings {
+                expanders,
+                ..RunSettings::default()
+            },
             ..Settings::default()
         };
         let TestJournal {
@@ -821,4 +833,86 @@ async fn a_running_node_extends_its_run_with_a_node_that_then_runs(backend: Back
         err.to_string(),
         "extend_run: transaction r10/planner is not a node of a running run"
     );
+}
+
+async fn a_custom_expander_and_a_matrix_feed_a_group_that_takes_a_failure_in(backend: Backend) {
+    // One page per unit of the run's `doc_id` (7), at most 3: custom code in the binary.
+    let pages = Expanders::new().with(
+        "pages",
+        Arc::new(|context: &Value| {
+            let doc = context["input"]["doc_id"].as_u64().ok_or("no doc_id")?;
+            Ok((1..=doc.min(3))
+                .map(|page| json!({ "page": page }))
+                .collect())
+        }),
+    );
+    let runs = Runs::with_expanders(backend, "dag_custom_group", pages).await;
+    let mut variants = BTreeMap::new();
+    variants.insert("lang".to_owned(), json!(["en", "fr"]));
+    variants.insert("size".to_owned(), json!("{{ ['s', 'l'] }}"));
+    let plan = RunPlan::new(vec![
+        PlannedNode::new("pages", WORK).expand(Expand::custom("pages")),
+        PlannedNode::new("variants", WORK).expand(Expand::matrix(variants)),
+        PlannedNode::new("flaky", WORK),
+        PlannedNode::new("report", WORK).after(["group:analysis"]),
+    ])
+    .group(
+        "analysis",
+        PlannedGroup {
+            nodes: vec!["pages".into(), "variants".into(), "flaky".into()],
+            depends_on: Vec::new(),
+            allow_failures: AllowFailures::Count(1),
+        },
+    );
+    assert!(runs.start("r11", plan).await.unwrap());
+
+    let ran = runs
+        .drive("r11", |tx| {
+            let item = &tx.payload_value()["item"];
+            match node_of(tx) {
+                "pages" => Ok(json!(item["page"].as_u64().unwrap() * 10)),
+                "variants" => Ok(json!(format!(
+                    "{}-{}",
+                    item["lang"].as_str().unwrap(),
+                    item["size"].as_str().unwrap()
+                ))),
+                "flaky" => Err("the service is down".to_owned()),
+                _ => Ok(tx.payload_value()["results"].clone()),
+            }
+        })
+        .await;
+    let mut ran_ids = ids(&ran);
+    ran_ids.sort();
+    assert_eq!(
+        ran_ids,
+        [
+            "r11/flaky",
+            "r11/pages/0",
+            "r11/pages/1",
+            "r11/pages/2",
+            "r11/report",
+            "r11/variants/0",
+            "r11/variants/1",
+            "r11/variants/2",
+            "r11/variants/3",
+        ]
+    );
+    let run = runs.run("r11").await;
+    let join = node(&run, "group:analysis");
+    assert_eq!(join.state.phase, Phase::Succeeded, "one failure is allowed");
+    let analysis = json!({
+        "pages": [10, 20, 30],
+        "variants": ["en-s", "en-l", "fr-s", "fr-l"],
+    });
+    assert_eq!(join.state.output, Some(analysis.clone()));
+    assert_eq!(node(&run, "flaky").state.phase, Phase::Failed);
+    // The report ran on the group's join, so the run took the failure in.
+    assert_eq!(run.summary.status, "succeeded");
+    let result = runs.result("r11").await;
+    assert_eq!(
+        result["results"]["report"],
+        json!({ "group:analysis": analysis })
+    );
+    assert_eq!(result["failed"][0]["node"], "flaky");
+    runs.assert_queues_empty().await;
 }

@@ -197,11 +197,34 @@ impl<'a> Run<'a> {
         let phases = || self.state.nodes.values().map(|n| n.phase);
         if !phases().all(Phase::is_terminal) {
             RunStatus::Running
-        } else if phases().any(|p| p == Phase::Failed) {
+        } else if self
+            .plan
+            .nodes()
+            .iter()
+            .any(|node| self.failed_for_good(node))
+        {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         }
+    }
+
+    /// Whether `node` failed and nothing took the failure in: it has no dependents, or
+    /// one of them did not succeed. A failure a dependent ran and succeeded despite (an
+    /// `all_done` cleanup, a group that allows it) does not fail the run — the rule of
+    /// Airflow's leaves.
+    fn failed_for_good(&self, node: &PlannedNode) -> bool {
+        if self.state.nodes[&node.name].phase != Phase::Failed {
+            return false;
+        }
+        let mut dependents = self
+            .plan
+            .nodes()
+            .iter()
+            .filter(|other| other.depends_on.contains(&node.name))
+            .peekable();
+        dependents.peek().is_none()
+            || dependents.any(|d| self.state.nodes[&d.name].phase != Phase::Succeeded)
     }
 
     /// Starts it: its roots are handed over (or resolved, or failed).

@@ -124,9 +124,11 @@ pub struct Items {
 pub enum RunStatus {
     /// Nodes are still waiting or running.
     Running,
-    /// Every node ended and none failed.
+    /// Every node ended, and every failure was taken in by a dependent that succeeded
+    /// despite it (or none failed).
     Succeeded,
-    /// Every node ended and one failed (partial results are kept).
+    /// Every node ended and a node failed that no dependent took in (one that ran and
+    /// succeeded despite it); partial results are kept.
     Failed,
     /// Its deadline came first.
     TimedOut,

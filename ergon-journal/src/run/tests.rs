@@ -347,3 +347,33 @@ fn a_group_joins_its_nodes_and_a_running_node_extends_the_run() {
     );
     assert_eq!(dispatched(&mut run), ["r1/report"]);
 }
+
+#[test]
+fn a_failure_a_dependent_ran_and_succeeded_despite_does_not_fail_the_run() {
+    let expanders = Expanders::new();
+    let plan = RunPlan::new(vec![
+        node("a"),
+        node("cleanup").after(["a"]).trigger(Trigger::AllDone),
+    ]);
+    let mut run = run(plan, &expanders);
+    run.node_ended("a", false, None, Some("boom".into()));
+    run.node_ended("cleanup", true, None, None);
+    assert_eq!(run.status(), RunStatus::Succeeded);
+    let result = &run.effects.finished.as_ref().unwrap().payload;
+    assert_eq!(
+        result["failed"][0]["node"], "a",
+        "the failure is still reported"
+    );
+    let plan = RunPlan::new(vec![
+        node("a"),
+        node("cleanup").after(["a"]).trigger(Trigger::AllDone),
+    ]);
+    let mut failing = super::tests::run(plan, &expanders);
+    failing.node_ended("a", false, None, Some("boom".into()));
+    failing.node_ended("cleanup", false, None, Some("also".into()));
+    assert_eq!(
+        failing.status(),
+        RunStatus::Failed,
+        "a failed leaf fails the run"
+    );
+}
