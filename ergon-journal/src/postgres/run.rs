@@ -188,7 +188,8 @@ impl<'a> Commit<'a> {
         }
         if !writes.withdraw.is_empty() {
             let ids: Vec<String> = writes.withdraw.iter().map(|(_, id)| id.clone()).collect();
-            self.cancel_queued(owner.id(), Some(&ids), TIMED_OUT).await?;
+            self.cancel_queued(owner.id(), Some(&ids), TIMED_OUT)
+                .await?;
         }
         let statement = self.tx.prepare_cached(tables::SAVE_RUN).await?;
         self.tx
