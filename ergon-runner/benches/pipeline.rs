@@ -79,6 +79,7 @@
 //! bench chain_fanout_local children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! bench chain_fanout_amqp_pg children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! bench fanin_local items= items_per_s= batch_p50_ms= batch_p99_ms= runs=
+//! bench dag_runs_local runs= runs_per_s= run_p50_ms= run_p99_ms= ... rounds=
 //! ```
 //!
 //! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
@@ -107,6 +108,8 @@
 //! `agg`, on the same wall clock in milliseconds: each run gives the p50 and p99 over its
 //! 1,000 batches, and the line has their medians over the runs with their spread. A run
 //! fails unless every child is in exactly one batch and exactly one batch is marked last.
+//! `dag_runs_local` is DAG runs of a 6-node diamond started by a workflow's start task on
+//! the embedded default (module `dag`, whose header has the details).
 //!
 //! Method: the parent process only orchestrates and prints. Every measured run happens in
 //! a child process (this executable re-run with `ERGON_BENCH_CHILD=<case>/<variant>`), so
@@ -267,6 +270,12 @@ const CASES: &[Case] = &[
         parent: journal::fanin::parent,
         child: journal::fanin::child,
         tx: 100_000,
+    },
+    Case {
+        name: "dag_runs_local",
+        parent: dag::parent,
+        child: dag::child,
+        tx: 10_000,
     },
     Case {
         name: "chain_fanout_amqp_pg",
@@ -672,6 +681,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("building the tokio runtime")
 }
 
+#[path = "pipeline/dag.rs"]
+mod dag;
 #[path = "pipeline/http.rs"]
 mod http;
 #[path = "pipeline/pg.rs"]
@@ -2217,7 +2228,7 @@ mod journal {
         }
 
         /// The `q`-quantile (nearest rank) of `sorted`, which must not be empty.
-        fn quantile(sorted: &[f64], q: f64) -> f64 {
+        pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
             let rank = (q * sorted.len() as f64).ceil() as usize;
             sorted[rank.clamp(1, sorted.len()) - 1]
         }

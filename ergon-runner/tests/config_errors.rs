@@ -102,7 +102,7 @@ fn unknown_top_level_and_task_keys() {
         &[],
         &[
             "unknown field `runner`",
-            "expected one of `tasks`, `connectors`, `services`, `journal`, `telemetry`",
+            "expected one of `tasks`, `connectors`, `services`, `journal`, `workflows`, `telemetry`",
         ],
     );
     assert_config_error(
