@@ -15,11 +15,14 @@ use ergon_journal::config::EventsConfig;
 use ergon_journal::run::RunEvent;
 use ergon_runner::run_events::{BATCH, QUEUE_CAPACITY, RedisEvents};
 use redis::streams::{StreamId, StreamRangeReply};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod common;
+#[path = "common/workflow.rs"]
+mod workflow;
 
 use common::{run_ok, runner};
+use workflow::{JOURNAL, diamond, enqueue_docs, local_tasks, node, workflow_table, write_config};
 
 fn url() -> String {
     std::env::var("ERGON_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -42,77 +45,31 @@ fn unique(what: &str) -> String {
 }
 
 /// `first → second → last`: every transition in one order only.
-const CHAIN: &str = r#"
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-[[workflows.wf.nodes]]
-name = "second"
-task = "b"
-depends_on = ["first"]
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["second"]
-"#;
-
-/// `first → (second, fan over the document's languages) → last`.
-const DIAMOND: &str = r#"
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-[[workflows.wf.nodes]]
-name = "second"
-task = "b"
-depends_on = ["first"]
-[[workflows.wf.nodes]]
-name = "fan"
-task = "b"
-depends_on = ["first"]
-expand = { over = "{{ input.langs }}", as = "lang", key = "{{ lang }}" }
-input = { lang = "{{ lang }}" }
-output = "separate"
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["second", "fan"]
-"#;
+fn chain() -> String {
+    [
+        node("first", "a", &[], ""),
+        node("second", "b", &["first"], ""),
+        node("last", "a", &["second"], ""),
+    ]
+    .concat()
+}
 
 /// The workflow `wf` (its `nodes`) started from the local queue `docs`, run by `forward`
 /// tasks, its journal in the queues' file publishing `[journal.events]` (`events`: the
 /// table's keys).
 fn workflow_config(dir: &Path, nodes: &str, events: &str) -> PathBuf {
-    let db = dir.join("q.db");
-    let out = dir.join("out.jsonl");
-    let (db, out) = (db.display(), out.display());
-    let mut toml = format!("[connectors.sink]\ntype = \"file\"\npath = \"{out}\"\n");
-    for connector in ["docs", "a_in", "b_in", "done_in"] {
-        toml += &format!("[connectors.{connector}]\ntype = \"local\"\npath = \"{db}\"\n");
-    }
-    for (task, input) in [("a", "a_in"), ("b", "b_in"), ("done", "done_in")] {
-        toml += &format!(
-            "[tasks.{task}]\ntype = \"forward\"\ninput = \"{input}\"\noutput = \"sink\"\n"
-        );
-    }
-    toml += &format!(
-        "[journal]\npath = \"{db}\"\n[journal.events]\ntype = \"redis\"\nurl = \"{}\"\n{events}\n",
-        url()
+    let toml = format!(
+        "{}{JOURNAL}[journal.events]\ntype = \"redis\"\nurl = \"{}\"\n{events}\n{}{nodes}",
+        local_tasks(None),
+        url(),
+        workflow_table("timeout = \"1m\""),
     );
-    toml += "[workflows.wf]\nstart = \"docs\"\ntimeout = \"1m\"\non_complete = \"done\"\n";
-    toml += nodes;
-    let config = dir.join("tasks.toml");
-    std::fs::write(&config, toml).unwrap();
-    config
+    write_config(dir, &toml)
 }
 
-/// Enqueues `docs` (JSON lines) and runs every task until the runs are over.
-fn run_workflow(config: &Path, docs: &str) {
-    let file = config.with_file_name("docs.jsonl");
-    std::fs::write(&file, docs).unwrap();
-    run_ok(
-        config,
-        &["queue", "enqueue", "docs", "--file", file.to_str().unwrap()],
-    );
+/// Enqueues `docs` and runs every task until the runs are over.
+fn run_workflow(config: &Path, docs: &[Value]) {
+    enqueue_docs(config, docs);
     run_ok(config, &["run"]);
 }
 
@@ -212,9 +169,9 @@ fn a_stream_holds_each_runs_transitions_in_causal_order() {
     let stream = unique("events");
     let dir = tempfile::tempdir().unwrap();
     let events = format!("stream = \"{stream}\"\nmaxlen = 1000");
-    let config = workflow_config(dir.path(), CHAIN, &events);
+    let config = workflow_config(dir.path(), &chain(), &events);
 
-    run_workflow(&config, "{\"id\":\"d1\"}\n{\"id\":\"d2\"}\n");
+    run_workflow(&config, &[json!({ "id": "d1" }), json!({ "id": "d2" })]);
 
     let events = stream_events(&stream);
     let expected = steps(&[
@@ -243,9 +200,10 @@ fn a_channel_tells_its_subscribers_each_transition_after_its_causes() {
     subscription.subscribe(&channel).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let events = format!("mode = \"channel\"\nstream = \"{channel}\"");
-    let config = workflow_config(dir.path(), DIAMOND, &events);
+    let config = workflow_config(dir.path(), &diamond(true), &events);
 
-    run_workflow(&config, "{\"id\":\"d1\",\"langs\":[\"en\",\"fr\"]}\n");
+    let doc = json!({ "id": "d1", "doc": "hello", "langs": ["en", "fr"] });
+    run_workflow(&config, &[doc]);
 
     let mut events = Vec::new();
     subscription
@@ -309,7 +267,7 @@ fn a_channel_tells_its_subscribers_each_transition_after_its_causes() {
 #[test]
 fn a_bad_events_table_is_a_config_error_naming_its_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = workflow_config(dir.path(), CHAIN, "mode = \"list\"");
+    let config = workflow_config(dir.path(), &chain(), "mode = \"list\"");
     let out = runner(&config, &["validate"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -9,72 +9,26 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 mod common;
+#[path = "common/workflow.rs"]
+mod workflow;
 
 use common::{run_ok, runner};
+use workflow::{JOURNAL, diamond, enqueue_docs, local_tasks, workflow_table, write_config};
 
-/// The workflow `wf` started from the local queue `docs`, its nodes run by `forward`
-/// tasks, everything in `dir` (queues and journal in `q.db`, results in `out.jsonl`).
-fn workflow_config(dir: &Path) -> PathBuf {
-    let db = dir.join("q.db");
-    let out = dir.join("out.jsonl");
-    let (db, out) = (db.display(), out.display());
-    let mut toml = format!("[connectors.sink]\ntype = \"file\"\npath = \"{out}\"\n");
-    for connector in ["docs", "a_in", "b_in", "done_in"] {
-        toml += &format!("[connectors.{connector}]\ntype = \"local\"\npath = \"{db}\"\n");
-    }
-    for (task, input) in [("a", "a_in"), ("b", "b_in"), ("done", "done_in")] {
-        toml += &format!(
-            "[tasks.{task}]\ntype = \"forward\"\ninput = \"{input}\"\noutput = \"sink\"\n"
-        );
-    }
-    toml += &format!(
-        r#"
-[journal]
-path = "{db}"
-
-[workflows.wf]
-start = "docs"
-timeout = "1m"
-on_complete = "done"
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-[[workflows.wf.nodes]]
-name = "second"
-task = "b"
-depends_on = ["first"]
-input = {{ got = "{{{{ input.doc }}}}" }}
-[[workflows.wf.nodes]]
-name = "fan"
-task = "b"
-depends_on = ["first"]
-expand = {{ over = "{{{{ input.langs }}}}", as = "lang", key = "{{{{ lang }}}}" }}
-input = {{ lang = "{{{{ lang }}}}" }}
-output = "separate"
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["second", "fan"]
-"#
-    );
-    let config = dir.join("tasks.toml");
-    std::fs::write(&config, toml).unwrap();
-    config
-}
-
-/// Runs workflow `wf` for document `d1` to its end (`run` returns once every queue is
-/// drained and no run is in flight) and returns the config.
+/// Runs workflow `wf` (the diamond, started from the local queue `docs`, its nodes run
+/// by `forward` tasks, everything in `dir`) for document `d1` to its end (`run` returns
+/// once every queue is drained and no run is in flight) and returns the config.
 fn ran_d1(dir: &Path) -> PathBuf {
-    let config = workflow_config(dir);
-    let docs = dir.join("docs.jsonl");
-    std::fs::write(
-        &docs,
-        "{\"id\":\"d1\",\"doc\":\"hello\",\"langs\":[\"en\",\"fr\"]}\n",
-    )
-    .unwrap();
-    run_ok(
+    let toml = format!(
+        "{}{JOURNAL}{}{}",
+        local_tasks(None),
+        workflow_table("timeout = \"1m\""),
+        diamond(true)
+    );
+    let config = write_config(dir, &toml);
+    enqueue_docs(
         &config,
-        &["queue", "enqueue", "docs", "--file", docs.to_str().unwrap()],
+        &[serde_json::json!({ "id": "d1", "doc": "hello", "langs": ["en", "fr"] })],
     );
     run_ok(&config, &["run"]);
     config
@@ -211,12 +165,10 @@ fn trace_of_a_run_as_json_is_its_detail_with_its_lineage() {
 #[test]
 fn runs_without_a_journal_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tasks.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        dir.path(),
         "[connectors.sink]\ntype = \"file\"\npath = \"out.jsonl\"\n",
-    )
-    .unwrap();
+    );
 
     let out = runner(&config, &["runs"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -14,75 +14,18 @@ use ergon_journal::{Filter, SqliteReader, Status};
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/workflow.rs"]
+mod workflow;
 
 use common::{run_ok as run, runner};
+use workflow::{JOURNAL, diamond, enqueue_docs, local_tasks, node, workflow_table, write_config};
 
-/// What every workflow here runs on: the local queues `docs` (its transactions start
-/// runs), `a_in`, `b_in` and `done_in` in `q.db`, with a short lease so that what a
-/// killed runner held is delivered again soon; the `forward` tasks `a`, `b` and `done`
-/// writing what they get to `out.jsonl`.
-const TASKS: &str = r#"
-[connectors.docs]
-type = "local"
-path = "q.db"
-lease = "1s"
-
-[connectors.a_in]
-type = "local"
-path = "q.db"
-lease = "1s"
-
-[connectors.b_in]
-type = "local"
-path = "q.db"
-lease = "1s"
-
-[connectors.done_in]
-type = "local"
-path = "q.db"
-lease = "1s"
-
-[connectors.sink]
-type = "file"
-path = "out.jsonl"
-
-[tasks.a]
-type = "forward"
-input = "a_in"
-output = "sink"
-
-[tasks.b]
-type = "forward"
-input = "b_in"
-output = "sink"
-
-[tasks.done]
-type = "forward"
-input = "done_in"
-output = "sink"
-"#;
-
-/// The journal, in the queues' file: a node's completion, its ack and what it hands
-/// over are one commit.
-const JOURNAL: &str = "\n[journal]\npath = \"q.db\"\n";
-
-/// A directory with `tasks.toml`: [`TASKS`] and `tables`.
+/// A directory with `tasks.toml`: the [`local_tasks`], with a short lease so that what a
+/// killed runner held is delivered again soon, and `tables`.
 fn setup(tables: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tasks.toml");
-    std::fs::write(&config, format!("{TASKS}{tables}")).unwrap();
+    let config = write_config(dir.path(), &format!("{}{tables}", local_tasks(Some("1s"))));
     (dir, config)
-}
-
-/// Enqueues one start transaction per input into `docs`.
-fn start_runs(dir: &Path, config: &Path, inputs: &[Value]) {
-    let lines: String = inputs.iter().map(|input| format!("{input}\n")).collect();
-    let file = dir.join("docs.jsonl");
-    std::fs::write(&file, lines).unwrap();
-    run(
-        config,
-        &["queue", "enqueue", "docs", "--file", file.to_str().unwrap()],
-    );
 }
 
 /// The journal of `dir`, for reading.
@@ -148,36 +91,6 @@ fn stats(config: &Path, connector: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// A diamond with an expanded node: `first` → `second` and `fan` (one item per
-/// language) → `last`; results to `done`.
-const DIAMOND: &str = r#"
-[workflows.wf]
-start = "docs"
-timeout = "10m"
-on_complete = "done"
-
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-
-[[workflows.wf.nodes]]
-name = "second"
-task = "b"
-depends_on = ["first"]
-
-[[workflows.wf.nodes]]
-name = "fan"
-task = "b"
-depends_on = ["first"]
-expand = { over = "{{ input.langs }}", as = "lang", key = "{{ lang }}" }
-output = "separate"
-
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["second", "fan"]
-"#;
-
 /// The transactions (id, task) of a diamond run, its start included.
 fn diamond_transactions(run_id: &str) -> BTreeSet<(String, String)> {
     [
@@ -205,14 +118,19 @@ fn diamond_transactions(run_id: &str) -> BTreeSet<(String, String)> {
 #[test]
 fn a_runner_killed_mid_run_completes_every_run_after_a_restart() {
     const RUNS: usize = 1_000;
-    let (dir, config) = setup(&format!("{JOURNAL}{DIAMOND}"));
+    // The default inputs: each line written names its transaction.
+    let diamond = diamond(false);
+    let (dir, config) = setup(&format!(
+        "{JOURNAL}{}{diamond}",
+        workflow_table("timeout = \"10m\"")
+    ));
     let root = dir.path();
     let ids: Vec<String> = (0..RUNS).map(|i| format!("r-{i}")).collect();
     let inputs: Vec<Value> = ids
         .iter()
         .map(|id| json!({ "id": id, "langs": ["en", "fr"] }))
         .collect();
-    start_runs(root, &config, &inputs);
+    enqueue_docs(&config, &inputs);
     let journal = journal(root);
 
     let mut victim = runner(&config, &["run"])
@@ -314,41 +232,25 @@ fn a_runner_killed_mid_run_completes_every_run_after_a_restart() {
 }
 
 /// A workflow whose `b` nodes cannot finish in time: `b` is not run by this runner.
-const STUCK: &str = r#"
-[workflows.wf]
-start = "docs"
-timeout = "3s"
-on_complete = "done"
-
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-
-[[workflows.wf.nodes]]
-name = "stuck"
-task = "b"
-depends_on = ["first"]
-
-[[workflows.wf.nodes]]
-name = "fan"
-task = "b"
-depends_on = ["first"]
-expand = { items = [1, 2, 3] }
-
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["stuck"]
-"#;
+fn stuck() -> String {
+    [
+        workflow_table("timeout = \"3s\""),
+        node("first", "a", &[], ""),
+        node("stuck", "b", &["first"], ""),
+        node("fan", "b", &["first"], "expand = { items = [1, 2, 3] }"),
+        node("last", "a", &["stuck"], ""),
+    ]
+    .concat()
+}
 
 /// A run whose nodes are still queued at its deadline ends `timed_out`: its unfinished
 /// nodes are cancelled (in the result too), and the queued node transactions are
 /// withdrawn from their queue.
 #[test]
 fn a_run_past_its_timeout_cancels_its_nodes_and_withdraws_the_queued_ones() {
-    let (dir, config) = setup(&format!("{JOURNAL}{STUCK}"));
+    let (dir, config) = setup(&format!("{JOURNAL}{}", stuck()));
     let root = dir.path();
-    start_runs(root, &config, &[json!({ "id": "r1" })]);
+    enqueue_docs(&config, &[json!({ "id": "r1" })]);
 
     let runner = runner(&config, &["run", "wf", "a", "done"])
         .stdout(Stdio::piped())
@@ -414,9 +316,8 @@ fn a_run_past_its_timeout_cancels_its_nodes_and_withdraws_the_queued_ones() {
     );
 }
 
-/// A node whose task dead-letters (its output is a file under a regular file) and a
-/// dependent under each trigger rule.
-const FAILING: &str = r#"
+/// A task that dead-letters what it gets: its output is a file under a regular file.
+const BAD: &str = r#"
 [connectors.bad_in]
 type = "local"
 path = "q.db"
@@ -429,63 +330,36 @@ path = "blocker/out.jsonl"
 type = "forward"
 input = "bad_in"
 output = "nowhere"
-
-[workflows.wf]
-start = "docs"
-on_complete = "done"
-
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-
-[[workflows.wf.nodes]]
-name = "broken"
-task = "bad"
-depends_on = ["first"]
-
-[[workflows.wf.nodes]]
-name = "side"
-task = "a"
-depends_on = ["first"]
-
-[[workflows.wf.nodes]]
-name = "all_succeeded"
-task = "a"
-depends_on = ["broken", "side"]
-
-[[workflows.wf.nodes]]
-name = "cascade"
-task = "a"
-depends_on = ["all_succeeded"]
-
-[[workflows.wf.nodes]]
-name = "all_done"
-task = "a"
-depends_on = ["broken", "side"]
-trigger = "all_done"
-
-[[workflows.wf.nodes]]
-name = "any_succeeded"
-task = "a"
-depends_on = ["broken", "side"]
-trigger = "any_succeeded"
-
-[[workflows.wf.nodes]]
-name = "none_failed"
-task = "a"
-depends_on = ["broken", "side"]
-trigger = "none_failed"
 "#;
+
+/// A node `broken` that runs [`BAD`], and a dependent of it under each trigger rule
+/// (named after its rule; `cascade` depends on `all_succeeded`).
+fn failing() -> String {
+    let mut toml = [
+        workflow_table(""),
+        node("first", "a", &[], ""),
+        node("broken", "bad", &["first"], ""),
+        node("side", "a", &["first"], ""),
+        node("all_succeeded", "a", &["broken", "side"], ""),
+        node("cascade", "a", &["all_succeeded"], ""),
+    ]
+    .concat();
+    for trigger in ["all_done", "any_succeeded", "none_failed"] {
+        let rule = format!("trigger = \"{trigger}\"");
+        toml += &node(trigger, "a", &["broken", "side"], &rule);
+    }
+    toml
+}
 
 /// A node that dead-letters: its `all_succeeded` and `none_failed` dependents are
 /// skipped (and the skip cascades), its `all_done` and `any_succeeded` ones run, the
 /// run ends `failed` and its result keeps the outputs of the nodes that succeeded.
 #[test]
 fn a_failed_node_skips_what_needs_it_and_the_run_keeps_the_rest() {
-    let (dir, config) = setup(&format!("{JOURNAL}{FAILING}"));
+    let (dir, config) = setup(&format!("{BAD}{JOURNAL}{}", failing()));
     let root = dir.path();
     std::fs::write(root.join("blocker"), "").unwrap();
-    start_runs(root, &config, &[json!({ "id": "r1" })]);
+    enqueue_docs(&config, &[json!({ "id": "r1" })]);
 
     run(&config, &["run"]);
 
@@ -568,7 +442,7 @@ input = "other"
 output = "sink"
 "#;
 
-/// What `validate` says of [`TASKS`], [`FAR`] and `tables`: it exits with code 2, and
+/// What `validate` says of the [`local_tasks`], [`FAR`] and `tables`: it exits with code 2, and
 /// this is its message after the file's name.
 fn refused(tables: &str) -> String {
     let (_dir, config) = setup(&format!("{FAR}{tables}"));
@@ -583,36 +457,19 @@ fn refused(tables: &str) -> String {
         .to_owned()
 }
 
-/// A one-node workflow `wf` whose node `x` has the extra `fields`.
-fn one_node(fields: &str) -> String {
-    format!(
-        r#"
-[workflows.wf]
-start = "docs"
+/// Workflow `wf` of `nodes` alone: no timeout, no result to hand on.
+fn bare(nodes: &str) -> String {
+    format!("\n[workflows.wf]\nstart = \"docs\"\n\n{nodes}")
+}
 
-[[workflows.wf.nodes]]
-name = "x"
-{fields}
-"#
-    )
+/// A one-node workflow `wf` whose node `x` runs `task` and has the extra `fields`.
+fn one_node(task: &str, fields: &str) -> String {
+    bare(&node("x", task, &[], fields))
 }
 
 #[test]
 fn a_cycle_is_refused_with_its_path() {
-    let cycle = r#"
-[workflows.wf]
-start = "docs"
-
-[[workflows.wf.nodes]]
-name = "a"
-task = "a"
-depends_on = ["b"]
-
-[[workflows.wf.nodes]]
-name = "b"
-task = "b"
-depends_on = ["a"]
-"#;
+    let cycle = bare(&(node("a", "a", &["b"], "") + &node("b", "b", &["a"], "")));
     assert_eq!(
         refused(&format!("{JOURNAL}{cycle}")),
         "workflows.wf.nodes: the plan has a cycle: a → b → a"
@@ -622,7 +479,7 @@ depends_on = ["a"]
 #[test]
 fn a_node_naming_an_unknown_task_is_refused() {
     assert_eq!(
-        refused(&format!("{JOURNAL}{}", one_node("task = \"nope\""))),
+        refused(&format!("{JOURNAL}{}", one_node("nope", ""))),
         "workflows.wf.nodes: node `x` runs task `nope`, which is not a task this run may \
          use; tasks the journal can hand work to: a, b, done"
     );
@@ -631,7 +488,7 @@ fn a_node_naming_an_unknown_task_is_refused() {
 #[test]
 fn a_node_task_the_journal_cannot_hand_work_to_is_refused() {
     assert_eq!(
-        refused(&format!("{JOURNAL}{}", one_node("task = \"far\""))),
+        refused(&format!("{JOURNAL}{}", one_node("far", ""))),
         "workflows.wf.nodes: node `x` runs task `far`, which is not a task this run may \
          use; tasks the journal can hand work to: a, b, done"
     );
@@ -640,14 +497,14 @@ fn a_node_task_the_journal_cannot_hand_work_to_is_refused() {
 #[test]
 fn a_workflow_without_a_journal_is_refused() {
     assert_eq!(
-        refused(&one_node("task = \"a\"")),
+        refused(&one_node("a", "")),
         "workflows.wf: a workflow's runs are advanced by the journal: add a `[journal]` table"
     );
 }
 
 #[test]
 fn a_workflow_named_like_a_task_is_refused() {
-    let named_a = one_node("task = \"a\"").replace("workflows.wf", "workflows.a");
+    let named_a = one_node("a", "").replace("workflows.wf", "workflows.a");
     assert_eq!(
         refused(&format!("{JOURNAL}{named_a}")),
         "workflows.a: a workflow runs as a task of its name, and `[tasks.a]` exists: rename one"
@@ -656,7 +513,10 @@ fn a_workflow_named_like_a_task_is_refused() {
 
 #[test]
 fn an_expansion_with_two_sources_is_refused() {
-    let node = one_node("task = \"a\"\nexpand = { over = \"{{ input.langs }}\", items = [1, 2] }");
+    let node = one_node(
+        "a",
+        "expand = { over = \"{{ input.langs }}\", items = [1, 2] }",
+    );
     assert_eq!(
         refused(&format!("{JOURNAL}{node}")),
         "workflows.wf.nodes: node `x`: `expand` needs exactly one of `over`, `matrix`, \
@@ -666,7 +526,7 @@ fn an_expansion_with_two_sources_is_refused() {
 
 #[test]
 fn a_template_with_a_syntax_error_is_refused() {
-    let node = one_node("task = \"a\"\ninput = { text = \"{{ input.text \" }");
+    let node = one_node("a", "input = { text = \"{{ input.text \" }");
     assert_eq!(
         refused(&format!("{JOURNAL}{node}")),
         "workflows.wf.nodes: node `x`: template \"{{ input.text \": syntax error \

@@ -33,6 +33,10 @@ use serde_json::{Value, json};
 use tokio_postgres::error::SqlState;
 
 mod common;
+#[path = "common/workflow.rs"]
+mod workflow;
+
+use workflow::{diamond, enqueue_docs, workflow_table};
 
 /// The runs started.
 const RUNS: usize = 300;
@@ -179,7 +183,6 @@ impl Isolated {
     /// `tasks.toml` in `dir`: the workflow `wf` over the test's queues and schema.
     fn write_config(&self, dir: &Path) -> PathBuf {
         let [a, b, done] = &self.queues;
-        let config = dir.join("tasks.toml");
         let toml = format!(
             r#"
 # The documents, one run each (run id = the document's id). A runner killed with
@@ -233,43 +236,19 @@ type = "postgres"
 url = "{postgres}"
 schema = "{schema}"
 
-[workflows.wf]
-start = "docs"
-on_complete = "done"
-
+{workflow}
 # Small batches: a leased document starts its run well within the lease.
 [workflows.wf.policy.fetch]
 batch_size = 10
 
-[[workflows.wf.nodes]]
-name = "first"
-task = "a"
-
-[[workflows.wf.nodes]]
-name = "second"
-task = "b"
-depends_on = ["first"]
-input = {{ got = "{{{{ input.doc }}}}" }}
-
-[[workflows.wf.nodes]]
-name = "fan"
-task = "b"
-depends_on = ["first"]
-expand = {{ over = "{{{{ input.langs }}}}", as = "lang", key = "{{{{ lang }}}}" }}
-input = {{ lang = "{{{{ lang }}}}" }}
-output = "separate"
-
-[[workflows.wf.nodes]]
-name = "last"
-task = "a"
-depends_on = ["second", "fan"]
-"#,
+{nodes}"#,
             amqp = amqp_url(),
             postgres = postgres_url(),
             schema = self.schema,
+            workflow = workflow_table(""),
+            nodes = diamond(true),
         );
-        std::fs::write(&config, toml).unwrap();
-        config
+        workflow::write_config(dir, &toml)
     }
 }
 
@@ -357,15 +336,11 @@ impl Drop for Runners {
     }
 }
 
-/// `docs.jsonl` in `dir`: document `dN` for each run, to be expanded over [`LANGS`].
-fn write_docs(dir: &Path) -> PathBuf {
-    let path = dir.join("docs.jsonl");
-    let lines: Vec<String> = (0..RUNS)
+/// Document `dN` for each run, to be expanded over [`LANGS`].
+fn docs() -> Vec<Value> {
+    (0..RUNS)
         .map(|n| json!({ "id": format!("d{n}"), "doc": format!("doc {n}"), "langs": LANGS }))
-        .map(|doc| doc.to_string())
-        .collect();
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
+        .collect()
 }
 
 /// The lines of `out/{name}-N.jsonl` of every runner process, parsed. Only the killed
@@ -413,11 +388,7 @@ fn three_runners_share_dag_runs_one_is_killed_and_every_run_succeeds_once() {
     let isolated = Isolated::new();
     let dir = tempfile::tempdir().unwrap();
     let config = isolated.write_config(dir.path());
-    let docs = write_docs(dir.path());
-    common::run_ok(
-        &config,
-        &["queue", "enqueue", "docs", "--file", docs.to_str().unwrap()],
-    );
+    enqueue_docs(&config, &docs());
 
     let started = Instant::now();
     let mut runners = Runners::start(&config);
