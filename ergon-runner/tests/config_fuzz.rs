@@ -18,10 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ergon_core::{BlockingHybrid, Consumer, Context, Hybrid, TaskError, Transaction};
-use ergon_runner::Registry;
-use ergon_runner::config::{ConfigError, load_with};
-use ergon_runner::plan::Plan;
+use ergon_fuzz::config::{KEYS, Outcome, VALUES, load_and_plan, stub_registry};
 
 const DEFAULT_SEED: u64 = 0x00e1_2605_c0f1_6fa2;
 const IN_PROCESS_CASES: usize = 5_000;
@@ -38,92 +35,6 @@ const EXAMPLES: [&str; 5] = [
     "fingerprint/tasks.toml",
     "split_orders/tasks.toml",
     "split_orders/rabbitmq.toml",
-];
-
-/// Keys the mutations write, the config's own among typos.
-const KEYS: &[&str] = &[
-    "concurrency",
-    "limit",
-    "timeout",
-    "streaming",
-    "drain_timeout",
-    "batch_size",
-    "max_attempts",
-    "backoff",
-    "backoff_multiplier",
-    "backoff_cap",
-    "jitter",
-    "workers",
-    "prefetch",
-    "lease",
-    "ack_interval",
-    "fetch_wait",
-    "max_entries",
-    "path",
-    "dead_letter",
-    "type",
-    "input",
-    "output",
-    "services",
-    "loop",
-    "fetch",
-    "retry",
-    "empty",
-    "process",
-    "on_failure",
-    "sampling_ratio",
-    "metrics_interval",
-    "settings",
-    "policy",
-    "rounds",
-    "queue",
-    "id_field",
-    "url",
-];
-
-/// Values the mutations write.
-const VALUES: &[&str] = &[
-    "0",
-    "-1",
-    "1",
-    "2",
-    "1024",
-    "1025",
-    "65536",
-    "65537",
-    "4294967296",
-    "9223372036854775807",
-    "-9223372036854775808",
-    "1e300",
-    "-0.0",
-    "0.5",
-    "nan",
-    "+nan",
-    "inf",
-    "-inf",
-    "true",
-    "false",
-    "\"\"",
-    "\"x\"",
-    "\"1ms\"",
-    "\"30d\"",
-    "\"31d\"",
-    "\"99999999999999999999999s\"",
-    "\"-1s\"",
-    "\"${ERGON_FUZZ_UNSET}\"",
-    "\"$${x}\"",
-    "\"requeue\"",
-    "\"drop\"",
-    "\"memory\"",
-    "\"file\"",
-    "\"local\"",
-    "\"forward\"",
-    "[]",
-    "[1, 2]",
-    "[\"a\"]",
-    "{}",
-    "{ x = 1 }",
-    "1979-05-27T07:32:00Z",
 ];
 
 /// Values of `ERGON__…` overrides.
@@ -378,90 +289,8 @@ fn each(
 }
 
 // ---------------------------------------------------------------------------------------
-// Phase 1: in-process, with the examples' task names registered as stubs.
-
-/// A task of any role that does nothing; the factories read settings like the examples'.
-struct Stub;
-
-impl Consumer for Stub {
-    type Output = ();
-
-    async fn process_transaction(&self, _: &Context, _: &Transaction) -> Result<(), TaskError> {
-        Ok(())
-    }
-}
-
-impl Hybrid for Stub {
-    async fn process_transaction(
-        &self,
-        _: &Context,
-        _: &Transaction,
-    ) -> Result<Vec<Transaction>, TaskError> {
-        Ok(Vec::new())
-    }
-}
-
-impl BlockingHybrid for Stub {
-    fn process_transaction(
-        &self,
-        _: &Context,
-        _: &Transaction,
-    ) -> Result<Vec<Transaction>, TaskError> {
-        Ok(Vec::new())
-    }
-}
-
-/// The settings of the quickstart's `order_validation`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OrderSettings {
-    max_total_cents: u64,
-    #[serde(default)]
-    flaky_orders: Vec<String>,
-    seen_orders_service: String,
-}
-
-/// The settings of the `fingerprint` example.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FingerprintSettings {
-    rounds: u32,
-}
-
-fn stub_registry() -> Registry {
-    Registry::with_builtins()
-        .consumer("order_validation", |cx| {
-            let OrderSettings {
-                max_total_cents,
-                flaky_orders,
-                seen_orders_service,
-            } = cx.settings()?;
-            drop((max_total_cents, flaky_orders));
-            cx.service::<ergon_services::kv::MemoryKv>(&seen_orders_service)
-                .map(|_| Stub)
-        })
-        .blocking_hybrid("fingerprint", |cx| {
-            let FingerprintSettings { rounds } = cx.settings()?;
-            match rounds {
-                0 => Err(TaskError::system("rounds must be at least 1").non_retryable()),
-                _ => Ok(Stub),
-            }
-        })
-        .hybrid("split_order", |_| Ok(Stub))
-}
-
-/// A config error names the file, and a key unless the whole file is at fault.
-fn check_error(file: &Path, err: &ConfigError) -> Result<Accepted, String> {
-    let shown = err.to_string();
-    if err.file != file || !shown.starts_with(&format!("{}: ", file.display())) {
-        return Err(format!("the error does not name the file: {shown}"));
-    }
-    let whole_file = ["TOML parse error", "cannot read the config file"];
-    if err.path.is_empty() && !whole_file.iter().any(|m| err.message.contains(m)) {
-        return Err(format!("the error names no key: {shown}"));
-    }
-    Ok(Accepted(false))
-}
+// Phase 1: in-process, with the examples' task names registered as stubs (shared with the
+// `config` fuzz target of `ergon-fuzz`, like the keys and values the mutations write).
 
 #[test]
 fn mutated_example_configs_plan_or_fail_with_the_file_and_key_in_process() {
@@ -470,15 +299,11 @@ fn mutated_example_configs_plan_or_fail_with_the_file_and_key_in_process() {
     each("in-process", &cases, |case, dir| {
         let file = dir.join("tasks.toml");
         std::fs::write(&file, &case.bytes).unwrap();
-        let lookup = |_: &str| None;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            load_with(&file, case.env.clone().into_iter(), &lookup)
-                .and_then(|loaded| Plan::build(&loaded, &registry).map(drop))
-        }));
-        match outcome {
+        match catch_unwind(AssertUnwindSafe(|| {
+            load_and_plan(&file, &case.env, &registry)
+        })) {
             Err(_) => Err("loading or planning panicked".into()),
-            Ok(Ok(())) => Ok(Accepted(true)),
-            Ok(Err(err)) => check_error(&file, &err),
+            Ok(outcome) => outcome.map(|outcome| Accepted(outcome == Outcome::Planned)),
         }
     });
 }

@@ -15,6 +15,16 @@ use serde_json::Value;
 /// Work a template may do: enough for any input, not for a loop an LLM wrote to spin.
 const FUEL: u64 = 50_000;
 
+/// The most bytes of code (inside `{{ }}` and `{% %}`) one template may have, and the
+/// deepest its brackets may nest. minijinja parses and compiles an expression
+/// recursively, so a long chain (`x|f|f|f…`, two bytes a level) or deep brackets
+/// overflow a thread's stack and abort the process, far below its own parser limit (150
+/// levels) in a debug build: on a 2 MiB stack (tokio's workers), at about 2,000 filters
+/// or 100 nested calls. Found by fuzzing (`fuzz/regressions/template/`).
+const MAX_CODE: usize = 1024;
+/// See [`MAX_CODE`].
+const MAX_NESTING: usize = 32;
+
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -55,6 +65,7 @@ fn render_with(template: &Value, context: &minijinja::Value) -> Result<Value, St
 
 /// One string: the value of a lone expression, or the rendered text.
 fn render_text(text: &str, context: &minijinja::Value) -> Result<Value, String> {
+    within_limits(text, false)?;
     let failed = |err: minijinja::Error| format!("template {text:?}: {}", describe(&err));
     match lone_expression(text) {
         Some(expression) => {
@@ -95,6 +106,7 @@ pub(crate) fn eval(source: &str, context: &Value) -> Result<Value, String> {
 pub(crate) fn check(template: &Value) -> Result<(), String> {
     match template {
         Value::String(text) => {
+            within_limits(text, false)?;
             let compiled = match lone_expression(text) {
                 Some(expression) => TEMPLATES.compile_expression(expression).map(drop),
                 None => TEMPLATES.template_from_str(text).map(drop),
@@ -114,10 +126,64 @@ pub(crate) fn check(template: &Value) -> Result<(), String> {
 /// Its syntax error.
 pub(crate) fn check_expression(source: &str) -> Result<(), String> {
     let expression = lone_expression(source).unwrap_or(source);
+    within_limits(expression, true)?;
     TEMPLATES
         .compile_expression(expression)
         .map(drop)
         .map_err(|err| format!("expression {source:?}: {}", describe(&err)))
+}
+
+/// Checks `text` (all code when `is_code`, else a template whose code is inside its
+/// tags) against [`MAX_CODE`] and [`MAX_NESTING`] before minijinja sees it. String
+/// literals in the code are skipped whole; comments are text.
+///
+/// # Errors
+///
+/// Which limit the text goes past, with its start.
+fn within_limits(text: &str, is_code: bool) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let (mut in_code, mut in_comment) = (is_code, false);
+    let (mut code, mut depth, mut quote) = (0usize, 0usize, None);
+    let mut at = 0;
+    let refused = |what: String| {
+        let start: String = text.chars().take(80).collect();
+        Err(format!("template {start:?}…: {what}"))
+    };
+    while at < bytes.len() {
+        let (byte, next) = (bytes[at], bytes.get(at + 1).copied());
+        at += 1;
+        if !in_code {
+            match (in_comment, byte, next) {
+                (true, b'#', Some(b'}')) => in_comment = false,
+                (false, b'{', Some(b'{' | b'%')) => in_code = true,
+                (false, b'{', Some(b'#')) => in_comment = true,
+                _ => continue,
+            }
+            at += 1;
+            continue;
+        }
+        code += 1;
+        match (quote, byte) {
+            (Some(_), b'\\') => at += 1,
+            (Some(open), _) if byte == open => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(byte),
+            (None, b'(' | b'[' | b'{') => depth += 1,
+            (None, b'}' | b'%') if depth == 0 && next == Some(b'}') && !is_code => {
+                in_code = false;
+                at += 1;
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if code > MAX_CODE {
+            return refused(format!("more than {MAX_CODE} bytes of code"));
+        }
+        if depth > MAX_NESTING {
+            return refused(format!("brackets nested deeper than {MAX_NESTING}"));
+        }
+    }
+    Ok(())
 }
 
 /// The expression of a string that is `{{ expression }}` and nothing else.
@@ -188,5 +254,26 @@ mod tests {
         assert!(err.contains("syntax"), "{err}");
         assert!(check_expression("results.language.languages").is_ok());
         assert_eq!(eval("{{ [1, 2] }}", &json!({})).unwrap(), json!([1, 2]));
+    }
+
+    #[test]
+    fn long_chains_and_deep_brackets_are_refused_before_minijinja_recurses() {
+        let chain = format!("{{{{ x{} }}}}", "|upper".repeat(200));
+        let err = check(&json!(chain)).unwrap_err();
+        assert!(err.contains("bytes of code"), "{err}");
+        let nested = format!("{}1{}", "range(".repeat(40), ")".repeat(40));
+        let err = check_expression(&nested).unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
+        let err = render(&json!(format!("a {{{{ {nested} }}}}")), &json!({})).unwrap_err();
+        assert!(err.contains("nested deeper"), "{err}");
+        // Text, comments and string literals are not code; brackets in them do not nest.
+        let prose = format!(
+            "{} {{{{ x }}}} {{# {} #}}",
+            "((".repeat(2000),
+            "|a".repeat(2000)
+        );
+        assert!(check(&json!(prose)).is_ok());
+        assert!(check(&json!(format!("{{{{ x ~ '{}' }}}}", "(".repeat(100)))).is_ok());
+        assert!(check(&json!("{{ {'a': {'b': 1}} }}")).is_ok());
     }
 }

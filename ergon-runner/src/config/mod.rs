@@ -69,7 +69,17 @@ pub fn load_with(
                 .source(Some(overrides)),
         )
         .build()
-        .map_err(|err| ConfigError::new(file, "", err))?;
+        .map_err(|err| match err {
+            // Some syntax errors carry no position, and then no "TOML parse error" header of
+            // their own (tables nested past the parser's limit: "recursion limit"): say what
+            // the message is about.
+            config::ConfigError::FileParse { cause, .. }
+                if !cause.to_string().starts_with("TOML parse error") =>
+            {
+                ConfigError::new(file, "", format!("TOML parse error: {cause}"))
+            }
+            err => ConfigError::new(file, "", err),
+        })?;
     let root = config::Source::collect(&merged).map_err(|err| ConfigError::new(file, "", err))?;
     let mut value = json::to_json(config::Value::new(None, root), &mut Vec::new())
         .map_err(|(path, message)| ConfigError::new(file, path, message))?;
