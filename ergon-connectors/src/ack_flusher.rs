@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use ergon_core::TaskError;
 
 /// Calls `flush` every `interval`, or at once when `now` is notified, until `closed` is
-/// cancelled. A failed flush is reported to `failed` and tried again at the next tick
-/// (what was noted stays noted; an ack never written only means a redelivery).
+/// cancelled. A failed flush is tried again at the next tick (what was noted stays noted;
+/// an ack never written only means a redelivery) and reported to `failed` once per streak
+/// of failures, so a database or server that is away for a while logs one line, not one
+/// per tick.
 pub(crate) async fn run<F, Fut>(
     interval: Duration,
     now: &Notify,
@@ -23,14 +25,21 @@ pub(crate) async fn run<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), TaskError>>,
 {
+    let mut failing = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = now.notified() => {}
             () = closed.cancelled() => return,
         }
-        if let Err(err) = flush().await {
-            failed(&err);
+        match flush().await {
+            Ok(()) => failing = false,
+            Err(err) => {
+                if !failing {
+                    failed(&err);
+                }
+                failing = true;
+            }
         }
     }
 }

@@ -126,3 +126,54 @@ impl Database {
         run.await.map_err(|err| self.fail(what, err))
     }
 }
+
+/// Whether `err` says the database is out of reach for now rather than that a statement
+/// failed: no connection could be had from the pool (the server is down or refusing), the
+/// connection was closed or broke, or the server ended it (SQLSTATE class `08`,
+/// connection exception, or `57P`, operator intervention: a shutdown or restart).
+pub(super) fn unreachable(err: &TaskError) -> bool {
+    let mut cause = std::error::Error::source(err);
+    while let Some(err) = cause {
+        if err.is::<deadpool_postgres::PoolError>() {
+            return true;
+        }
+        if let Some(pg) = err.downcast_ref::<tokio_postgres::Error>() {
+            let ended = pg.code().is_some_and(|code| {
+                let code = code.code();
+                code.starts_with("08") || code.starts_with("57P")
+            });
+            let broken = std::error::Error::source(pg).is_some_and(|s| s.is::<std::io::Error>());
+            return pg.is_closed() || ended || broken;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use ergon_core::TaskError;
+
+    use super::unreachable;
+
+    #[test]
+    fn a_statement_error_is_not_an_outage() {
+        let err = TaskError::system("cannot claim rows").with_source(std::io::Error::other("x"));
+        assert!(!unreachable(&err));
+        assert!(!unreachable(&TaskError::system("no cause")));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_outage() {
+        // Nothing listens on port 1 of loopback: the pool cannot open a connection.
+        let config: tokio_postgres::Config =
+            "postgres://postgres@127.0.0.1:1/test".parse().unwrap();
+        let pool = ergon_services::postgres::connect::pool(&config, 1).unwrap();
+        let err = pool
+            .get()
+            .await
+            .map(drop)
+            .map_err(|err| TaskError::system("cannot connect").with_source(err));
+        assert!(unreachable(&err.unwrap_err()));
+    }
+}

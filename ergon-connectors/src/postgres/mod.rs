@@ -29,6 +29,12 @@
 //!   count and `failed_at`, to `ergon_dead_letter` in one statement.
 //! * **Drained** (the end of a finite run): after this worker's acks are written, no row
 //!   of the queue is claimable or leased (rows leased elsewhere may come back).
+//! * **Outage** (the database restarting, down, or ending the connections): a fetch or a
+//!   drained check that cannot reach it logs once, waits `fetch_wait` and answers an
+//!   empty batch / not drained, so the run waits for the database and resumes by itself
+//!   (as with a broker that restarts; a finite run is bounded by its `loop.timeout`).
+//!   [`Connector::health`] fails meanwhile. Settlements go through their retry envelope;
+//!   one that cannot be written leaves its row to come back when its lease runs out.
 //!
 //! At least once: nothing is removed before its ack, and a runner killed with rows in
 //! flight has them claimed again when their lease runs out. In the normal case each row
@@ -42,6 +48,7 @@ mod database;
 mod listen;
 mod schema;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,6 +151,8 @@ struct Shared {
     pending: Mutex<Vec<Settled>>,
     flush_now: Notify,
     closed: CancellationToken,
+    /// Whether the last fetch or drained check found the database out of reach.
+    away: AtomicBool,
 }
 
 impl PostgresConnector {
@@ -172,6 +181,7 @@ impl PostgresConnector {
             pending: Mutex::new(Vec::new()),
             flush_now: Notify::new(),
             closed: CancellationToken::new(),
+            away: AtomicBool::new(false),
         });
         let flusher = tokio::spawn(flush_acks(shared.clone()));
         Ok(PostgresConnector {
@@ -228,21 +238,54 @@ impl PostgresConnector {
         };
         Ok(under_lease(changed == 1))
     }
+
+    /// Waits out an outage: an error saying the database is out of reach
+    /// ([`database::unreachable`]) is logged once per outage, waited on for `fetch_wait`
+    /// and answered with `quiet` (an empty batch, not drained), so the loop goes on and
+    /// resumes when the database is back. Other errors are returned as they are.
+    async fn through_outage<T>(
+        &self,
+        result: Result<T, TaskError>,
+        quiet: T,
+    ) -> Result<T, TaskError> {
+        let place = &self.shared.db.place;
+        match result {
+            Ok(value) => {
+                if self.shared.away.swap(false, Relaxed) {
+                    tracing::info!(queue = %place, "Database reachable again; fetching");
+                }
+                Ok(value)
+            }
+            Err(err) if database::unreachable(&err) => {
+                if !self.shared.away.swap(true, Relaxed) {
+                    tracing::warn!(queue = %place, error = %err.chain(), "Database out of reach; waiting for it");
+                }
+                tokio::time::sleep(self.shared.config.fetch_wait).await;
+                Ok(quiet)
+            }
+            Err(err) => Err(err),
+        }
+    }
 }
 
 #[async_trait]
 impl Connector for PostgresConnector {
     /// Claims what is claimable; when nothing is, waits up to `fetch_wait` for a
-    /// notification and claims once more.
+    /// notification and claims once more. Out of reach, the database is waited for (see
+    /// the module docs).
     async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let mut heard = self.listener.subscribe();
         heard.borrow_and_update();
-        let claimed = self.claim(max).await?;
-        if !claimed.is_empty() {
-            return Ok(claimed);
+        let claimed = self
+            .through_outage(self.claim(max).await.map(Some), None)
+            .await?;
+        match claimed {
+            Some(claimed) if claimed.is_empty() => {}
+            Some(claimed) => return Ok(claimed),
+            None => return Ok(Vec::new()),
         }
         let _ = tokio::time::timeout(self.shared.config.fetch_wait, heard.changed()).await;
-        self.claim(max).await
+        self.through_outage(self.claim(max).await, Vec::new()).await
     }
 
     async fn settle(
@@ -304,15 +347,19 @@ impl Connector for PostgresConnector {
     }
 
     /// Drained when, after this worker's acks are written, the queue holds no row that
-    /// is claimable or leased (by any worker or process).
+    /// is claimable or leased (by any worker or process). Never while the database is out
+    /// of reach.
     async fn drained(&self) -> Result<bool, TaskError> {
-        flush(&self.shared).await?;
-        let db = &self.shared.db;
-        let depths = db
-            .query("cannot read the depths", &db.sql.depths, &[&db.queue])
-            .await?;
-        let (ready, in_flight): (i64, i64) = (depths[0].get(0), depths[0].get(1));
-        Ok(ready == 0 && in_flight == 0)
+        let check = async {
+            flush(&self.shared).await?;
+            let db = &self.shared.db;
+            let depths = db
+                .query("cannot read the depths", &db.sql.depths, &[&db.queue])
+                .await?;
+            let (ready, in_flight): (i64, i64) = (depths[0].get(0), depths[0].get(1));
+            Ok(ready == 0 && in_flight == 0)
+        };
+        self.through_outage(check.await, false).await
     }
 
     /// One `INSERT` of the whole batch, in order, notifying waiting fetches at commit.
@@ -358,7 +405,7 @@ impl Connector for PostgresConnector {
 /// Writes acks every `ack_interval`, or at once when a batch is waiting.
 async fn flush_acks(shared: Arc<Shared>) {
     let failed = |err: &TaskError| {
-        tracing::warn!(queue = %shared.db.place, error = %err.chain(), "Acks not written yet; trying again");
+        tracing::warn!(queue = %shared.db.place, error = %err.chain(), "Acks not written yet; trying again until they are");
     };
     crate::ack_flusher::run(
         shared.config.ack_interval,
