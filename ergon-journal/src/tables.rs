@@ -181,8 +181,10 @@ pub(crate) const RUN_COLUMNS: &str = "run_id, workflow, status, nodes_total, nod
     nodes_failed, created_at, finished_at, deadline_ms, definition, state";
 
 /// Writes a run's row back after a transition (`$` to be replaced by the dialect's
-/// mark): run id, status, definition, state, nodes total, done, failed, when it ended.
-pub(crate) const SAVE_RUN: &str = "UPDATE ergon_run SET status = $2, definition = $3,
+/// mark): run id, status, definition (NULL: unchanged), state, nodes total, done, failed,
+/// when it ended.
+pub(crate) const SAVE_RUN: &str = "UPDATE ergon_run SET status = $2,
+    definition = COALESCE($3, definition),
     state = $4, nodes_total = $5, nodes_done = $6, nodes_failed = $7,
     finished_at = COALESCE($8, finished_at)
     WHERE run_id = $1";

@@ -1780,15 +1780,27 @@ mod local {
         Ok(started.elapsed())
     }
 
+    /// Enqueues `n` transactions of [`amqp::BODY`] (ids `0`, `1`, …) into the queue
+    /// `bench` of the file at `path`.
     pub(super) fn fill(path: &std::path::Path, n: u64) -> Result<(), String> {
+        fill_with(path, n, |_| amqp::BODY.to_vec())
+    }
+
+    /// Enqueues `n` transactions (ids `0`, `1`, …, transaction `i` of `payload(i)`) into
+    /// the queue `bench` of the file at `path`.
+    pub(super) fn fill_with(
+        path: &std::path::Path,
+        n: u64,
+        payload: impl Fn(u64) -> Vec<u8>,
+    ) -> Result<(), String> {
         let mut store = Store::open(path).map_err(|e| e.to_string())?;
-        let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-        for chunk in ids.chunks(1_000) {
+        let made: Vec<(String, Vec<u8>)> = (0..n).map(|i| (i.to_string(), payload(i))).collect();
+        for chunk in made.chunks(1_000) {
             let rows: Vec<NewRow<'_>> = chunk
                 .iter()
-                .map(|id| NewRow {
+                .map(|(id, payload)| NewRow {
                     id,
-                    payload: &amqp::BODY,
+                    payload,
                     metadata: "{}".into(),
                 })
                 .collect();

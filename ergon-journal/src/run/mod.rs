@@ -21,12 +21,14 @@
 
 mod ended;
 pub mod expansion;
+mod shape;
 mod state;
 pub(crate) mod template;
 pub mod view;
 mod writes;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ergon_core::journal::dag::{
     OnEmpty, OutputMode, PlanError, PlanLimits, PlannedNode, Readiness, RunPlan, ValidPlan,
@@ -35,6 +37,7 @@ use serde_json::{Map, Value, json};
 
 pub(crate) use ended::NodeEnded;
 pub use expansion::{Expander, Expanders};
+use shape::Shape;
 pub(crate) use state::Definition;
 use state::State;
 pub use state::{Items, NodeState, Phase, RunStatus};
@@ -98,11 +101,14 @@ pub(crate) struct ItemResult {
     pub output: Option<Value>,
 }
 
-/// A run being advanced: its definition, its validated plan, its state.
+/// A run being advanced: its definition and validated plan (shared: see [`Shape`]), its
+/// state.
 pub(crate) struct Run<'a> {
     pub id: String,
-    definition: Definition,
-    plan: ValidPlan,
+    shape: Arc<Shape>,
+    /// Whether the definition differs from the stored one (a new or extended run): only
+    /// then is it written back.
+    definition_changed: bool,
     state: State,
     expanders: &'a Expanders,
     now: i64,
@@ -117,16 +123,17 @@ impl<'a> Run<'a> {
         expanders: &'a Expanders,
         now: i64,
     ) -> Result<Self, String> {
-        let plan = revalidate(&definition.plan)?;
-        let nodes = plan
+        let shape = Shape::of(definition)?;
+        let nodes = shape
+            .plan
             .nodes()
             .iter()
             .map(|node| (node.name.clone(), NodeState::default()))
             .collect();
         Ok(Self {
             id,
-            definition,
-            plan,
+            shape,
+            definition_changed: true,
             state: State {
                 nodes,
                 timed_out: false,
@@ -145,15 +152,13 @@ impl<'a> Run<'a> {
         expanders: &'a Expanders,
         now: i64,
     ) -> Result<Self, String> {
-        let definition: Definition = serde_json::from_str(definition)
-            .map_err(|err| format!("run {id}: its stored definition does not decode: {err}"))?;
+        let shape = Shape::stored(&id, definition)?;
         let state: State = serde_json::from_str(state)
             .map_err(|err| format!("run {id}: its stored state does not decode: {err}"))?;
-        let plan = revalidate(&definition.plan)?;
         Ok(Self {
             id,
-            definition,
-            plan,
+            shape,
+            definition_changed: false,
             state,
             expanders,
             now,
@@ -161,9 +166,10 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The definition, as stored.
-    pub fn definition_json(&self) -> String {
-        serde_json::to_string(&self.definition).unwrap_or_default()
+    /// The definition to store, if it changed since it was loaded (the row keeps the
+    /// one it has otherwise: most of a run's row, written once).
+    pub fn changed_definition_json(&self) -> Option<String> {
+        self.definition_changed.then(|| self.shape.json.clone())
     }
 
     /// The state, as stored.
@@ -173,7 +179,8 @@ impl<'a> Run<'a> {
 
     /// The task that runs node `name` (`None` for a join or an unknown node).
     pub fn task_of(&self, name: &str) -> Option<&str> {
-        self.plan
+        self.shape
+            .plan
             .node(name)
             .filter(|node| !node.is_join())
             .map(|node| node.task.as_str())
@@ -198,6 +205,7 @@ impl<'a> Run<'a> {
         if !phases().all(Phase::is_terminal) {
             RunStatus::Running
         } else if self
+            .shape
             .plan
             .nodes()
             .iter()
@@ -218,6 +226,7 @@ impl<'a> Run<'a> {
             return false;
         }
         let mut dependents = self
+            .shape
             .plan
             .nodes()
             .iter()
@@ -274,7 +283,7 @@ impl<'a> Run<'a> {
     /// Expanded node `name`'s items all ended: its output is made of theirs (in item
     /// order), unless more failed than it allows.
     pub fn join(&mut self, name: &str, results: Vec<ItemResult>) {
-        let Some(node) = self.plan.node(name) else {
+        let Some(node) = self.shape.plan.node(name) else {
             return;
         };
         let (mode, allowed) = (node.output, node.allow_failures);
@@ -325,7 +334,7 @@ impl<'a> Run<'a> {
         for name in open {
             let node = &self.state.nodes[&name];
             if node.phase == Phase::Running
-                && let Some(task) = self.plan.node(&name).map(|n| n.task.clone())
+                && let Some(task) = self.shape.plan.node(&name).map(|n| n.task.clone())
             {
                 match node.items {
                     Some(items) => self.effects.withdraw.extend(
@@ -357,11 +366,11 @@ impl<'a> Run<'a> {
         if self.status() != RunStatus::Running {
             return Err(format!("run {} has ended; it cannot be extended", self.id));
         }
-        let mut plan = self.definition.plan.clone();
+        let mut definition = self.shape.definition.clone();
         let added: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-        plan.nodes.extend(nodes);
-        self.plan = revalidate(&plan)?;
-        self.definition.plan = plan;
+        definition.plan.nodes.extend(nodes);
+        self.shape = Shape::of(definition)?;
+        self.definition_changed = true;
         for name in added {
             self.state.nodes.entry(name).or_default();
         }
@@ -374,10 +383,14 @@ impl<'a> Run<'a> {
     /// expansion, an input that fails) is seen by the nodes after it in the same pass.
     /// Ends the run once every node has.
     fn advance(&mut self) {
-        let order: Vec<String> = self.plan.in_order().map(|n| n.name.clone()).collect();
+        let order: Vec<String> = self.shape.plan.in_order().map(|n| n.name.clone()).collect();
         for name in order {
             if self.state.nodes[&name].phase == Phase::Waiting {
-                let node = self.plan.node(&name).expect("ordered nodes are planned");
+                let node = self
+                    .shape
+                    .plan
+                    .node(&name)
+                    .expect("ordered nodes are planned");
                 let upstream: Vec<_> = node
                     .depends_on
                     .iter()
@@ -405,7 +418,7 @@ impl<'a> Run<'a> {
 
     /// Whether another node may start under `max_parallel`.
     fn has_room(&self) -> bool {
-        self.definition.max_parallel.is_none_or(|max| {
+        self.shape.definition.max_parallel.is_none_or(|max| {
             let running = self
                 .state
                 .nodes
@@ -419,6 +432,7 @@ impl<'a> Run<'a> {
     /// Starts ready node `name`: resolves a join, expands, or hands it to its task.
     fn launch(&mut self, name: &str) {
         let node = self
+            .shape
             .plan
             .node(name)
             .expect("launched nodes are planned")
@@ -581,9 +595,9 @@ impl<'a> Run<'a> {
             .map(|(name, n)| (name.clone(), n.output.clone().unwrap_or(Value::Null)))
             .collect();
         json!({
-            "input": self.definition.input,
+            "input": self.shape.definition.input,
             "results": results,
-            "run": { "id": self.id, "workflow": self.definition.workflow },
+            "run": { "id": self.id, "workflow": self.shape.definition.workflow },
             "node": name,
         })
     }
@@ -624,7 +638,7 @@ impl<'a> Run<'a> {
         }
         let payload = json!({
             "run_id": self.id,
-            "workflow": self.definition.workflow,
+            "workflow": self.shape.definition.workflow,
             "status": status.as_str(),
             "results": results,
             "failed": failed,
@@ -634,7 +648,7 @@ impl<'a> Run<'a> {
         self.event(None, status.as_str(), None);
         self.effects.finished = Some(Finished {
             status,
-            on_complete: self.definition.on_complete.clone(),
+            on_complete: self.shape.definition.on_complete.clone(),
             payload,
         });
     }
@@ -642,7 +656,7 @@ impl<'a> Run<'a> {
     fn event(&mut self, node: Option<String>, status: &'static str, error: Option<String>) {
         self.effects.events.push(RunEvent {
             run_id: self.id.clone(),
-            workflow: self.definition.workflow.clone(),
+            workflow: self.shape.definition.workflow.clone(),
             node,
             status,
             error,

@@ -26,7 +26,8 @@ pub(crate) struct Writes {
 pub(crate) struct RunRow {
     pub run_id: String,
     pub status: &'static str,
-    pub definition: String,
+    /// The definition, when it changed (`None` keeps the stored one).
+    pub definition: Option<String>,
     pub state: String,
     pub nodes_total: i64,
     pub nodes_done: i64,
@@ -72,7 +73,7 @@ impl Run<'_> {
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let row = RunRow {
             status: self.status().as_str(),
-            definition: self.definition_json(),
+            definition: self.changed_definition_json(),
             state: self.state_json(),
             nodes_total: count(total),
             nodes_done: count(done),

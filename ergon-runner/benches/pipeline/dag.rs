@@ -10,8 +10,8 @@
 //! ```
 //!
 //! so a run is four hops deep (`a`; `b`, `c`, `d` at once; `e` once all three ended;
-//! `f`). `runs` start transactions (100 bytes each, the run's input) are in the start
-//! queue before the clock starts; the workflow's start task ([`StartRun`], what
+//! `f`). `runs` start transactions (about 100 bytes of JSON each, the run's input, each
+//! its own) are in the start queue before the clock starts; the workflow's start task ([`StartRun`], what
 //! `[workflows.diamond] start = "..."` runs) starts one run per transaction, and each
 //! node's task is a no-op consumer whose `journal_output` is a small JSON object (the
 //! node's output, kept in the run's state and passed downstream). Every task is one
@@ -46,7 +46,7 @@ use super::*;
 
 /// The workflow, and its start task's name.
 const WORKFLOW: &str = "diamond";
-/// The queue the start transactions wait in ([`local::fill`]'s).
+/// The queue the start transactions wait in ([`local::fill_with`]'s).
 const START_QUEUE: &str = "bench";
 /// The nodes, each run by the task of its name.
 const NODES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -127,7 +127,13 @@ pub(super) fn child(_variant: &str) -> Result<Sample, String> {
         ..Settings::default()
     };
     let journal = Arc::new(DurableJournal::sqlite(&path, settings).map_err(|e| e.to_string())?);
-    local::fill(&path, n)?;
+    // Each run's input is its own (as documents are), so no two runs store the same
+    // definition.
+    local::fill_with(&path, n, |i| {
+        json!({ "doc": i, "text": "x".repeat(80) })
+            .to_string()
+            .into_bytes()
+    })?;
     runtime().block_on(async {
         let config = LocalConfig::default();
         let mut queues: Vec<Arc<dyn Connector>> = Vec::with_capacity(tasks.len());
