@@ -218,6 +218,25 @@ impl Flow {
         self.run(queue, Collect(got.clone())).await;
         std::mem::take(&mut *got.lock().unwrap())
     }
+
+    /// Collects `queue` until at least `n` transactions arrived (deadlines fired by the
+    /// journal's sweeper, whose timing a loaded machine stretches), or `within` passed.
+    async fn collect_at_least(
+        &self,
+        queue: &str,
+        n: usize,
+        within: Duration,
+    ) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut got = Vec::new();
+        loop {
+            got.extend(self.collect(queue).await);
+            if got.len() >= n || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 async fn open_queue(path: &std::path::Path, name: &str) -> Arc<LocalConnector> {
@@ -526,8 +545,9 @@ async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completio
         .complete(completion("item", &first, Settlement::Ack))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let got = flow.collect("fan_in").await;
+    let got = flow
+        .collect_at_least("fan_in", 1, Duration::from_secs(20))
+        .await;
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].1["outcome"], "timed_out");
     let statuses: Vec<&str> = got[0].1["members"]
@@ -570,8 +590,9 @@ async fn a_timeout_fires_once_with_what_completed_even_racing_the_last_completio
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = flow.collect("fan_in").await;
+    let got = flow
+        .collect_at_least("fan_in", 20, Duration::from_secs(20))
+        .await;
     assert_eq!(
         got.len(),
         20,
@@ -600,8 +621,9 @@ async fn a_deadline_that_passes_while_nothing_runs_fires_at_the_next_start(backe
     flow.journal.park(park).await.unwrap();
     // The journal is closed: no timer of this process is left to fire it.
     let flow = flow.reopened_after(Duration::from_millis(500)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let got = flow.collect("fan_in").await;
+    let got = flow
+        .collect_at_least("fan_in", 1, Duration::from_secs(20))
+        .await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1["outcome"], "timed_out");
 }
