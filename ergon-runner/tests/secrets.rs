@@ -1,13 +1,15 @@
 //! Secrets never show: passwords in connector URLs, bearer tokens and API keys in service
 //! configs do not appear in anything the real binary writes — `validate`,
 //! `validate --connect`, a run that fails against the endpoint and dead-letters, `queue`
-//! commands — with logs at `trace`, nor in the dead letters it leaves.
+//! commands — with logs at `trace`, nor in the dead letters it leaves, nor in the traces
+//! and metrics it exports.
 //!
 //! Needs the local RabbitMQ, PostgreSQL and Redis (a password the servers do not expect
 //! makes their connections fail, which is what puts the URLs in error paths).
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -23,31 +25,65 @@ const SECRETS: [&str; 7] = [
     "pgsvc-pw-0a7f",
 ];
 
-/// An HTTP server answering every request with `status` and a body that says nothing.
-async fn server(status: u16) -> String {
+/// Every OTLP export a [`server`] received: its head and body, as bytes.
+type Received = Arc<Mutex<Vec<u8>>>;
+
+/// An HTTP server that keeps and answers OTLP exports (`/v1/traces`, `/v1/metrics`) with
+/// 200, and answers everything else with `status` and a body that says nothing.
+async fn server(status: u16) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let received = Received::default();
+    let kept = received.clone();
     tokio::spawn(async move {
         loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let text = format!(
-                    "HTTP/1.1 {status} Nope\r\ncontent-length: 7\r\nconnection: close\r\n\r\nrefused"
-                );
-                let _ = socket.write_all(text.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(serve(socket, status, kept.clone()));
         }
     });
-    url
+    (url, received)
+}
+
+/// Answers the requests of one connection (kept alive) until the client closes it.
+async fn serve(mut socket: tokio::net::TcpStream, status: u16, received: Received) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let total = end + 4 + length;
+        while data.len() < total {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+        }
+        // The endpoint's own requests carry the credentials, by design: only exports are kept.
+        let otlp = head.starts_with("post /v1/traces") || head.starts_with("post /v1/metrics");
+        if otlp {
+            received.lock().unwrap().extend_from_slice(&data[..total]);
+        }
+        let reply = if otlp {
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned()
+        } else {
+            format!("HTTP/1.1 {status} Nope\r\ncontent-length: 7\r\n\r\nrefused")
+        };
+        if socket.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+        data.drain(..total);
+    }
 }
 
 fn config(http: &str) -> String {
@@ -98,6 +134,11 @@ type = "forward"
 input = "orders"
 output = "partner"
 services = ["api", "model", "db"]
+
+[telemetry]
+endpoint = "{http}"
+sampling_ratio = 1.0
+metrics_interval = "100ms"
 "#
     )
 }
@@ -133,7 +174,7 @@ fn assert_no_secret(what: &str, text: &str) {
 async fn no_secret_appears_in_any_output() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let http = server(401).await;
+    let (http, received) = server(401).await;
     std::fs::write(root.join("tasks.toml"), config(&http)).unwrap();
     std::fs::write(
         root.join("orders.jsonl"),
@@ -167,6 +208,17 @@ async fn no_secret_appears_in_any_output() {
     assert_eq!(dead.lines().count(), 2, "{dead}");
     assert!(dead.contains("HTTP 401"), "{dead}");
     assert_no_secret("the dead letters", &dead);
+    // What the run exported (traces and metrics over OTLP) and sent to the endpoint,
+    // uncompressed protobuf: its strings are plain bytes.
+    let sent = String::from_utf8_lossy(&received.lock().unwrap()).into_owned();
+    for export in ["POST /v1/traces", "POST /v1/metrics"] {
+        assert!(sent.contains(export), "no {export} was received");
+    }
+    // The spans of the failed transactions, with their error and settlement.
+    for recorded in ["error.type", "dead_letter", "orders.jsonl:1"] {
+        assert!(sent.contains(recorded), "the exports lack {recorded:?}");
+    }
+    assert_no_secret("the OTLP exports", &sent);
 
     for connector in ["table", "stream", "rabbit"] {
         let (_, out) = runner(root, &["queue", "stats", connector]);
