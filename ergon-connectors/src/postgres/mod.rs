@@ -276,13 +276,9 @@ impl Connector for PostgresConnector {
     async fn fetch(&self, max: usize) -> Result<Vec<Delivery>, TaskError> {
         let mut heard = self.listener.subscribe();
         heard.borrow_and_update();
-        let claimed = self
-            .through_outage(self.claim(max).await.map(Some), None)
-            .await?;
-        match claimed {
-            Some(claimed) if claimed.is_empty() => {}
-            Some(claimed) => return Ok(claimed),
-            None => return Ok(Vec::new()),
+        match self.claim(max).await {
+            Ok(claimed) if claimed.is_empty() => {}
+            claimed => return self.through_outage(claimed, Vec::new()).await,
         }
         let _ = tokio::time::timeout(self.shared.config.fetch_wait, heard.changed()).await;
         self.through_outage(self.claim(max).await, Vec::new()).await
