@@ -395,6 +395,31 @@ async fn non_streaming_ends_once_drained_without_stalling() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_finite_run_ends_without_a_backoff_when_its_last_transactions_end_during_a_fetch() {
+    // Fetches take 30 ms, transactions 10 ms: the second fetch starts beside the batch
+    // and comes back empty after it ended. Nothing is in flight to cut a backoff short,
+    // so the loop looks again at once (this time for the end) instead of sleeping the
+    // empty-fetch backoff (100 ms) first.
+    let input = Arc::new(ScriptedConnector::with_count(4).fetch_delay(Duration::from_millis(30)));
+    let started = Instant::now();
+    let task = Arc::new(Tracked {
+        delay: Duration::from_millis(10),
+        ..Tracked::default()
+    });
+    let (end, stats) = run(task, &input, policy(4, 4)).await;
+    assert_eq!(end.unwrap(), LoopEnd::Exhausted);
+    assert_eq!(stats.succeeded, 4);
+    let at: Vec<(u128, usize)> = input
+        .fetches()
+        .iter()
+        .map(|(when, _, returned)| ((*when - started).as_millis(), *returned))
+        .collect();
+    assert_eq!(at, [(30, 4), (60, 0), (90, 0)]);
+    assert_eq!(started.elapsed(), Duration::from_millis(90));
+    assert_eq!(input.drained_checks(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_finite_run_delivers_again_what_slow_transactions_requeued() {
     let input = Arc::new(ScriptedConnector::with_count(20));
     let mut requeue = policy(4, 4);

@@ -136,13 +136,15 @@ pub(crate) struct Settled {
 }
 
 /// A fetch: how many were asked for, whether the batch is sampled, what came back, how
-/// long it took (while timing is on) and, for an empty fetch of an idle finite loop,
-/// whether the input is drained.
+/// long it took (while timing is on), whether it may end a finite loop (nothing of the
+/// worker's was in flight or buffered when it started) and, for such a fetch that came
+/// back empty, whether the input is drained.
 struct Fetched {
     want: usize,
     sampled: bool,
     result: Attempted<Vec<Delivery>>,
     micros: Option<u32>,
+    may_end: bool,
     drained: bool,
 }
 
@@ -385,6 +387,7 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             sampled,
                             result,
                             micros,
+                            may_end,
                             drained,
                         }
                     }));
@@ -413,9 +416,18 @@ impl<L: Lifecycle> ConsumeLoop<L> {
                             if fetched.drained && run_quiet {
                                 source_end = Some(LoopEnd::Exhausted);
                             } else if batch.is_empty() {
-                                empty_streak += 1;
-                                let wait = empty_backoff.delay_after(empty_streak);
-                                waiting = Some(Box::pin(tokio::time::sleep(wait)));
+                                // What was in flight when this fetch started has ended since
+                                // (a finite loop's last transactions): nothing would cut a
+                                // backoff short now, so look again at once, for the end.
+                                let ended_since = !fetched.may_end
+                                    && !loop_policy.streaming
+                                    && in_flight.is_empty()
+                                    && buffer.is_empty();
+                                if !ended_since {
+                                    empty_streak += 1;
+                                    let wait = empty_backoff.delay_after(empty_streak);
+                                    waiting = Some(Box::pin(tokio::time::sleep(wait)));
+                                }
                             } else {
                                 empty_streak = 0;
                                 if let Some(quiet) = &mut quiet {
