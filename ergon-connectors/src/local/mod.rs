@@ -48,6 +48,8 @@ use ergon_core::sync::lock;
 use ergon_core::transaction::Metadata;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
+use crate::ack_flusher::NotedAcks;
+
 pub use config::LocalConfig;
 pub use database::{Database, Write};
 pub use store::{DeadLetter, Depths, Leased, NewRow, SCHEMA, Store, ack_in, append, withdraw};
@@ -129,7 +131,7 @@ struct Shared {
     queue: String,
     config: LocalConfig,
     /// Acked or dropped rows not deleted yet: `(seq, lease)`.
-    pending: Mutex<Vec<(i64, i64)>>,
+    acks: NotedAcks<(i64, i64)>,
     /// Dispatched rows waiting for the writer, and whether it is writing.
     appends: Mutex<Appends>,
     flush_now: Notify,
@@ -153,7 +155,7 @@ impl LocalConnector {
             path,
             queue,
             config: config.clone(),
-            pending: Mutex::new(Vec::new()),
+            acks: NotedAcks::new(),
             appends: Mutex::new(Appends::default()),
             flush_now: Notify::new(),
             closed: CancellationToken::new(),
@@ -255,12 +257,7 @@ impl Connector for LocalConnector {
         let receipt = (seq, token);
         match settlement {
             Settlement::Ack | Settlement::Drop(_) => {
-                let pending = {
-                    let mut pending = lock(&self.shared.pending);
-                    pending.push(receipt);
-                    pending.len()
-                };
-                if pending >= ACK_BATCH {
+                if self.shared.acks.note(receipt) >= ACK_BATCH {
                     self.shared.flush_now.notify_one();
                 }
                 Ok(SettleOutcome::Performed)
@@ -393,7 +390,7 @@ fn write_appends(shared: &Shared) {
 /// Deletes acked rows every `ack_interval`, or at once when a batch is waiting.
 async fn flush_acks(shared: Arc<Shared>) {
     let failed = |err: &TaskError| {
-        tracing::warn!(queue = %shared.queue, error = %err.chain(), "Acks not written; those transactions will be delivered again when their lease runs out");
+        tracing::warn!(queue = %shared.queue, error = %err.chain(), "Acks not written yet; trying again until they are (a lease that runs out first means a redelivery)");
     };
     crate::ack_flusher::run(
         shared.config.ack_interval,
@@ -405,14 +402,18 @@ async fn flush_acks(shared: Arc<Shared>) {
     .await;
 }
 
+/// Deletes the acked rows noted (see [`NotedAcks::flush`]).
 async fn flush(shared: &Arc<Shared>) -> Result<(), TaskError> {
-    let acked = std::mem::take(&mut *lock(&shared.pending));
-    if acked.is_empty() {
-        return Ok(());
-    }
-    on_store(shared, "cannot ack in", move |store| store.ack(&acked))
+    shared
+        .acks
+        .flush(|acked| async move {
+            let deleting = acked.clone();
+            match on_store(shared, "cannot ack in", move |store| store.ack(&deleting)).await {
+                Ok(_) => Ok(()),
+                Err(err) => Err((acked, err)),
+            }
+        })
         .await
-        .map(drop)
 }
 
 /// A requeue or dead letter that found its row still under the fetching lease was

@@ -65,6 +65,7 @@ use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Tran
 
 pub use config::{OnAck, PostgresConfig};
 
+use crate::ack_flusher::NotedAcks;
 use database::Database;
 use listen::Listener;
 
@@ -148,7 +149,7 @@ struct Shared {
     db: Database,
     config: PostgresConfig,
     /// Acks and drops not written yet.
-    pending: Mutex<Vec<Settled>>,
+    acks: NotedAcks<Settled>,
     flush_now: Notify,
     closed: CancellationToken,
     /// Whether the last fetch or drained check found the database out of reach.
@@ -178,7 +179,7 @@ impl PostgresConnector {
         let shared = Arc::new(Shared {
             db,
             config: config.clone(),
-            pending: Mutex::new(Vec::new()),
+            acks: NotedAcks::new(),
             flush_now: Notify::new(),
             closed: CancellationToken::new(),
             away: AtomicBool::new(false),
@@ -311,16 +312,12 @@ impl Connector for PostgresConnector {
                     };
                     return self.settle_now("cannot ack", statement, lease, None).await;
                 }
-                let pending = {
-                    let mut pending = lock(&self.shared.pending);
-                    pending.push(Settled {
-                        seq: lease.seq,
-                        token: lease.token,
-                        delete,
-                    });
-                    pending.len()
-                };
-                if pending >= ACK_BATCH {
+                let noted = self.shared.acks.note(Settled {
+                    seq: lease.seq,
+                    token: lease.token,
+                    delete,
+                });
+                if noted >= ACK_BATCH {
                     self.shared.flush_now.notify_one();
                 }
                 Ok(SettleOutcome::Performed)
@@ -417,27 +414,34 @@ async fn flush_acks(shared: Arc<Shared>) {
 /// failure they are kept for the next flush (a settlement checks its lease, so writing
 /// one late is safe).
 async fn flush(shared: &Shared) -> Result<(), TaskError> {
-    let settled = std::mem::take(&mut *lock(&shared.pending));
-    if settled.is_empty() {
-        return Ok(());
-    }
     let db = &shared.db;
-    let (deletes, marks): (Vec<Settled>, Vec<Settled>) = settled.iter().partition(|s| s.delete);
-    for (batch, statement) in [(&deletes, &db.sql.delete), (&marks, &db.sql.mark_done)] {
-        if batch.is_empty() {
-            continue;
-        }
-        let seqs: Vec<i64> = batch.iter().map(|s| s.seq).collect();
-        let tokens: Vec<i64> = batch.iter().map(|s| s.token).collect();
-        if let Err(err) = db
-            .execute("cannot write acks", statement, &[&seqs, &tokens])
-            .await
-        {
-            lock(&shared.pending).extend_from_slice(batch);
-            return Err(err);
-        }
-    }
-    Ok(())
+    shared
+        .acks
+        .flush(|settled| async move {
+            let (deletes, marks): (Vec<Settled>, Vec<Settled>) =
+                settled.into_iter().partition(|s| s.delete);
+            let mut unwritten = Vec::new();
+            let mut failure = None;
+            for (batch, statement) in [(deletes, &db.sql.delete), (marks, &db.sql.mark_done)] {
+                if batch.is_empty() {
+                    continue;
+                }
+                let seqs: Vec<i64> = batch.iter().map(|s| s.seq).collect();
+                let tokens: Vec<i64> = batch.iter().map(|s| s.token).collect();
+                if let Err(err) = db
+                    .execute("cannot write acks", statement, &[&seqs, &tokens])
+                    .await
+                {
+                    unwritten.extend(batch);
+                    failure.get_or_insert(err);
+                }
+            }
+            match failure {
+                None => Ok(()),
+                Some(err) => Err((unwritten, err)),
+            }
+        })
+        .await
 }
 
 /// A settlement that found its row under the fetching lease was performed; otherwise the

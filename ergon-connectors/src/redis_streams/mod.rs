@@ -71,6 +71,7 @@ use ergon_core::queue_admin::QueueAdmin;
 use ergon_core::sync::lock;
 use ergon_core::{Connector, Delivery, SettleOutcome, Settlement, TaskError, Transaction};
 
+use crate::ack_flusher::NotedAcks;
 pub use config::RedisStreamsConfig;
 use entry::Entry;
 
@@ -146,7 +147,7 @@ struct Shared {
     group_ready: AtomicBool,
     claim: Mutex<Claim>,
     /// Ids acknowledged but not sent yet.
-    acks: Mutex<Vec<String>>,
+    acks: NotedAcks<String>,
     flush_now: Notify,
     closed: CancellationToken,
 }
@@ -198,7 +199,7 @@ impl RedisStreamsConnector {
                 cursor: "0-0".to_owned(),
                 next_at: Instant::now(),
             }),
-            acks: Mutex::new(Vec::new()),
+            acks: NotedAcks::new(),
             flush_now: Notify::new(),
             closed: CancellationToken::new(),
             config,
@@ -331,31 +332,27 @@ impl Shared {
     /// Sends the acknowledgements waiting: one `XACK` (and `XDEL`) in one `MULTI`. Ids
     /// that could not be sent are kept for the next flush.
     async fn flush(&self) -> Result<(), TaskError> {
-        let ids = std::mem::take(&mut *lock(&self.acks));
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let config = &self.config;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("XACK")
-            .arg(&config.stream)
-            .arg(&self.group)
-            .arg(&ids)
-            .ignore();
-        if config.delete_on_ack {
-            pipe.cmd("XDEL").arg(&config.stream).arg(&ids).ignore();
-        }
-        let sent: Result<(), RedisError> = pipe.query_async(&mut self.writer.clone()).await;
-        if let Err(err) = sent {
-            let count = ids.len();
-            let mut acks = lock(&self.acks);
-            let newer = std::mem::replace(&mut *acks, ids);
-            acks.extend(newer);
-            drop(acks);
-            return Err(self.error(&format!("cannot acknowledge {count} entries"), err));
-        }
-        Ok(())
+        self.acks
+            .flush(|ids| async move {
+                let config = &self.config;
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                pipe.cmd("XACK")
+                    .arg(&config.stream)
+                    .arg(&self.group)
+                    .arg(&ids)
+                    .ignore();
+                if config.delete_on_ack {
+                    pipe.cmd("XDEL").arg(&config.stream).arg(&ids).ignore();
+                }
+                let sent: Result<(), RedisError> = pipe.query_async(&mut self.writer.clone()).await;
+                sent.map_err(|err| {
+                    let what = format!("cannot acknowledge {} entries", ids.len());
+                    let err = self.error(&what, err);
+                    (ids, err)
+                })
+            })
+            .await
     }
 }
 
@@ -414,12 +411,7 @@ impl Connector for RedisStreamsConnector {
         };
         let (to, fields, what) = match settlement {
             Settlement::Ack | Settlement::Drop(_) => {
-                let waiting = {
-                    let mut acks = lock(&shared.acks);
-                    acks.push(entry_id.clone());
-                    acks.len()
-                };
-                if waiting >= ACK_BATCH {
+                if shared.acks.note(entry_id.clone()) >= ACK_BATCH {
                     shared.flush_now.notify_one();
                 }
                 return Ok(SettleOutcome::Performed);
