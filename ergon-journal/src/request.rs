@@ -90,6 +90,14 @@ pub(crate) struct Pending {
     pub done: oneshot::Sender<Result<usize, String>>,
 }
 
+/// The earlier of a known deadline and a new one (`None`: none).
+pub(crate) fn earliest(known: Option<i64>, new: Option<i64>) -> Option<i64> {
+    match (known, new) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The error of a request whose writer has stopped.
 fn gone() -> TaskError {
     TaskError::system("the journal's writer has stopped").non_retryable()

@@ -10,6 +10,10 @@
 //! while a turn taken on the shared connection starts the moment the last one commits.
 //! Processes sharing the file still take turns on SQLite's lock ([`wait_for_lock`]).
 //!
+//! The shared connection leaves checkpoints of the write-ahead log to a thread of its
+//! own ([`checkpoint`](super::checkpoint)), so that no commit copies the log back into
+//! the file while every writer of the process waits behind it.
+//!
 //! Readers that must not wait behind writes (the journal's lookups, the commands) open a
 //! connection of their own with [`Database::open_private`]: WAL lets them read beside the
 //! writer.
@@ -21,6 +25,8 @@ use std::time::Duration;
 
 use ergon_core::sync::lock;
 use rusqlite::Connection;
+
+use super::checkpoint::{Checkpoints, LOG_SIZE_LIMIT};
 
 /// A handle on a database file's connection: this process's shared one
 /// ([`Database::open`]) or a private one ([`Database::open_private`]).
@@ -41,13 +47,20 @@ use rusqlite::Connection;
 /// ```
 #[derive(Clone)]
 pub struct Database {
-    connection: Arc<Mutex<Connection>>,
+    shared: Arc<Shared>,
+}
+
+/// A connection and, on the shared one, the thread that checkpoints its file.
+struct Shared {
+    connection: Mutex<Connection>,
+    checkpoints: Option<Checkpoints>,
 }
 
 /// An open write transaction (`BEGIN IMMEDIATE`) on a [`Database`], holding its
 /// connection; it rolls back when dropped without [`Write::commit`].
 pub struct Write<'a> {
     connection: MutexGuard<'a, Connection>,
+    checkpoints: Option<&'a Checkpoints>,
     open: bool,
 }
 
@@ -58,13 +71,14 @@ impl Database {
     /// This process's connection to the database at `path`, opened (and the file created)
     /// on first use with the discipline every user of the file shares — WAL, so readers
     /// never wait for the writer; `synchronous = NORMAL`, so a commit survives the process
-    /// being killed — and `schema` run on it (`CREATE … IF NOT EXISTS` statements).
+    /// being killed — and `schema` run on it (`CREATE … IF NOT EXISTS` statements); a
+    /// thread checkpoints the file after its commits.
     ///
     /// # Errors
     ///
     /// The file cannot be opened or created, or is not an SQLite database.
     pub fn open(path: &Path, schema: &str) -> rusqlite::Result<Database> {
-        static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<Connection>>>>> =
+        static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> =
             LazyLock::new(Default::default);
         let mut open = lock(&OPEN);
         let key = std::fs::canonicalize(path).ok();
@@ -73,12 +87,18 @@ impl Database {
             .and_then(|key| open.get(key))
             .and_then(Weak::upgrade);
         let database = match shared {
-            Some(connection) => Database { connection },
+            Some(shared) => Database { shared },
             None => {
-                let database = Database::open_private(path, "")?;
+                let connection = connect(path)?;
+                let checkpoints = Checkpoints::start(path);
+                if checkpoints.is_some() {
+                    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+                    connection.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
+                }
+                let database = Database::new(connection, checkpoints);
                 let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-                open.retain(|_, connection| connection.strong_count() > 0);
-                open.insert(key, Arc::downgrade(&database.connection));
+                open.retain(|_, shared| shared.strong_count() > 0);
+                open.insert(key, Arc::downgrade(&database.shared));
                 database
             }
         };
@@ -94,22 +114,18 @@ impl Database {
     ///
     /// The file cannot be opened or created, or is not an SQLite database.
     pub fn open_private(path: &Path, schema: &str) -> rusqlite::Result<Database> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let connection = Connection::open(path)?;
-        connection.busy_handler(Some(wait_for_lock))?;
-        connection.set_prepared_statement_cache_capacity(STATEMENTS);
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: a commit survives a process crash (kill -9); only a power loss can
-        // take the last commits back, and then at-least-once delivery still holds for
-        // everything not acked.
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        let database = Database {
-            connection: Arc::new(Mutex::new(connection)),
-        };
+        let database = Database::new(connect(path)?, None);
         database.create(schema)?;
         Ok(database)
+    }
+
+    fn new(connection: Connection, checkpoints: Option<Checkpoints>) -> Database {
+        Database {
+            shared: Arc::new(Shared {
+                connection: Mutex::new(connection),
+                checkpoints,
+            }),
+        }
     }
 
     /// Runs `schema` in one write (nothing when it is empty).
@@ -129,10 +145,11 @@ impl Database {
     ///
     /// Another process held the lock past the busy timeout, or the file cannot be written.
     pub fn write(&self) -> rusqlite::Result<Write<'_>> {
-        let connection = lock(&self.connection);
+        let connection = lock(&self.shared.connection);
         connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         Ok(Write {
             connection,
+            checkpoints: self.shared.checkpoints.as_ref(),
             open: true,
         })
     }
@@ -140,7 +157,7 @@ impl Database {
     /// The connection, for reads (each statement its own read transaction), once this
     /// process's writers to the file are done.
     pub fn read(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.connection)
+        lock(&self.shared.connection)
     }
 }
 
@@ -153,6 +170,9 @@ impl Write<'_> {
     pub fn commit(mut self) -> rusqlite::Result<()> {
         self.connection.prepare_cached("COMMIT")?.execute([])?;
         self.open = false;
+        if let Some(checkpoints) = self.checkpoints {
+            checkpoints.committed();
+        }
         Ok(())
     }
 }
@@ -173,6 +193,23 @@ impl Drop for Write<'_> {
             let _ = self.connection.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// Opens a connection to the database at `path` (creating its directory and the file)
+/// with the discipline every user of the file shares.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let connection = Connection::open(path)?;
+    connection.busy_handler(Some(wait_for_lock))?;
+    connection.set_prepared_statement_cache_capacity(STATEMENTS);
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // WAL + NORMAL: a commit survives a process crash (kill -9); only a power loss can
+    // take the last commits back, and then at-least-once delivery still holds for
+    // everything not acked.
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(connection)
 }
 
 /// How long a connection waits for another process to release the file's write lock
@@ -214,9 +251,9 @@ mod tests {
         let b = Database::open(&dir.path().join(".").join("queue.db"), "").unwrap();
         let other = Database::open(&dir.path().join("other.db"), "").unwrap();
         let private = Database::open_private(&dir.path().join("queue.db"), "").unwrap();
-        assert!(Arc::ptr_eq(&a.connection, &b.connection));
-        assert!(!Arc::ptr_eq(&a.connection, &other.connection));
-        assert!(!Arc::ptr_eq(&a.connection, &private.connection));
+        assert!(Arc::ptr_eq(&a.shared, &b.shared));
+        assert!(!Arc::ptr_eq(&a.shared, &other.shared));
+        assert!(!Arc::ptr_eq(&a.shared, &private.shared));
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! and requeues dead letters.
 
 mod admin;
+mod checkpoint;
 mod config;
 mod database;
 mod store;

@@ -22,6 +22,7 @@ use tokio_postgres::{Error, Row};
 use super::workflow::Commit;
 use crate::fan_in::{self, Cut, GroupKey, GroupState, Item, Lineage, Touched};
 use crate::handover::Edge;
+use crate::request::earliest;
 use crate::routes::Routes;
 use crate::rows;
 use crate::tables;
@@ -312,13 +313,11 @@ impl Commit<'_> {
     /// the items that arrived in this commit.
     pub(super) async fn cut_batches(&mut self) -> Result<Option<i64>, Error> {
         self.count_expected().await?;
-        let mut earliest: Option<i64> = None;
+        let mut next = None;
         while let Some((group, touched)) = self.groups.pop_first() {
-            if let Some(at) = self.decide_group(group, touched).await? {
-                earliest = Some(earliest.map_or(at, |known| known.min(at)));
-            }
+            next = earliest(next, self.decide_group(group, touched).await?);
         }
-        Ok(earliest)
+        Ok(next)
     }
 
     /// Cuts the batches `group` is due, writes it back, and returns its deadline.

@@ -27,7 +27,7 @@ use super::workflow::{Commit, NEXT_DEADLINE};
 use super::{Place, fan_in, reader};
 use crate::events::RunSettings;
 use crate::metrics::JournalMetrics;
-use crate::request::{Pending, Request};
+use crate::request::{Pending, Request, earliest};
 use crate::routes::Routes;
 
 /// The most requests one commit takes.
@@ -304,13 +304,5 @@ impl Writer {
                 tracing::warn!(journal = %self.place, error = %err, "Cannot purge the journal")
             }
         }
-    }
-}
-
-/// The earlier of a known deadline and a new one.
-fn earliest(known: Option<i64>, new: Option<i64>) -> Option<i64> {
-    match (known, new) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }

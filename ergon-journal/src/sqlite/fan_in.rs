@@ -16,6 +16,7 @@ use rusqlite::{OptionalExtension, params};
 use super::workflow::Transition;
 use crate::fan_in::{self, GroupKey, GroupState, Groups, Item, Lineage, Touched};
 use crate::handover::Edge;
+use crate::request::earliest;
 use crate::rows;
 use crate::tables;
 
@@ -160,25 +161,32 @@ impl Transition<'_> {
     }
 
     /// Cuts the batches due in the groups this commit touched, queues them to their
-    /// consumers, and writes each group back once. A group that closed fixes the expected
-    /// count of the fan-ins collecting its consumer's results, which are decided in turn.
+    /// consumers, and writes each group back once; returns the earliest deadline stored.
+    /// A group that closed fixes the expected count of the fan-ins collecting its
+    /// consumer's results, which are decided in turn.
     ///
     /// Groups are taken out one at a time, so that a group still waiting in the commit
     /// takes the expected count a closing group fixes (rather than a stale read of it).
-    pub(super) fn cut_batches(&self) -> rusqlite::Result<()> {
+    pub(super) fn cut_batches(&self) -> rusqlite::Result<Option<i64>> {
+        let mut next = None;
         loop {
-            let next = self.groups.borrow_mut().pop_first();
-            let Some((group, touched)) = next else {
-                return Ok(());
+            let popped = self.groups.borrow_mut().pop_first();
+            let Some((group, touched)) = popped else {
+                return Ok(next);
             };
-            self.decide_group(&group, touched)?;
+            next = earliest(next, self.decide_group(&group, touched)?);
         }
     }
 
-    fn decide_group(&self, group: &GroupKey, mut touched: Touched) -> rusqlite::Result<()> {
+    /// Cuts what `group` is due and writes it back; returns its deadline.
+    fn decide_group(
+        &self,
+        group: &GroupKey,
+        mut touched: Touched,
+    ) -> rusqlite::Result<Option<i64>> {
         let Some(consumes) = self.routes.consumes_of(&group.consumer) else {
             // Unreached: a commit touches only the groups of the routes' fan-ins.
-            return Ok(());
+            return Ok(None);
         };
         let before = touched.state;
         let cuts = fan_in::cuts(&before, u64::from(consumes.batch_size), touched.timed_out);
@@ -201,7 +209,7 @@ impl Transition<'_> {
                 self.expect(next, &touched.root_id, batches)?;
             }
         }
-        Ok(())
+        Ok(touched.deadline_ms)
     }
 
     /// Takes the oldest `cut.size` unbatched items of `group` (held as `touched`) into

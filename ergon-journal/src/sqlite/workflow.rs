@@ -31,7 +31,7 @@ use std::sync::LazyLock;
 use ergon_connectors::local::{self, Lease, NewRow, metadata_json};
 use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use crate::events::RunSettings;
 use crate::fan_in::{Groups, Lineage};
@@ -60,6 +60,9 @@ pub(super) struct Transition<'a> {
     pub runs: &'a RunSettings,
     /// The run and node transitions of this commit, published once it is durable.
     pub events: RefCell<Vec<RunEvent>>,
+    /// The statement recording completions, held for the whole commit: taking it from
+    /// the connection's cache would hash its 700-byte text for every completion.
+    pub completing: RefCell<Option<CachedStatement<'a>>>,
 }
 
 /// Members of one wait flipped in this commit, by how they ended.
@@ -92,7 +95,12 @@ impl Transition<'_> {
         let t = &c.transaction;
         let (status, failure) = handover::status_of(&c.settlement);
         let output = handover::capped_output(c, self.max_output);
-        let changed = self.db.prepare_cached(&COMPLETE)?.execute(params![
+        let mut completing = self.completing.borrow_mut();
+        let record = match &mut *completing {
+            Some(held) => held,
+            None => completing.insert(self.db.prepare_cached(&COMPLETE)?),
+        };
+        let changed = record.execute(params![
             t.id(),
             &*c.task,
             t.parent_id(),
@@ -111,6 +119,7 @@ impl Transition<'_> {
             c.started_at_ms,
             c.finished_at_ms,
         ])?;
+        drop(completing);
         if changed == 0 {
             return Ok(acked);
         }

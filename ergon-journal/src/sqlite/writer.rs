@@ -11,7 +11,10 @@
 //! Between requests the writer sleeps until the earliest stored deadline, at most
 //! [`BACKSTOP`]: another process sharing the file may have stored an earlier one, and a
 //! deadline that passed while no runner was up fires at the first look (late, never
-//! lost).
+//! lost). A commit keeps the deadline it knows, made earlier by the deadlines it stores
+//! itself (a parked wait's, a run's, a fan-in group's), and reads the stored ones again
+//! only after deadlines fired or once per [`BACKSTOP`]: that read costs as much as a
+//! group of completions (measured on `journal_cost`).
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ use tokio::sync::Notify;
 use super::workflow::{self, Transition};
 use crate::events::RunSettings;
 use crate::metrics::JournalMetrics;
-use crate::request::{Pending, Request};
+use crate::request::{Pending, Request, earliest};
 use crate::routes::Routes;
 use crate::run::RunEvent;
 
@@ -59,6 +62,7 @@ impl Writer {
         let mut purged = None::<Instant>;
         let mut group = Vec::with_capacity(MAX_GROUP);
         let mut deadline = self.next_deadline();
+        let mut read_at = Instant::now();
         loop {
             if !self.retention.is_zero() && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
                 self.purge_expired();
@@ -82,11 +86,12 @@ impl Writer {
             let due = deadline.is_some_and(|at| at <= now);
             if group.is_empty() && !due {
                 deadline = self.next_deadline();
+                read_at = Instant::now();
                 continue;
             }
             let mut events = Vec::new();
             let committed = self
-                .commit(&group, now, due, &mut events)
+                .commit(&group, (now, due, deadline), &mut events)
                 .map_err(|err| format!("journal {}: cannot commit: {err}", self.path.display()));
             if let (Ok(_), Some(sink)) = (&committed, &self.runs.events)
                 && !events.is_empty()
@@ -96,24 +101,32 @@ impl Writer {
             for (index, pending) in group.drain(..).enumerate() {
                 let reply = committed
                     .as_ref()
-                    .map(|counts| counts[index])
+                    .map(|(counts, _)| counts[index])
                     .map_err(Clone::clone);
                 // A sender that gave up (its worker was cut off) needs no answer.
                 let _ = pending.done.send(reply);
             }
             self.committed.notify_waiters();
-            deadline = self.next_deadline();
+            match committed {
+                Ok((_, next)) if read_at.elapsed() < BACKSTOP => deadline = next,
+                // Another process sharing the file may have stored an earlier one.
+                Ok(_) | Err(_) => {
+                    deadline = self.next_deadline();
+                    read_at = Instant::now();
+                }
+            }
         }
     }
 
-    /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction.
+    /// Applies `group` (and, when `due`, the deadlines that have come) in one transaction;
+    /// returns each request's answer and the next deadline (`deadline`, or an earlier one
+    /// this commit stored; read again after deadlines fired).
     fn commit(
         &mut self,
         group: &[Pending],
-        now: i64,
-        due: bool,
+        (now, due, deadline): (i64, bool, Option<i64>),
         events: &mut Vec<RunEvent>,
-    ) -> rusqlite::Result<Vec<usize>> {
+    ) -> rusqlite::Result<(Vec<usize>, Option<i64>)> {
         let tx = self.db.write()?;
         let step = Transition {
             db: &tx,
@@ -126,15 +139,23 @@ impl Writer {
             metrics: &self.metrics,
             runs: &self.runs,
             events: RefCell::default(),
+            completing: RefCell::default(),
         };
         let mut counts = Vec::with_capacity(group.len());
+        let mut next = deadline;
         for pending in group {
             counts.push(match &pending.request {
                 Request::Complete(completion, lease) => step.complete(completion, *lease)?,
                 Request::Spawn { target, children } => step.spawn(target, children)?,
-                Request::Park(park) => step.park(park).map(|()| 0)?,
+                Request::Park(park) => {
+                    next = earliest(next, park.deadline_ms);
+                    step.park(park).map(|()| 0)?
+                }
                 Request::Cancel { parent } => step.cancel_children(parent)?,
-                Request::StartRun(start) => step.start_run(start)?,
+                Request::StartRun(start) => {
+                    next = earliest(next, start.deadline_ms);
+                    step.start_run(start)?
+                }
                 Request::ExtendRun { run_id, nodes } => step.extend_run(run_id, nodes)?,
             });
         }
@@ -150,10 +171,16 @@ impl Writer {
                 tracing::info!(timed_out, "Runs past their deadline timed out");
             }
         }
-        step.cut_batches()?;
+        let cut = step.cut_batches()?;
+        next = if due {
+            workflow::next_deadline(&tx, &self.routes)?
+        } else {
+            earliest(next, cut)
+        };
         *events = step.events.take();
+        drop(step);
         tx.commit()?;
-        Ok(counts)
+        Ok((counts, next))
     }
 
     fn next_deadline(&self) -> Option<i64> {
