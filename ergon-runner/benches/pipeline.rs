@@ -65,7 +65,11 @@
 //! at the prefetch). `amqp_publish` times a producer dispatching generated 100-byte
 //! transactions (concurrency 256: 256 dispatches of one message each waiting for their
 //! confirm) beside raw lapin on one channel publishing them all pipelined and then
-//! waiting for every confirm. Both publish the same messages the same way: persistent,
+//! waiting for every confirm. A publisher with confirms moves its window of unconfirmed
+//! messages per broker round trip: the raw loop's window is the whole run, the engine's
+//! is the producer's concurrency (`ERGON_BENCH_PUBLISH_CONCURRENCY` sets it;
+//! `ERGON_BENCH_RAW_WINDOW` bounds the raw loop's, to compare the two at one window).
+//! Both publish the same messages the same way: persistent,
 //! `mandatory`, with a `message_id`, to a durable classic queue, a return or nack
 //! failing the run (a persistent message is confirmed once the broker wrote it to disk;
 //! before, raw published transient messages, confirmed from memory, and read about
@@ -1359,8 +1363,17 @@ mod amqp {
             mandatory: like_dispatch,
             ..BasicPublishOptions::default()
         };
-        let mut confirms = Vec::with_capacity(n as usize);
+        // Confirms outstanding at most (`ERGON_BENCH_RAW_WINDOW`, default: all of them):
+        // the window a producer's concurrency gives the engine, for comparing the two at
+        // the same window.
+        let window = env_or("ERGON_BENCH_RAW_WINDOW", n).max(1) as usize;
+        let mut confirms = std::collections::VecDeque::with_capacity(window.min(n as usize));
         for i in 0..n {
+            if confirms.len() == window
+                && let Some(oldest) = confirms.pop_front()
+            {
+                confirmed(oldest).await?;
+            }
             let properties = if like_dispatch {
                 BasicProperties::default()
                     .with_delivery_mode(2)
@@ -1368,7 +1381,7 @@ mod amqp {
             } else {
                 BasicProperties::default()
             };
-            confirms.push(
+            confirms.push_back(
                 channel
                     .basic_publish(
                         ShortString::from(""),
@@ -1382,13 +1395,18 @@ mod amqp {
             );
         }
         for confirm in confirms {
-            match confirm.await.map_err(|e| e.to_string())? {
-                lapin::Confirmation::Ack(None) => {}
-                lapin::Confirmation::Ack(Some(_)) => return Err("a publish was returned".into()),
-                _ => return Err("a publish was nacked".into()),
-            }
+            confirmed(confirm).await?;
         }
         Ok(())
+    }
+
+    /// Waits for `confirm`: an ack of a message not returned.
+    async fn confirmed(confirm: lapin::PublisherConfirm) -> Result<(), String> {
+        match confirm.await.map_err(|e| e.to_string())? {
+            lapin::Confirmation::Ack(None) => Ok(()),
+            lapin::Confirmation::Ack(Some(_)) => Err("a publish was returned".into()),
+            _ => Err("a publish was nacked".into()),
+        }
     }
 
     async fn delete(name: &str) -> Result<u32, String> {
