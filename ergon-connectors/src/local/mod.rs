@@ -53,11 +53,11 @@ use crate::ack_flusher::NotedAcks;
 
 pub use config::LocalConfig;
 pub use database::{Database, Write};
-pub use store::{DeadLetter, Depths, Leased, NewRow, SCHEMA, Store, ack_in, append, withdraw};
+pub use store::{AcksIn, DeadLetter, Depths, Leased, NewRow, SCHEMA, Store, append, withdraw};
 
 /// A local queue's receipt: the row, and the lease that fetched it. Public so that the
 /// journal, sharing the queue's file, can settle an ack in its own commit
-/// ([`ack_in`](store::ack_in)).
+/// ([`AcksIn`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     /// The row's position in the queue table.

@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::{CachedStatement, Connection, params};
 
 use ergon_core::Failure;
 use ergon_core::journal::now_ms;
@@ -127,15 +127,28 @@ pub fn append(db: &Connection, queue: &str, rows: &[NewRow<'_>]) -> rusqlite::Re
     Ok(())
 }
 
-/// Deletes the row `seq` if it is still under `lease`, within the caller's transaction on
-/// `db`; returns whether it was (an ack the journal makes in its own commit).
-///
-/// # Errors
-///
-/// The delete failed.
-pub fn ack_in(db: &Connection, seq: i64, lease: i64) -> rusqlite::Result<bool> {
-    let mut delete = db.prepare_cached(ACK)?;
-    Ok(delete.execute(params![seq, lease])? == 1)
+/// Acks made within a transaction of the caller's (the journal's commit, which records a
+/// completion and acks its delivery as one step), the statement prepared once for all of
+/// them: looking it up in the connection's cache per ack hashes its text every time.
+#[derive(Default)]
+pub struct AcksIn<'c> {
+    delete: Option<CachedStatement<'c>>,
+}
+
+impl<'c> AcksIn<'c> {
+    /// Deletes the row `seq` if it is still under `lease`, on `db` (inside the caller's
+    /// transaction); returns whether it was.
+    ///
+    /// # Errors
+    ///
+    /// The delete failed.
+    pub fn ack(&mut self, db: &'c Connection, seq: i64, lease: i64) -> rusqlite::Result<bool> {
+        let delete = match &mut self.delete {
+            Some(delete) => delete,
+            None => self.delete.insert(db.prepare_cached(ACK)?),
+        };
+        Ok(delete.execute(params![seq, lease])? == 1)
+    }
 }
 
 /// Deletes one acked row, under its lease.

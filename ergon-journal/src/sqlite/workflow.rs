@@ -28,7 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use ergon_connectors::local::{self, Lease, NewRow, metadata_json};
+use ergon_connectors::local::{self, AcksIn, Lease, NewRow, metadata_json};
 use ergon_core::Transaction;
 use ergon_core::journal::{Completion, Counts, Park, WaitOutcome};
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
@@ -63,6 +63,8 @@ pub(super) struct Transition<'a> {
     /// The statement recording completions, held for the whole commit: taking it from
     /// the connection's cache would hash its 700-byte text for every completion.
     pub completing: RefCell<Option<CachedStatement<'a>>>,
+    /// The acks of deliveries completed in this commit (local queues in this file).
+    pub acks: RefCell<AcksIn<'a>>,
 }
 
 /// Members of one wait flipped in this commit, by how they ended.
@@ -89,7 +91,11 @@ impl Transition<'_> {
     /// that lease), else 0.
     pub fn complete(&self, c: &Completion, lease: Option<Lease>) -> rusqlite::Result<usize> {
         let acked = match lease {
-            Some(lease) => usize::from(local::ack_in(self.db, lease.seq, lease.token)?),
+            Some(lease) => usize::from(self.acks.borrow_mut().ack(
+                self.db,
+                lease.seq,
+                lease.token,
+            )?),
             None => 0,
         };
         let t = &c.transaction;

@@ -140,6 +140,7 @@ impl Writer {
             runs: &self.runs,
             events: RefCell::default(),
             completing: RefCell::default(),
+            acks: RefCell::default(),
         };
         let mut counts = Vec::with_capacity(group.len());
         let mut next = deadline;
