@@ -52,7 +52,7 @@ pub struct Database {
 
 /// A connection and, on the shared one, the thread that checkpoints its file.
 struct Shared {
-    connection: Mutex<Connection>,
+    connection: Arc<Mutex<Connection>>,
     checkpoints: Option<Checkpoints>,
 }
 
@@ -89,9 +89,10 @@ impl Database {
         let database = match shared {
             Some(shared) => Database { shared },
             None => {
-                let connection = connect(path)?;
-                let checkpoints = Checkpoints::start(path);
+                let connection = Arc::new(Mutex::new(connect(path)?));
+                let checkpoints = Checkpoints::start(path, Arc::downgrade(&connection));
                 if checkpoints.is_some() {
+                    let connection = lock(&connection);
                     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
                     connection.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
                 }
@@ -114,15 +115,15 @@ impl Database {
     ///
     /// The file cannot be opened or created, or is not an SQLite database.
     pub fn open_private(path: &Path, schema: &str) -> rusqlite::Result<Database> {
-        let database = Database::new(connect(path)?, None);
+        let database = Database::new(Arc::new(Mutex::new(connect(path)?)), None);
         database.create(schema)?;
         Ok(database)
     }
 
-    fn new(connection: Connection, checkpoints: Option<Checkpoints>) -> Database {
+    fn new(connection: Arc<Mutex<Connection>>, checkpoints: Option<Checkpoints>) -> Database {
         Database {
             shared: Arc::new(Shared {
-                connection: Mutex::new(connection),
+                connection,
                 checkpoints,
             }),
         }
