@@ -18,20 +18,28 @@ pub(crate) const NODE_COLUMNS: &str = "tx_id, task, parent_id, root_id, tags, st
 
 /// The query of `list` for `filter`, with `mark` (`?` or `$`) before each value's
 /// number, and the values. It names only the conditions given, so that the database
-/// picks the parent or root index (a generic `?1 IS NULL OR parent_id = ?1` would scan
-/// the whole table).
+/// picks the parent or descendant index (a generic `?1 IS NULL OR parent_id = ?1` would
+/// scan the whole table).
 pub(crate) fn list_query(filter: &Filter, mark: char) -> (String, Vec<&str>) {
     let status = filter.status.map(Status::as_str);
+    // Each condition, with `#` where its value goes. A lineage is its root, read by its
+    // key, and its descendants, read by `ergon_node_descendant` (which holds no root).
     let given = [
-        ("parent_id", filter.parent.as_deref()),
-        ("root_id", filter.root.as_deref()),
-        ("status", status),
+        ("parent_id = #", filter.parent.as_deref()),
+        (
+            "(tx_id = # AND root_id = # OR root_id = # AND root_id != tx_id)",
+            filter.root.as_deref(),
+        ),
+        ("status = #", status),
     ];
     let (conditions, values): (Vec<String>, Vec<&str>) = given
         .iter()
-        .filter_map(|(column, value)| Some((*column, (*value)?)))
+        .filter_map(|(condition, value)| Some((*condition, (*value)?)))
         .enumerate()
-        .map(|(index, (column, value))| (format!("{column} = {mark}{}", index + 1), value))
+        .map(|(index, (condition, value))| {
+            let placeholder = format!("{mark}{}", index + 1);
+            (condition.replace('#', &placeholder), value)
+        })
         .unzip();
     let conditions = if conditions.is_empty() {
         "true".to_owned()

@@ -35,6 +35,9 @@ pub(crate) struct Dialect {
 /// read one index range. Retention finds ended nodes by `ergon_node_ended`, which leaves
 /// queued nodes out: a spawned child enters it once, when it ends, instead of entering
 /// it queued and moving when it ends (`ergon_node_finished`, which it replaces).
+/// `ergon_node_descendant` finds a lineage by its root, and leaves the roots out (a root
+/// is its own root, found by its key): a consumer's transactions are roots, and each
+/// paid an entry there that no lookup needed (`ergon_node_root`, which it replaces).
 /// `ergon_run` is not keyed alone: its rows (definition and state, about 1.5 KiB for six
 /// nodes) are read and rewritten by every commit that advances the run, and a `WITHOUT
 /// ROWID` row over about 1 KiB spills onto overflow pages (measured: 2× fewer runs/s in
@@ -62,7 +65,8 @@ CREATE TABLE IF NOT EXISTS ergon_node (
     PRIMARY KEY (tx_id, task)
 ){keyed_table};
 CREATE INDEX IF NOT EXISTS ergon_node_parent ON ergon_node (parent_id) WHERE parent_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS ergon_node_root ON ergon_node (root_id);
+DROP INDEX IF EXISTS ergon_node_root;
+CREATE INDEX IF NOT EXISTS ergon_node_descendant ON ergon_node (root_id) WHERE root_id != tx_id;
 DROP INDEX IF EXISTS ergon_node_finished;
 CREATE INDEX IF NOT EXISTS ergon_node_ended ON ergon_node (finished_at) WHERE status != 'queued';
 CREATE INDEX IF NOT EXISTS ergon_node_queued ON ergon_node (task) WHERE status = 'queued';

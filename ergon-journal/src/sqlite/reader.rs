@@ -168,3 +168,55 @@ pub(super) fn run(
         .query_row([run_id], |row| rows::run(row))
         .optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lineage is read through its root's key and the descendant index (which holds
+    /// no root), not by scanning every node; it is the root and its descendants, and a
+    /// node that is only named like the root is not part of it.
+    #[test]
+    fn a_lineage_is_its_root_and_descendants_read_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::schema::open(&dir.path().join("journal.db")).unwrap();
+        let read = db.read();
+        read.execute_batch(
+            "INSERT INTO ergon_node (tx_id, task, parent_id, root_id, tags, status, settlement,
+                 attempts, deliveries, children, started_at, finished_at) VALUES
+             ('r', 'a', NULL, 'r', '', 'succeeded', 'ack', 1, 1, 0, 1, 1),
+             ('r/1', 'b', 'r', 'r', '', 'succeeded', 'ack', 1, 1, 0, 2, 2),
+             ('r/1/1', 'c', 'r/1', 'r', '', 'succeeded', 'ack', 1, 1, 0, 3, 3),
+             ('r', 'd', 'q', 'q', '', 'succeeded', 'ack', 1, 1, 0, 4, 4),
+             ('s', 'a', NULL, 's', '', 'succeeded', 'ack', 1, 1, 0, 5, 5)",
+        )
+        .unwrap();
+        let filter = Filter {
+            root: Some("r".into()),
+            limit: 10,
+            ..Filter::default()
+        };
+        let lineage: Vec<_> = list(&read, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|node| (node.id, node.task))
+            .collect();
+        let expected = [("r", "a"), ("r/1", "b"), ("r/1/1", "c")];
+        assert_eq!(
+            lineage,
+            expected.map(|(id, task)| (id.to_owned(), task.to_owned()))
+        );
+
+        let (sql, values) = rows::list_query(&filter, '?');
+        let mut explain = read.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(values), |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("USING INDEX ergon_node_descendant"), "{plan}");
+        assert!(plan.contains("USING PRIMARY KEY"), "{plan}");
+        assert!(!plan.contains("SCAN ergon_node"), "{plan}");
+    }
+}
