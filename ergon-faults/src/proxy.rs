@@ -465,8 +465,12 @@ mod tests {
             matches!(&open, Err(err) if err.kind() == ErrorKind::ConnectionReset),
             "the open connection is reset: {open:?}"
         );
-        let mut new = connect(&proxy);
-        let fresh = new.read(&mut buf);
+        // The reset can land before `connect` returns (the proxy accepts and resets at
+        // once), so it shows either on the connect or on the first read.
+        let fresh = TcpStream::connect(proxy.address()).and_then(|mut new| {
+            new.set_read_timeout(Some(Duration::from_secs(10)))?;
+            new.read(&mut buf)
+        });
         assert!(
             matches!(&fresh, Err(err) if err.kind() == ErrorKind::ConnectionReset),
             "a new connection is reset: {fresh:?}"
