@@ -79,7 +79,7 @@
 //! modules); telemetry cases add `ratio_to_off=`. The journal cases (module `journal`):
 //!
 //! ```text
-//! bench journal_cost tx= tx_per_s= off_tx_per_s= ratio= runs=
+//! bench journal_cost tx= tx_per_s= off_tx_per_s= ratio= own_file_tx_per_s= own_file_ratio= runs=
 //! bench chain_fanout_local children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! bench chain_fanout_amqp_pg children= children_per_s= fanin_p50_ms= fanin_p99_ms= runs=
 //! bench fanin_local items= items_per_s= batch_p50_ms= batch_p99_ms= runs=
@@ -89,7 +89,9 @@
 //! `journal_cost` is `local_consume` (a no-op consumer, concurrency 64, over a local queue
 //! filled beforehand) with an SQLite journal recording every completion (`record =
 //! "all"`, in the queue's file, so each ack is made in the journal's commit) against the
-//! same without a journal, interleaved.
+//! same without a journal, interleaved; `own_file` is the same journal in a file of its
+//! own (each completion journaled, then acked by the queue like any settlement: the two
+//! files have a writer each), interleaved with them and reported beside them.
 //! `chain_fanout_local` is one parent spawning `children` no-op children (one
 //! `spawn_all`) into a local queue and parking a `when_all` continuation on them, on the
 //! embedded default (queue and journal in one SQLite file): `children_per_s` counts from
@@ -1857,20 +1859,25 @@ mod journal {
     use std::sync::Mutex;
 
     pub(super) fn cost_parent(bench: &Bench, case: &Case) -> Result<String, String> {
-        let runs = bench.interleave(case, &["all", "off"])?;
-        runs.describe("tx_per_s", &[("all", "off")]);
+        let runs = bench.interleave(case, &["all", "own_file", "off"])?;
+        runs.describe("tx_per_s", &[("all", "off"), ("own_file", "off")]);
         Ok(format!(
-            "bench {} tx={} {} {} {} runs={}",
+            "bench {} tx={} {} {} {} {} {} runs={}",
             case.name,
             bench.tx(case),
             runs.spread("all", "tx_per_s").fields("tx_per_s", 0),
             runs.spread("off", "tx_per_s").fields("off_tx_per_s", 0),
             runs.ratio("all", "off", "tx_per_s").fields("ratio", 2),
+            runs.spread("own_file", "tx_per_s")
+                .fields("own_file_tx_per_s", 0),
+            runs.ratio("own_file", "off", "tx_per_s")
+                .fields("own_file_ratio", 2),
             bench.runs,
         ))
     }
 
-    /// `local_consume`, with a journal recording everything (`all`) or none (`off`).
+    /// `local_consume`, with a journal recording everything in the queue's file (`all`) or
+    /// in a file of its own (`own_file`), or no journal (`off`).
     pub(super) fn cost_child(variant: &str) -> Result<Sample, String> {
         let n = env_or("ERGON_BENCH_TX", 100_000);
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -1881,10 +1888,23 @@ mod journal {
                 .await
                 .map_err(|e| e.to_string())?;
             let input = Arc::new(input);
-            // As the runner opens it: the task reads a queue in the journal's file.
-            let routes = Routes::new().queue("bench", "bench");
-            let journal = (variant == "all").then(|| open(&path, Record::All, routes, &[]));
-            let journal = journal.transpose()?;
+            // As the runner opens it: with `all` the task reads a queue in the journal's
+            // file; with `own_file` no queue is in the journal's file.
+            let journal = match variant {
+                "all" => Some(open(
+                    &path,
+                    Record::All,
+                    Routes::new().queue("bench", "bench"),
+                    &[],
+                )),
+                "own_file" => {
+                    let own = dir.path().join("journal.db");
+                    Some(open(&own, Record::All, Routes::new(), &[]))
+                }
+                "off" => None,
+                other => return Err(format!("unknown variant {other:?}")),
+            }
+            .transpose()?;
             let mut policy = ConsumerPolicy::default();
             policy.r#loop.concurrency = 64;
             policy.fetch.batch_size = inmemory::BATCH_SIZE;
