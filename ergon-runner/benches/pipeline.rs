@@ -55,7 +55,7 @@
 //!
 //! ```text
 //! bench amqp_consume_p500 msgs= msgs_per_s= raw_msgs_per_s= ratio= runs=    (also _p50)
-//! bench amqp_publish msgs= msgs_per_s= raw_msgs_per_s= ratio= runs=
+//! bench amqp_publish msgs= msgs_per_s= raw_msgs_per_s= ratio= wide_msgs_per_s= wide_ratio= runs=
 //! ```
 //!
 //! `amqp_consume_p<P>` pre-publishes the messages (100 bytes each) to a fresh queue, then
@@ -69,6 +69,8 @@
 //! messages per broker round trip: the raw loop's window is the whole run, the engine's
 //! is the producer's concurrency (`ERGON_BENCH_PUBLISH_CONCURRENCY` sets it;
 //! `ERGON_BENCH_RAW_WINDOW` bounds the raw loop's, to compare the two at one window).
+//! The `wide` variant, interleaved with the two and reported beside them, is the same
+//! producer at concurrency 1,024, a window tuned for throughput.
 //! Both publish the same messages the same way: persistent,
 //! `mandatory`, with a `message_id`, to a durable classic queue, a return or nack
 //! failing the run (a persistent message is confirmed once the broker wrote it to disk;
@@ -243,7 +245,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "amqp_publish",
-        parent: amqp::parent,
+        parent: amqp::publish_parent,
         child: amqp::publish,
         tx: 100_000,
     },
@@ -1292,6 +1294,9 @@ mod amqp {
     /// Transactions in flight in the engine when publishing: each waits for its confirm,
     /// so this is the number of confirms outstanding.
     const PUBLISH_CONCURRENCY: usize = 256;
+    /// The same for the `wide` variant: a producer tuned for throughput (a wider window
+    /// publishes no faster here: BENCHMARKS.md, "`amqp_publish`: the window of confirms").
+    const WIDE_PUBLISH_CONCURRENCY: usize = 1024;
 
     pub(super) fn parent(bench: &Bench, case: &Case) -> Result<String, String> {
         let runs = bench.interleave(case, &["engine", "raw"])?;
@@ -1303,6 +1308,26 @@ mod amqp {
             runs.spread("engine", "msgs_per_s").fields("msgs_per_s", 0),
             runs.spread("raw", "msgs_per_s").fields("raw_msgs_per_s", 0),
             runs.ratio("engine", "raw", "msgs_per_s").fields("ratio", 2),
+            bench.runs,
+        ))
+    }
+
+    /// `amqp_publish`: the engine at the case's concurrency and at a wide window, each
+    /// against the raw loop of the same rounds.
+    pub(super) fn publish_parent(bench: &Bench, case: &Case) -> Result<String, String> {
+        let runs = bench.interleave(case, &["engine", "wide", "raw"])?;
+        runs.describe("msgs_per_s", &[("engine", "raw"), ("wide", "raw")]);
+        Ok(format!(
+            "bench {} msgs={} {} {} {} {} {} runs={}",
+            case.name,
+            bench.tx(case),
+            runs.spread("engine", "msgs_per_s").fields("msgs_per_s", 0),
+            runs.spread("raw", "msgs_per_s").fields("raw_msgs_per_s", 0),
+            runs.ratio("engine", "raw", "msgs_per_s").fields("ratio", 2),
+            runs.spread("wide", "msgs_per_s")
+                .fields("wide_msgs_per_s", 0),
+            runs.ratio("wide", "raw", "msgs_per_s")
+                .fields("wide_ratio", 2),
             bench.runs,
         ))
     }
@@ -1564,7 +1589,12 @@ mod amqp {
             filled(&queue, 0).await?;
             let started = Instant::now();
             match variant {
-                "engine" => publish_engine(&queue, n).await?,
+                "engine" => {
+                    let concurrency =
+                        env_or("ERGON_BENCH_PUBLISH_CONCURRENCY", PUBLISH_CONCURRENCY);
+                    publish_engine(&queue, n, concurrency).await?;
+                }
+                "wide" => publish_engine(&queue, n, WIDE_PUBLISH_CONCURRENCY).await?,
                 "raw" => {
                     let (_connection, channel) = channel().await?;
                     raw_publish(&channel, &queue, n, true).await?;
@@ -1579,7 +1609,7 @@ mod amqp {
         })
     }
 
-    async fn publish_engine(queue: &str, n: u64) -> Result<(), String> {
+    async fn publish_engine(queue: &str, n: u64, concurrency: usize) -> Result<(), String> {
         let config = RabbitConfig {
             url: URL.into(),
             queue: Some(queue.to_owned()),
@@ -1591,7 +1621,7 @@ mod amqp {
                 .map_err(|e| e.to_string())?,
         );
         let mut policy = ProducerPolicy::default();
-        policy.r#loop.concurrency = env_or("ERGON_BENCH_PUBLISH_CONCURRENCY", PUBLISH_CONCURRENCY);
+        policy.r#loop.concurrency = concurrency;
         policy.fetch.batch_size = inmemory::BATCH_SIZE;
         let cx = Context::builder("bench").output(output.clone()).build();
         let task = Arc::new(Publish {
