@@ -487,6 +487,19 @@ impl Runs {
         }
     }
 
+    /// The fields of a `variant` reported beside a case's main comparison: its `key` as
+    /// `<variant>_<key>=` and its ratio to `base` as `<variant>_ratio=`, each with its
+    /// spread.
+    fn beside(&self, variant: &str, base: &str, key: &str) -> String {
+        format!(
+            "{} {}",
+            self.spread(variant, key)
+                .fields(&format!("{variant}_{key}"), 0),
+            self.ratio(variant, base, key)
+                .fields(&format!("{variant}_ratio"), 2),
+        )
+    }
+
     /// Run `i` of `a` over run `i` of `b`, for every `i`.
     fn pair_ratios(&self, a: &str, b: &str, key: &str) -> Vec<f64> {
         let (a, b) = (self.values(a, key), self.values(b, key));
@@ -1313,21 +1326,18 @@ mod amqp {
     }
 
     /// `amqp_publish`: the engine at the case's concurrency and at a wide window, each
-    /// against the raw loop of the same rounds.
+    /// against the raw loop, the three interleaved.
     pub(super) fn publish_parent(bench: &Bench, case: &Case) -> Result<String, String> {
         let runs = bench.interleave(case, &["engine", "wide", "raw"])?;
         runs.describe("msgs_per_s", &[("engine", "raw"), ("wide", "raw")]);
         Ok(format!(
-            "bench {} msgs={} {} {} {} {} {} runs={}",
+            "bench {} msgs={} {} {} {} {} runs={}",
             case.name,
             bench.tx(case),
             runs.spread("engine", "msgs_per_s").fields("msgs_per_s", 0),
             runs.spread("raw", "msgs_per_s").fields("raw_msgs_per_s", 0),
             runs.ratio("engine", "raw", "msgs_per_s").fields("ratio", 2),
-            runs.spread("wide", "msgs_per_s")
-                .fields("wide_msgs_per_s", 0),
-            runs.ratio("wide", "raw", "msgs_per_s")
-                .fields("wide_ratio", 2),
+            runs.beside("wide", "raw", "msgs_per_s"),
             bench.runs,
         ))
     }
@@ -1892,16 +1902,13 @@ mod journal {
         let runs = bench.interleave(case, &["all", "own_file", "off"])?;
         runs.describe("tx_per_s", &[("all", "off"), ("own_file", "off")]);
         Ok(format!(
-            "bench {} tx={} {} {} {} {} {} runs={}",
+            "bench {} tx={} {} {} {} {} runs={}",
             case.name,
             bench.tx(case),
             runs.spread("all", "tx_per_s").fields("tx_per_s", 0),
             runs.spread("off", "tx_per_s").fields("off_tx_per_s", 0),
             runs.ratio("all", "off", "tx_per_s").fields("ratio", 2),
-            runs.spread("own_file", "tx_per_s")
-                .fields("own_file_tx_per_s", 0),
-            runs.ratio("own_file", "off", "tx_per_s")
-                .fields("own_file_ratio", 2),
+            runs.beside("own_file", "off", "tx_per_s"),
             bench.runs,
         ))
     }
